@@ -1,0 +1,43 @@
+"""Servers and scale-up systems (8-card nodes, NVL72 racks, 384-card supernodes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["SystemSpec"]
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A server or scale-up system built from one accelerator type.
+
+    ``cards_per_node`` cards sit in one chassis; ``domain_cards`` cards share one
+    scale-up fabric (equal to ``cards_per_node`` for an 8-GPU server, 72 for NVL72,
+    384 for CloudMatrix384). ``scaleup_fabric`` is ``switched`` (NVSwitch, UB switches),
+    ``mesh`` (HCCS full mesh) or ``pcie``.
+    """
+
+    name: str
+    display_name: str
+    accelerator: str
+    cards_per_node: int
+    domain_cards: int
+    scaleup_fabric: str
+    nics_per_node: int
+    nic_gbit_s: float
+    host_power_w: float = 0.0
+    node_power_w: float = 0.0
+    scaleup_latency_s: float = 1e-6
+    source: str = ""
+    confidence: str = "U"
+    field_sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def nodes_per_domain(self) -> int:
+        """Chassis per scale-up domain."""
+        return max(1, self.domain_cards // self.cards_per_node)
+
+    @property
+    def nic_bytes_per_s_per_card(self) -> float:
+        """Scale-out line rate per card in bytes/s."""
+        return self.nics_per_node * self.nic_gbit_s * 1e9 / 8 / self.cards_per_node

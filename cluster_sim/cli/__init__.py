@@ -1,0 +1,53 @@
+"""The ``cluster-sim`` command line: thin wrappers over the Python API.
+
+Each subcommand lives in its own module with a ``register(subparsers)`` function and
+handlers ``(args, console) -> exit code``. A user error
+(:class:`~cluster_sim.errors.ClusterSimError`) prints one line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from ..errors import ClusterSimError
+from . import catalog
+from ._common import make_console, stderr_console
+
+__all__ = ["build_parser", "main"]
+
+# One line per command module, in help order.
+COMMANDS = [catalog]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    p = argparse.ArgumentParser(
+        prog="cluster-sim",
+        description="Simulate heterogeneous GPU/NPU AI clusters: training performance (MFU, linear "
+        "speedup), scheduling, and LLM serving (TTFT/TPOT/SLO).",
+        epilog="Run `cluster-sim COMMAND --help` for a command's options. Docs: README.md, docs/.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cluster-sim`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args, make_console()))
+    except ClusterSimError as exc:
+        stderr_console().print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

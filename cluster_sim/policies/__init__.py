@@ -1,1 +1,1 @@
-"""policies."""
+"""Pluggable policies: training scheduling stages, serving, pool management. See registry.py."""

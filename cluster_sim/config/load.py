@@ -1,0 +1,213 @@
+"""Load an experiment file (YAML or TOML), apply ``--set a.b=c`` overrides, validate once.
+
+>>> cfg = load_config({"cluster": {"topology": "topologies/h100-rail-1024.yaml"}},
+...                   overrides={"seed": "7", "duration": "2h"})
+>>> cfg.seed, cfg.duration
+(7, 7200.0)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError
+from .schema import ExperimentConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["apply_overrides", "load_config", "read_mapping", "resolve_path", "traces_dir"]
+
+
+def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML or TOML file into a dict; a syntax error names the file (and line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such file")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if p.suffix == ".toml" else yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted-key overrides applied.
+
+    String values are parsed as YAML scalars/lists (``"7"`` -> 7, ``"[1,2]"`` -> [1, 2]);
+    ``training.jobs.0.cards`` indexes lists.
+    """
+    out = copy.deepcopy(data)
+    for key, raw in (overrides or {}).items():
+        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if isinstance(raw, str) and isinstance(value, (int, float)) and raw.strip() != str(value):
+            value = raw if any(c.isalpha() for c in raw) else value
+        parts = key.split(".")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                except (ValueError, IndexError):
+                    raise ConfigError(f"--set {key}: no list item {part!r}") from None
+                continue
+            if part not in node or node[part] is None:
+                node[part] = [] if nxt.isdigit() else {}
+            elif isinstance(node[part], str) and not nxt.isdigit():
+                node[part] = {"name": node[part]}  # policy given by name: extend to {name, params}
+            node = node[part]
+        last = parts[-1]
+        if isinstance(node, list):
+            try:
+                node[int(last)] = value
+            except (ValueError, IndexError):
+                raise ConfigError(f"--set {key}: no list item {last!r}") from None
+        else:
+            node[last] = value
+    return out
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    s = ""
+    for part in loc:
+        if isinstance(part, int):
+            s += f"[{part}]"
+        elif part in {"str", "dict[str,any]", "function-after[_from_name(), PolicyRef]"}:
+            continue
+        else:
+            s += ("." if s else "") + str(part)
+    return s or "(top level)"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Known field names of the model that holds ``loc[-1]`` (best effort)."""
+    model: Any = ExperimentConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = _model_of(model.model_fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _model_of(annotation: Any) -> Any:
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+        stack.extend(typing.get_args(a))
+    return None
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    where = _loc(loc)
+    if err["type"] == "extra_forbidden":
+        known = _fields_at(loc)
+        hint = f"; known: {', '.join(known)}" if known else ""
+        msg = f"unknown field{hint}"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        if "input" in err and err["type"] not in ("value_error",):
+            msg += f" (got {err['input']!r})"
+    more = len(exc.errors()) - 1
+    tail = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {where}: {msg}{tail}"
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Load, override and validate an experiment.
+
+    Parameters
+    ----------
+    source : path or mapping
+        A YAML/TOML experiment file, or the same content as a dict.
+    overrides : mapping, optional
+        Dotted keys to values (``{"policy.training.placement": "spread"}``).
+
+    Raises
+    ------
+    ConfigError
+        With the file name and the dotted path of the first bad field.
+    """
+    if isinstance(source, Mapping):
+        data, name, base = dict(source), "<config>", Path.cwd()
+    else:
+        path = Path(source)
+        data, name, base = read_mapping(path), str(path), path.resolve().parent
+    data = apply_overrides(data, overrides)
+    data.setdefault("base_dir", str(base))
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, name)) from None
+
+
+def traces_dir() -> Path | None:
+    """The public traces folder: ``$CLUSTER_SIM_TRACES`` or ``../shared/traces`` beside the repo."""
+    env = os.environ.get("CLUSTER_SIM_TRACES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent / "shared" / "traces"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def resolve_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] = ".") -> Path:
+    """Find a file named in a config.
+
+    Tried in order: absolute; relative to ``base_dir`` and each of its parents (so
+    ``topologies/x.yaml`` works from ``workloads/``); relative to the working directory;
+    a ``.../shared/traces/...`` path re-rooted at :func:`traces_dir`.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        if p.exists():
+            return p
+    else:
+        base = Path(base_dir).resolve()
+        for root in (base, *base.parents, Path.cwd()):
+            cand = root / p
+            if cand.exists():
+                return cand
+    parts = p.parts
+    if "traces" in parts:
+        tdir = traces_dir()
+        if tdir is not None:
+            cand = tdir.joinpath(*parts[parts.index("traces") + 1:])
+            if cand.exists():
+                return cand
+    raise ConfigError(f"{path}: file not found (looked relative to {base_dir} and the working directory; "
+                      "set CLUSTER_SIM_TRACES for traces)")

@@ -111,3 +111,20 @@ def accelerator(name: str) -> AcceleratorSpec:
 def system(name: str) -> SystemSpec:
     """Look up a server / scale-up system by name."""
     return _lookup(systems(), name, "system")
+
+
+# ---- scale-out and DCI fabrics (used by the topology layer) --------------------------------
+from .fabrics import FabricSpec  # noqa: E402
+
+__all__ += ["FabricSpec", "fabric", "fabrics"]
+
+
+@functools.cache
+def fabrics() -> dict[str, FabricSpec]:
+    """All scale-out / DCI fabric kinds by name (``ib-ndr``, ``roce``, ``ethernet``, ...)."""
+    return _load_file("fabrics.toml", FabricSpec)
+
+
+def fabric(name: str) -> FabricSpec:
+    """Look up a fabric by name (case- and underscore-insensitive: ``ib_ndr`` = ``ib-ndr``)."""
+    return _lookup(fabrics(), name, "fabric")

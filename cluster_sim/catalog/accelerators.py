@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..units import GB, TFLOPS
+from ..units import GB, GIB, TFLOPS
 
 __all__ = ["AcceleratorSpec"]
 
@@ -37,7 +37,7 @@ class AcceleratorSpec:
     idle_w: float = 0.0
     nics_per_card: float = 1.0
     price_usd_per_hour: float = 0.0
-    hbm_usable_fraction: float = 0.94
+    hbm_usable_fraction: float = 0.97
     flops_efficiency: float = 0.75
     hbm_efficiency: float = 0.80
     scaleup_efficiency: float = 0.80
@@ -66,8 +66,12 @@ class AcceleratorSpec:
 
     @property
     def hbm_bytes(self) -> float:
-        """Usable HBM in bytes (quoted capacity x ``hbm_usable_fraction``)."""
-        return self.hbm_gb * GB * self.hbm_usable_fraction
+        """Usable HBM in bytes.
+
+        HBM stacks are binary-sized: a vendor's "80 GB" part holds 80 GiB, less driver,
+        ECC and context reservations (``hbm_usable_fraction``; DOMAIN.md 0).
+        """
+        return self.hbm_gb * GIB * self.hbm_usable_fraction
 
     @property
     def hbm_bytes_per_s(self) -> float:

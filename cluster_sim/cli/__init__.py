@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from ..errors import ClusterSimError
-from . import catalog
+from . import catalog, topology, trace
 from ._common import make_console, stderr_console
 
 __all__ = ["build_parser", "main"]
 
 # One line per command module, in help order.
-COMMANDS = [catalog]
+COMMANDS = [catalog, topology, trace]
 
 
 def build_parser() -> argparse.ArgumentParser:

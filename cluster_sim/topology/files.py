@@ -1,0 +1,282 @@
+"""Topology files: YAML (or an equivalent dict) naming a builder and its parameters.
+
+>>> t = load_topology({"name": "tiny", "builder": "fat_tree", "system": "hgx-h100", "nodes": 4})
+>>> t.n_cards
+32
+
+Format (``docs/topology.md``)::
+
+    name: h100-rail-1024            # optional, defaults to the file stem
+    builder: rail                   # fat_tree | rail | supernode | multi_dc | heterogeneous | scaleup_domain
+    system: hgx-h100
+    nodes: 128
+    fabric: ib_ndr
+    oversubscription: 1             # or "4:1", or [leaf, spine]
+    nic_bandwidth: 400 Gbps         # optional per-card override
+
+Validation is strict: unknown keys, wrong types and unknown names raise
+:class:`~cluster_sim.errors.TopologyError` naming the file and the field path, e.g.
+``topologies/x.yaml: sites[1].system: unknown system 'dgx-h300'; known: ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import catalog
+from ..errors import ClusterSimError, TopologyError
+from ..units import parse_bandwidth, parse_distance
+from . import builders
+from .graph import Topology
+
+__all__ = ["BUILDERS", "load_topology"]
+
+
+class _Bad(Exception):
+    """A field failed validation; ``path`` is filled in by the caller."""
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad(f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _system(v: Any) -> str:
+    try:
+        return catalog.system(_str(v)).name
+    except ClusterSimError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _fabric_of(tier: str) -> Callable[[Any], str]:
+    def conv(v: Any) -> str:
+        try:
+            f = catalog.fabric(_str(v))
+        except ClusterSimError as exc:
+            raise _Bad(str(exc)) from None
+        if f.tier != tier:
+            raise _Bad(f"fabric {f.name!r} is a {f.tier} fabric; expected a {tier} fabric")
+        return f.name
+    return conv
+
+
+def _pos_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise _Bad(f"expected a positive integer, got {v!r}")
+    return v
+
+
+def _tiers(v: Any) -> int:
+    if v not in (2, 3) or isinstance(v, bool):
+        raise _Bad(f"expected 2 or 3, got {v!r}")
+    return int(v)
+
+
+def _ratio_one(v: Any) -> float:
+    if isinstance(v, str) and ":" in v:
+        a, _, b = v.partition(":")
+        try:
+            v = float(a) / float(b)
+        except (ValueError, ZeroDivisionError):
+            raise _Bad(f"expected a ratio such as '4:1', got {v!r}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1:
+        raise _Bad(f"expected a ratio >= 1 (a number or 'N:1'), got {v!r}")
+    return float(v)
+
+
+def _ratio(v: Any) -> float | list[float]:
+    if isinstance(v, list):
+        if not 1 <= len(v) <= 2:
+            raise _Bad(f"expected [leaf, spine] ratios, got {v!r}")
+        return [_ratio_one(x) for x in v]
+    return _ratio_one(v)
+
+
+def _gbps(v: Any) -> float:
+    if not isinstance(v, str):
+        raise _Bad(f"expected a bandwidth with a unit such as '400 Gbps', got {v!r}")
+    try:
+        bps = parse_bandwidth(v)
+    except ClusterSimError as exc:
+        raise _Bad(str(exc)) from None
+    if bps <= 0:
+        raise _Bad(f"bandwidth must be > 0, got {v!r}")
+    return bps * 8 / 1e9
+
+
+def _km_one(v: Any) -> float:
+    if not isinstance(v, str):
+        raise _Bad(f"expected a distance with a unit such as '300 km', got {v!r}")
+    try:
+        m = parse_distance(v)
+    except ClusterSimError as exc:
+        raise _Bad(str(exc)) from None
+    if m < 0:
+        raise _Bad(f"distance must be >= 0, got {v!r}")
+    return m / 1e3
+
+
+def _km(v: Any) -> float | list[list[float]]:
+    if isinstance(v, list):
+        if not all(isinstance(row, list) for row in v):
+            raise _Bad("expected one distance or a square matrix (list of lists) of distances")
+        return [[_km_one(x) for x in row] for row in v]
+    return _km_one(v)
+
+
+SCALEOUT = _fabric_of("scaleout")
+COMMON = {"system": ("system", _system), "fabric": ("fabric", SCALEOUT),
+          "oversubscription": ("oversubscription", _ratio), "leaf_radix": ("leaf_radix", _pos_int),
+          "nic_bandwidth": ("nic_gbps", _gbps)}
+TREE = {**COMMON, "nodes": ("nodes", _pos_int), "tiers": ("tiers", _tiers),
+        "pod_leaves": ("pod_leaves", _pos_int)}
+PART = {"system": ("system", _system), "nodes": ("nodes", _pos_int), "nic_bandwidth": ("nic_gbps", _gbps)}
+
+# builder name -> (function, {yaml key: (keyword, converter)}, required yaml keys)
+BUILDERS: dict[str, tuple[Callable[..., Topology], dict[str, tuple[str, Callable[[Any], Any]]], tuple[str, ...]]] = {
+    "fat_tree": (builders.fat_tree, TREE, ("system", "nodes")),
+    "rail": (builders.rail_optimized,
+             {k: TREE[k] for k in ("system", "nodes", "fabric", "oversubscription", "leaf_radix",
+                                   "nic_bandwidth")}, ("system", "nodes")),
+    "supernode": (builders.supernode_cluster, {**COMMON, "supernodes": ("supernodes", _pos_int)},
+                  ("supernodes",)),
+    "scaleup_domain": (builders.scaleup_domain,
+                       {"system": COMMON["system"], "count": ("count", _pos_int), "fabric": COMMON["fabric"],
+                        "nic_bandwidth": COMMON["nic_bandwidth"]}, ("system",)),
+    "heterogeneous": (builders.heterogeneous,
+                      {k: TREE[k] for k in ("fabric", "oversubscription", "leaf_radix", "tiers", "pod_leaves")},
+                      ("parts",)),
+    "multi_dc": (builders.multi_dc,
+                 {"distance": ("distance_km", _km), "convergence_ratio": ("convergence_ratio", _ratio_one),
+                  "dci_bandwidth": ("dci_gbps", _gbps), "dci_fabric": ("dci_fabric", _fabric_of("dci"))},
+                 ("sites", "distance")),
+}
+META = ("name", "builder", "description")
+
+
+def _check_keys(raw: dict[str, Any], allowed: list[str], prefix: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise _Bad(f"{prefix}{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def _convert(raw: dict[str, Any], schema: dict[str, tuple[str, Callable[[Any], Any]]], prefix: str) -> dict[str, Any]:
+    out = {}
+    for key, value in raw.items():
+        if key in schema:
+            kw, conv = schema[key]
+            try:
+                out[kw] = conv(value)
+            except _Bad as exc:
+                raise _Bad(f"{prefix}{key}: {exc}") from None
+    return out
+
+
+def _spec_kwargs(raw: Any, prefix: str, base: Path, where: str, nested: bool) -> tuple[str, dict[str, Any]]:
+    if not isinstance(raw, dict):
+        raise _Bad(f"{prefix.rstrip('.') or 'top level'}: expected a mapping, got {type(raw).__name__}")
+    name = raw.get("builder")
+    if name is None:
+        raise _Bad(f"{prefix}builder: missing; one of {', '.join(sorted(BUILDERS))}")
+    if name not in BUILDERS or (nested and name == "multi_dc"):
+        known = sorted(b for b in BUILDERS if not (nested and b == "multi_dc"))
+        raise _Bad(f"{prefix}builder: unknown builder {name!r}; known: {', '.join(known)}")
+    fn, schema, required = BUILDERS[name]
+    _check_keys(raw, [*META, *schema, *required], prefix)
+    for key in required:
+        if key not in raw:
+            raise _Bad(f"{prefix}{key}: missing (required by builder {name!r})")
+    kwargs = _convert(raw, schema, prefix)
+    if "name" in raw:
+        kwargs["name"] = _convert(raw, {"name": ("name", _str)}, prefix)["name"]
+    if name == "heterogeneous":
+        parts = raw["parts"]
+        if not isinstance(parts, list) or not parts:
+            raise _Bad(f"{prefix}parts: expected a non-empty list of {{system, nodes}}")
+        kwargs["parts"] = []
+        for i, p in enumerate(parts):
+            if not isinstance(p, dict):
+                raise _Bad(f"{prefix}parts[{i}]: expected a mapping with system and nodes")
+            _check_keys(p, list(PART), f"{prefix}parts[{i}].")
+            for key in ("system", "nodes"):
+                if key not in p:
+                    raise _Bad(f"{prefix}parts[{i}].{key}: missing")
+            kwargs["parts"].append(_convert(p, PART, f"{prefix}parts[{i}]."))
+    if name == "multi_dc":
+        sites = raw["sites"]
+        if not isinstance(sites, list) or len(sites) < 2:
+            raise _Bad(f"{prefix}sites: expected a list of at least 2 sites (file paths or inline specs)")
+        kwargs["sites"] = [_site(s, f"{prefix}sites[{i}]", base, where) for i, s in enumerate(sites)]
+    return name, kwargs
+
+
+def _site(raw: Any, path: str, base: Path, where: str) -> Topology:
+    if isinstance(raw, str):
+        file = (base / raw) if not Path(raw).is_absolute() else Path(raw)
+        if not file.is_file():
+            raise _Bad(f"{path}: no such topology file {raw!r} (relative to {base})")
+        site = load_topology(file)
+        if site.builder == "multi_dc":
+            raise _Bad(f"{path}: {raw!r} is itself a multi_dc topology; sites must be single sites")
+        return site
+    name, kwargs = _spec_kwargs(raw, f"{path}.", base, where, nested=True)
+    try:
+        return BUILDERS[name][0](**kwargs)
+    except TopologyError as exc:
+        raise _Bad(f"{path}: {exc}") from None
+
+
+def load_topology(path_or_dict: str | Path | dict[str, Any], *, base_dir: str | Path | None = None) -> Topology:
+    """Build and validate a topology from a YAML file or an equivalent dict.
+
+    Parameters
+    ----------
+    path_or_dict : str, Path or dict
+        A YAML file, or its content as a dict (inline specs in experiment files).
+    base_dir : str or Path, optional
+        Where relative site files of a dict resolve (default: the file's folder, or the
+        current directory for a dict).
+
+    Raises
+    ------
+    TopologyError
+        One line naming the file and the field path.
+    """
+    if isinstance(path_or_dict, dict):
+        raw: Any = path_or_dict
+        where = "<inline topology>"
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        default_name = "inline"
+    else:
+        file = Path(path_or_dict)
+        where = str(path_or_dict)
+        base = Path(base_dir) if base_dir is not None else file.parent
+        default_name = file.stem
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TopologyError(f"{where}: no such topology file") from None
+        except OSError as exc:
+            raise TopologyError(f"{where}: cannot read: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" (line {mark.line + 1})" if mark is not None else ""
+            raise TopologyError(f"{where}: invalid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    try:
+        name, kwargs = _spec_kwargs(raw, "", base, where, nested=False)
+    except _Bad as exc:
+        raise TopologyError(f"{where}: {exc}") from None
+    kwargs.setdefault("name", default_name)
+    try:
+        topo = BUILDERS[name][0](**kwargs)
+        topo.validate()
+    except TopologyError as exc:
+        raise TopologyError(f"{where}: {exc}") from None
+    return topo

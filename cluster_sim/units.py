@@ -156,9 +156,12 @@ def parse_power(value: str | float | int) -> float:
     return _parse_single(value, _POWER_UNITS, "power", "700 W")
 
 
+_COUNT = {**_DECIMAL, "B": 1e9}  # "300B tokens": B is billion in counts (never bytes here)
+
+
 def parse_count(value: str | float | int) -> float:
-    """Parse a count with an optional decimal suffix ("4M", "1T", "15e12", "2k") into a number."""
-    return _parse_single(value, _DECIMAL, "count", "4M")
+    """Parse a count with an optional decimal suffix ("4M", "1T", "300B", "15e12", "2k")."""
+    return _parse_single(value, _COUNT, "count", "4M")
 
 
 def parse_duration(value: str | float | int) -> float:

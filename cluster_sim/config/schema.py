@@ -28,6 +28,7 @@ __all__ = [
     "PolicyRef",
     "PoolConfig",
     "ServiceConfig",
+    "ScalingConfig",
     "ServingPolicyConfig",
     "SLOConfig",
     "TraceConfig",
@@ -229,13 +230,15 @@ class ServiceConfig(Strict):
     slo: SLOConfig = Field(default_factory=SLOConfig)
     deployment: DeploymentConfig
     arrivals: ArrivalsConfig
-    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
 
 
 class InferenceConfig(Strict):
     """Inference services."""
 
     services: list[ServiceConfig] = Field(default_factory=list)
+    pue: float = Field(1.2, ge=1.0, description="facility power / IT power, for energy metrics")
+    timeline_interval: Duration | None = None
 
 
 # ---- policies -----------------------------------------------------------------------------
@@ -258,6 +261,9 @@ class BatchingConfig(Strict):
     chunked_prefill: bool = False
     chunk_tokens: int = Field(512, ge=1)
     on_kv_full: Literal["wait", "preempt"] = "wait"
+    kv_watermark: float = Field(0.01, ge=0.0, lt=1.0, description="KV share kept free at admission")
+    prefix_cache: bool = True
+    prefix_cache_blocks: int | None = Field(None, ge=0, description="per replica; None = what KV allows")
 
 
 class ServingPolicyConfig(Strict):
@@ -285,6 +291,15 @@ class FailuresConfig(Strict):
     checkpoint_cost: Duration = 60.0
 
 
+class ScalingConfig(Strict):
+    """Scaling curve of one training job: linear speedup and MFU vs card count, per topology."""
+
+    job: str | int = 0
+    cards: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    topologies: list[str | dict[str, Any]] = Field(default_factory=list, description="empty = cluster.topology")
+    mode: Literal["weak", "strong"] = "weak"
+
+
 class ExperimentConfig(Strict):
     """A whole experiment. Every section is optional except ``cluster``."""
 
@@ -297,4 +312,5 @@ class ExperimentConfig(Strict):
     inference: InferenceConfig | None = None
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     failures: FailuresConfig | None = None
+    scaling: ScalingConfig | None = None
     base_dir: str = Field(".", description="directory relative paths resolve against (set by the loader)")

@@ -11,19 +11,43 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .serving.autoscaling import FixedReplicas, LatencyDriven, QueueDriven
+from .serving.routing import LeastLoaded, PrefixAware, RandomRouting, RoundRobin
+from .training.admission import AcceptAll, TenantQuota
+from .training.ordering import FIFO, LAS, SJF, PriorityOrder
+from .training.placement import (
+    FragmentationAware,
+    HeterogeneityAware,
+    Packed,
+    Spread,
+    TopologyAware,
+)
+from .training.preemption import NoPreemption, PriorityPreemption
+from .training.presets import PRESETS
 
 __all__ = ["FAMILIES", "make", "names"]
 
 # name -> class, per family; one line per policy.
-ADMISSION: dict[str, type] = {}
-ORDERING: dict[str, type] = {}
-PLACEMENT: dict[str, type] = {}
-PREEMPTION: dict[str, type] = {}
-ROUTING: dict[str, type] = {}
-AUTOSCALING: dict[str, type] = {}
+ADMISSION: dict[str, type] = {"accept_all": AcceptAll, "tenant_quota": TenantQuota}
+ORDERING: dict[str, type] = {"fifo": FIFO, "sjf": SJF, "las": LAS, "priority": PriorityOrder}
+PLACEMENT: dict[str, type] = {
+    "packed": Packed,
+    "spread": Spread,
+    "topology_aware": TopologyAware,
+    "heterogeneity_aware": HeterogeneityAware,
+    "fragmentation_aware": FragmentationAware,
+}
+PREEMPTION: dict[str, type] = {"none": NoPreemption, "priority": PriorityPreemption}
+ROUTING: dict[str, type] = {
+    "round_robin": RoundRobin,
+    "random": RandomRouting,
+    "least_loaded": LeastLoaded,
+    "prefix_aware": PrefixAware,
+}
+AUTOSCALING: dict[str, type] = {"fixed": FixedReplicas, "queue_driven": QueueDriven, "latency_driven": LatencyDriven}
 POOL: dict[str, type] = {}
 # Named schedulers: a preset of the four training stages.
-SCHEDULERS: dict[str, dict[str, str]] = {}
+SCHEDULERS: dict[str, dict[str, str]] = dict(PRESETS)
 
 FAMILIES: dict[str, dict[str, type]] = {
     "admission": ADMISSION,

@@ -53,6 +53,7 @@ def test_published_shapes():
     sn = load_topology(REPO / "topologies/ascend-384-supernode.yaml")
     assert sn.comm_levels(range(384))[0].fanout == 384 and len(sn.comm_levels(range(384))) == 1
     assert load_topology(REPO / "topologies/ascend-910b-1024.yaml").nic_Bps(0) == pytest.approx(25e9)
+    assert eth.nic_Bps(0) == pytest.approx(12.5e9)  # 100G plain Ethernet
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -36,6 +36,7 @@ def test_parse_duration(text, expected):
 def test_counts_and_distance():
     assert u.parse_count("4M") == 4e6
     assert u.parse_count("1T") == 1e12
+    assert u.parse_count("300B") == 300e9
     assert u.parse_count("15e12") == 15e12
     assert u.parse_distance("300 km") == 300_000
     assert u.parse_power("1.2 kW") == 1200

@@ -1,0 +1,152 @@
+"""``cluster-sim run EXP.yaml`` and ``cluster-sim compare EXP.yaml --factor key=a,b``.
+
+Also the helpers the experiment commands share: the ``EXP.yaml [--set k=v ...]`` arguments,
+loading, the summary table and a progress bar on stderr (only on a terminal, never with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..config import ExperimentConfig, load_config
+from ..errors import ConfigError
+from ..experiment import HEADLINE_KEYS, Result, compare, simulate
+from ..experiment.store import to_jsonable
+from ..report.html import format_value
+from ._common import emit_json, stderr_console
+
+__all__ = ["add_experiment_args", "load_experiment", "parse_factor", "print_summary", "progress_bar", "register"]
+
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+def add_experiment_args(p: argparse.ArgumentParser) -> None:
+    """The positional experiment file and repeatable ``--set key=value`` overrides."""
+    p.add_argument("experiment", metavar="EXP.yaml", help="experiment file (YAML or TOML)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a config field by dotted path, e.g. --set training.jobs.0.cards=512 "
+                   "(repeatable)")
+
+
+def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
+    """Load ``args.experiment`` with ``args.overrides`` applied (one ConfigError on any mistake)."""
+    overrides: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seed=3")
+        overrides[key.strip()] = value
+    return load_config(args.experiment, overrides=overrides)
+
+
+def parse_factor(text: str) -> tuple[str, list[str]]:
+    """``"policy.training.placement=packed,spread"`` -> ``("policy.training.placement", ["packed", "spread"])``."""
+    key, sep, values = text.partition("=")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not key.strip() or not items:
+        raise ConfigError(f"--factor {text!r}: expected KEY=VALUE1,VALUE2,..., "
+                          "e.g. --factor policy.training.placement=packed,topology_aware")
+    return key.strip(), items
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float, float], None] | None]:
+    """A ``callback(done, total)`` drawing a bar on stderr when ``enabled`` and stderr is a TTY."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(label, total=1.0)
+
+        def update(done: float, total: float) -> None:
+            bar.update(task, completed=done / total if total else 1.0)
+
+        yield update
+
+
+def print_summary(console: Console, result: Result, *, full: bool = False) -> None:
+    """Headline metrics (or every summary key with ``full``) as a two-column table, then notes."""
+    s = result.summary
+    keys = list(s) if full else [k for k in HEADLINE_KEYS if k in s]
+    t = Table(title=f"{result.config.name}: summary", title_justify="left")
+    t.add_column("metric", no_wrap=True)
+    t.add_column("value", justify="right", no_wrap=True)
+    for k in keys:
+        t.add_row(Text(k), Text(format_value(k, s[k])))
+    console.print(t)
+    for note in result.notes:
+        console.print(Text(f"note: {note}"), soft_wrap=True)
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    cfg = load_experiment(args)
+    with progress_bar(not args.json, f"simulating {cfg.name}") as progress:
+        result = simulate(cfg, progress=progress)
+    out = result.save(args.out) if args.out else None
+    if args.json:
+        emit_json(to_jsonable(result.summary))
+        return 0
+    print_summary(console, result, full=args.all)
+    if out is not None:
+        console.print(f"run directory: {out} (summary.json, report.html, plots/)")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    cfg = load_experiment(args)
+    factor, values = parse_factor(args.factor)
+    with progress_bar(not args.json, f"compare {factor}") as progress:
+        table = compare(cfg, factor, values, out_dir=args.out,
+                        progress=progress)
+    if args.json:
+        emit_json(to_jsonable(table.to_dict(orient="records")))
+        return 0
+    keys = [c for c in table.columns if c in HEADLINE_KEYS]
+    t = Table(title=f"{cfg.name}: {factor}", title_justify="left")  # one column per value
+    t.add_column("metric", no_wrap=True)
+    for v in table[factor]:
+        t.add_column(Text(str(v)), justify="right", no_wrap=True)
+    for k in keys:
+        t.add_row(Text(k), *[Text(format_value(k, x)) for x in table[k]])
+    console.print(t)
+    if args.out:
+        console.print(f"wrote {Path(args.out) / 'compare.csv'} and one run directory per value under {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run`` and ``compare`` commands."""
+    r = sub.add_parser(
+        "run", help="run an experiment (estimates, scheduling, serving) and print its summary",
+        formatter_class=RAW,
+        description="Run an experiment: training step estimates, scaling curves, the cluster scheduling "
+        "engine and the serving engine, as the file asks.\n\nexample:\n"
+        "  cluster-sim run workloads/demo.yaml --set seed=3 --out runs/demo-seed3")
+    add_experiment_args(r)
+    r.add_argument("--out", metavar="DIR", help="write the run directory (summary.json, parquet tables, "
+                   "plots/, report.html) here, atomically")
+    r.add_argument("--json", action="store_true", help="print summary.json on stdout and nothing else")
+    r.add_argument("--all", action="store_true", help="print every summary key, not only the headline ones")
+    r.set_defaults(handler=_cmd_run)
+
+    c = sub.add_parser(
+        "compare", help="run an experiment once per value of one config field",
+        formatter_class=RAW,
+        description="Run the experiment once per value of a dotted config field and print the headline "
+        "metrics side by side.\n\nexample:\n"
+        "  cluster-sim compare workloads/demo.yaml --factor policy.training.placement=packed,topology_aware")
+    add_experiment_args(c)
+    c.add_argument("--factor", required=True, metavar="KEY=V1,V2,...", help="the field and its values")
+    c.add_argument("--out", metavar="DIR", help="write compare.csv and one run directory per value here")
+    c.add_argument("--json", action="store_true", help="print the table as JSON records and nothing else")
+    c.set_defaults(handler=_cmd_compare)

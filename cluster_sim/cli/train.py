@@ -1,0 +1,97 @@
+"""``cluster-sim train EXP.yaml [--set k=v ...] [--json]``: step time, MFU and days per training job."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..experiment import JobEstimate, estimate_jobs, load_cluster
+from ..units import fmt_count
+from ._common import emit_json
+from .run import RAW, add_experiment_args, load_experiment
+
+__all__ = ["headline", "register"]
+
+JSON_KEYS = ("step_time_s", "breakdown", "tokens_per_s", "tflops_per_card", "mfu", "days_to_train")
+"""Per-job keys of ``--json`` (DESIGN.md 4)."""
+
+
+def _job_title(e: JobEstimate) -> str:
+    est, p = e.estimate, e.estimate.plan
+    title = (f"{e.name}: {est.model} on {est.cards:,} x {'+'.join(est.card_types)}  "
+             f"(tp={p.tp} pp={p.pp} dp={p.dp} ep={p.ep} cp={p.cp}, {p.microbatches} micro-batches x "
+             f"{p.microbatch_size}, v={p.virtual_stages}, seq {est.seq_len:,}, recompute {p.recompute})")
+    return title
+
+
+def _job_table(e: JobEstimate) -> Table:
+    est = e.estimate
+    t = Table(title=None)
+    t.add_column("component", no_wrap=True)
+    t.add_column("seconds", justify="right", no_wrap=True)
+    t.add_column("share", justify="right", no_wrap=True)
+    total = est.step_time_s
+    for k, v in est.breakdown.items():
+        t.add_row(k, f"{v:.4g}", f"{v / total:.1%}")
+    t.add_row(Text("step time", style="bold"), Text(f"{total:.4g}", style="bold"), "100%")
+    return t
+
+
+def headline(e: JobEstimate) -> str:
+    """One line: MFU, TFLOP/s per card, tokens/s, step, batch, memory and days to train."""
+    est = e.estimate
+    mem = est.memory.total_bytes / 2**30
+    cap = est.memory_capacity_bytes / 2**30
+    parts = [f"MFU {est.mfu:.1%}", f"{est.tflops_per_card:.1f} TFLOP/s per card "
+             f"({est.hfu_tflops_per_card:.1f} with recompute)",
+             f"{fmt_count(est.tokens_per_s)} tokens/s", f"step {est.step_time_s:.3g} s",
+             f"global batch {est.global_batch:,} x {est.seq_len:,} = {fmt_count(est.tokens_per_step)} tokens",
+             f"memory {mem:.1f} / {cap:.1f} GiB per card"]
+    if e.days_to_train is not None and e.tokens is not None:
+        parts.append(f"{e.days_to_train:.1f} days to train {fmt_count(e.tokens)} tokens")
+    return " | ".join(parts)
+
+
+def _cmd_train(args: argparse.Namespace, console: Console) -> int:
+    cfg = load_experiment(args)
+    topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
+    estimates = estimate_jobs(cfg, topology)
+    if args.json:
+        emit_json({e.name: {k: e.as_dict()[k] for k in (*JSON_KEYS, *(("plan", "cards", "memory_per_card_gib")
+                                                                     if args.verbose else ()))}
+                   for e in estimates})
+        return 0
+    if not estimates:
+        console.print(f"{cfg.name}: no explicit training jobs (training.jobs is empty)")
+        return 0
+    console.print(f"{cfg.name} on {topology.name} ({topology.n_cards:,} cards)")
+    for e in estimates:
+        console.print()
+        console.print(Text(_job_title(e), style="bold"), soft_wrap=True)
+        console.print(_job_table(e))
+        console.print(Text(headline(e)), soft_wrap=True)
+        for note in (*e.notes, *e.estimate.notes):
+            console.print(Text(f"note: {note}"), soft_wrap=True)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command."""
+    p = sub.add_parser(
+        "train", help="training step time breakdown, MFU, tokens/s and days to train per job",
+        formatter_class=RAW,
+        description="Estimate one optimizer step of every job in training.jobs on the experiment's "
+        "topology: the breakdown (compute, memory-bound, TP/CP/EP/PP/DP communication, bubble, "
+        "optimizer) in seconds and %, MFU, TFLOP/s per card, tokens/s, memory per card and days to "
+        "train the job's tokens.\n\nexamples:\n"
+        "  cluster-sim train workloads/train_llama3_70b.yaml\n"
+        "  cluster-sim train workloads/train_llama3_70b.yaml --set training.jobs.0.parallel.pp=8 --json")
+    add_experiment_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="print per job step_time_s, breakdown, tokens_per_s, tflops_per_card, mfu, "
+                   "days_to_train as JSON, and nothing else")
+    p.add_argument("--verbose", action="store_true", help="with --json, also plan, cards and memory per card")
+    p.set_defaults(handler=_cmd_train)

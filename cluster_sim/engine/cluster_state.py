@@ -1,0 +1,509 @@
+"""The cluster as the engine sees it: a static :class:`ClusterLayout` and the live :class:`ClusterState`.
+
+A layout is per-card numpy arrays (type, node, scale-up domain, leaf switch, data centre) plus
+per-type speeds and feeds and per-leaf uplink capacity. It comes from a
+:class:`~cluster_sim.topology.Topology` (:func:`layout_from_topology`) or from a plain node
+inventory such as the Alibaba openb node list (:func:`layout_from_node_groups`), where each node
+is its own scale-up domain and nodes are grouped ``nodes_per_leaf`` to a leaf switch.
+
+The state keeps free milli-capacity per card (1000 = a whole free card; fractional shares add up
+to at most 1000) and incremental free-capacity indices per node, domain, leaf and card type, so a
+placement never rescans the whole cluster. :meth:`ClusterState.allocate` validates every decision
+and raises :class:`~cluster_sim.errors.PlacementError` naming the policy.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..catalog import accelerator
+from ..errors import CatalogError, PlacementError, TopologyError
+from ..policies.base import ClusterView, readonly
+
+__all__ = ["ASSUMED_TYPES", "ClusterLayout", "ClusterState", "layout_from_node_groups",
+           "layout_from_topology", "type_specs"]
+
+WHOLE = 1000
+
+ASSUMED_TYPES: dict[str, dict[str, float]] = {
+    # Alibaba openb G2/G3 and PAI MISC are undisclosed; assumed V100-class (125 TFLOP/s dense
+    # 16-bit, 8-GPU NVLink-less PCIe boxes: 32 GB/s scale-up, 25 Gbit/s NIC). No source: an assumption.
+    "G2": {"peak_flops": 125e12, "scaleup_Bps": 32e9, "nic_Bps": 25e9 / 8},
+    "G3": {"peak_flops": 125e12, "scaleup_Bps": 32e9, "nic_Bps": 25e9 / 8},
+    "MISC": {"peak_flops": 8.7e12, "scaleup_Bps": 16e9, "nic_Bps": 25e9 / 8},
+}
+"""Card types absent from the catalog: assumed dense peak FLOP/s, scale-up and NIC bytes/s."""
+DEFAULT_EFFICIENCY = 0.75
+PCIE_BPS = 32e9  # cards without a scale-up fabric talk over PCIe 4.0 x16 (~32 GB/s per direction)
+
+
+def type_specs(name: str) -> tuple[float, float, float, float, bool]:
+    """``(peak_flops, achievable_flops, scaleup_Bps, nic_Bps, assumed)`` for a card type name."""
+    try:
+        spec = accelerator(name)
+    except CatalogError:
+        a = ASSUMED_TYPES.get(name, ASSUMED_TYPES["G2"])
+        return a["peak_flops"], a["peak_flops"] * DEFAULT_EFFICIENCY, a["scaleup_Bps"], a["nic_Bps"], True
+    scaleup = spec.scaleup_bytes_per_s_uni or PCIE_BPS
+    nic = spec.nic_bytes_per_s or 25e9 / 8
+    return spec.peak_flops, spec.achievable_flops, scaleup, nic, False
+
+
+def _dense_ids(a: Any) -> np.ndarray:
+    _, inv = np.unique(np.asarray(a), return_inverse=True)
+    return inv.reshape(-1).astype(np.int32)
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterLayout:
+    """Static description of the cards (all arrays per card, ids dense from 0).
+
+    Parameters
+    ----------
+    name : str
+    card_types : tuple of str
+        Type vocabulary; ``card_type[c]`` indexes it.
+    card_type, card_node, card_domain, card_leaf, card_dc : numpy.ndarray
+        Per-card type index, server, scale-up domain, leaf switch and data centre.
+    leaf_uplink_Bps : numpy.ndarray
+        Per leaf: capacity of its uplinks to the spine, bytes/s per direction (inf = non-blocking).
+    topology : Topology or None
+        The topology the layout came from (used for explicit model jobs' step estimates).
+    """
+
+    name: str
+    card_types: tuple[str, ...]
+    card_type: np.ndarray
+    card_node: np.ndarray
+    card_domain: np.ndarray
+    card_leaf: np.ndarray
+    card_dc: np.ndarray
+    leaf_uplink_Bps: np.ndarray
+    topology: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = self.card_type.size
+        s = object.__setattr__
+        for f in ("card_type", "card_node", "card_domain", "card_leaf", "card_dc"):
+            a = np.asarray(getattr(self, f))
+            if a.shape != (n,):
+                raise TopologyError(f"layout {self.name!r}: {f} has shape {a.shape}, expected ({n},)")
+            s(self, f, readonly(a.astype(np.int32)))
+        if n == 0:
+            raise TopologyError(f"layout {self.name!r}: no cards")
+        if self.card_type.max() >= len(self.card_types) or self.card_type.min() < 0:
+            raise TopologyError(f"layout {self.name!r}: card_type index out of range")
+        order = np.lexsort((self.card_type, self.card_node))
+        nodes, types = self.card_node[order], self.card_type[order]
+        mixed = (nodes[1:] == nodes[:-1]) & (types[1:] != types[:-1])
+        if mixed.any():
+            raise TopologyError(f"layout {self.name!r}: node {int(nodes[1:][mixed][0])} mixes card types")
+        up = np.asarray(self.leaf_uplink_Bps, dtype=np.float64)
+        if up.shape != (int(self.card_leaf.max()) + 1,):
+            raise TopologyError(f"layout {self.name!r}: leaf_uplink_Bps needs one value per leaf")
+        s(self, "leaf_uplink_Bps", readonly(up))
+        specs = [type_specs(t) for t in self.card_types]
+        s(self, "type_peak_flops", readonly(np.array([x[0] for x in specs])))
+        s(self, "type_achievable_flops", readonly(np.array([x[1] for x in specs])))
+        s(self, "type_scaleup_Bps", readonly(np.array([x[2] for x in specs])))
+        s(self, "type_nic_Bps", readonly(np.array([x[3] for x in specs])))
+        s(self, "assumed_types", tuple(t for t, x in zip(self.card_types, specs, strict=True) if x[4]))
+
+    type_peak_flops: np.ndarray = field(init=False, repr=False)
+    type_achievable_flops: np.ndarray = field(init=False, repr=False)
+    type_scaleup_Bps: np.ndarray = field(init=False, repr=False)
+    type_nic_Bps: np.ndarray = field(init=False, repr=False)
+    assumed_types: tuple[str, ...] = field(init=False, default=())
+
+    @property
+    def n_cards(self) -> int:
+        """Number of cards."""
+        return int(self.card_type.size)
+
+    def capacity_by_type(self) -> dict[str, int]:
+        """Cards per type name."""
+        counts = np.bincount(self.card_type, minlength=len(self.card_types))
+        return {t: int(c) for t, c in zip(self.card_types, counts, strict=True)}
+
+
+def layout_from_node_groups(groups: Sequence[tuple[str, int, int]], *, name: str = "nodes",
+                            nodes_per_leaf: int = 32, oversubscription: float = 1.0) -> ClusterLayout:
+    """A layout from ``[(card_type, cards_per_node, node_count), ...]`` (e.g. an openb inventory).
+
+    Each node is its own scale-up domain; consecutive nodes of a group share a leaf switch,
+    ``nodes_per_leaf`` to a leaf, whose uplink carries its cards' NIC bandwidth divided by
+    ``oversubscription``.
+    """
+    types = tuple(dict.fromkeys(str(g[0]) for g in groups))
+    ctype, cnode, cleaf = [], [], []
+    node = leaf = 0
+    for t, per_node, count in groups:
+        if per_node < 1 or count < 0:
+            raise TopologyError(f"layout {name!r}: group {(t, per_node, count)}: bad size")
+        for i in range(int(count)):
+            if i and i % nodes_per_leaf == 0:
+                leaf += 1
+            ctype.append(np.full(per_node, types.index(str(t))))
+            cnode.append(np.full(per_node, node))
+            cleaf.append(np.full(per_node, leaf))
+            node += 1
+        leaf += 1 if count else 0
+    if not ctype:
+        raise TopologyError(f"layout {name!r}: no cards")
+    card_type, card_node = np.concatenate(ctype), np.concatenate(cnode)
+    card_leaf = _dense_ids(np.concatenate(cleaf))
+    nic = np.array([type_specs(t)[3] for t in types])[card_type]
+    uplink = np.bincount(card_leaf, weights=nic) / oversubscription
+    if oversubscription <= 1.0:
+        uplink[:] = np.inf
+    return ClusterLayout(name=name, card_types=types, card_type=card_type, card_node=card_node,
+                         card_domain=card_node, card_leaf=card_leaf,
+                         card_dc=np.zeros(card_type.size, np.int32), leaf_uplink_Bps=uplink)
+
+
+def _topology_blocks(topo: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-card first switching block (leaf, or rail group) and each block's uplink capacity.
+
+    The capacity of a block is the sum of its leaf switches' ``leaf-spine`` links; a block whose
+    uplinks can carry all its cards' NIC bandwidth (non-blocking), or that has none, gets inf.
+    """
+    cards = getattr(topo, "cards", None)
+    chain = getattr(cards, "chain", None)
+    raw = np.asarray(chain[0]) if chain is not None else np.asarray(topo.leaf)
+    uniq, block = np.unique(raw, return_inverse=True)
+    block = block.reshape(-1)
+    cap = np.full(uniq.size, np.inf)
+    edges = getattr(topo, "edges", None)
+    if edges is None:
+        return block, cap
+    level = np.asarray(edges.level, dtype=object)
+    up_rows = np.flatnonzero(level == "leaf-spine")
+    nic_rows = np.flatnonzero(level == "nic")
+    if up_rows.size == 0 or nic_rows.size == 0:
+        return block, cap
+    up: dict[Any, float] = {}
+    for r in up_rows.tolist():
+        up[edges.u[r]] = up.get(edges.u[r], 0.0) + float(edges.bandwidth_Bps[r])
+    nic_card = np.array([edges.u[r] for r in nic_rows.tolist()], dtype=np.int64)
+    nic_leaf = [edges.v[r] for r in nic_rows.tolist()]
+    pairs = sorted(set(zip(block[nic_card].tolist(), nic_leaf, strict=True)), key=lambda x: (x[0], str(x[1])))
+    total = np.zeros(uniq.size)
+    for b, leaf in pairs:
+        total[b] += up.get(leaf, np.inf)
+    nic_sum = np.bincount(block[nic_card], weights=np.asarray(edges.bandwidth_Bps)[nic_rows], minlength=uniq.size)
+    finite = total < nic_sum * (1 - 1e-9)
+    cap[finite] = total[finite]
+    return block, cap
+
+
+def layout_from_topology(topo: Any) -> ClusterLayout:
+    """A layout from a :class:`~cluster_sim.topology.Topology` (per-card location arrays).
+
+    The layout's "leaf" is the topology's first switching block (a leaf switch in a fat tree, a
+    rail group in a rail-optimised fabric); only its uplink oversubscription is modelled.
+    """
+    block, cap = _topology_blocks(topo)
+    return ClusterLayout(
+        name=str(getattr(topo, "name", "topology")), card_types=tuple(topo.card_types),
+        card_type=np.asarray(topo.card_type_idx), card_node=_dense_ids(topo.node),
+        card_domain=_dense_ids(topo.domain), card_leaf=block, card_dc=_dense_ids(topo.dc),
+        leaf_uplink_Bps=cap, topology=topo)
+
+
+class ClusterState:
+    """Live allocation state of a :class:`ClusterLayout`.
+
+    Parameters
+    ----------
+    layout : ClusterLayout
+    throughput : numpy.ndarray, optional
+        ``(kinds, types)`` relative throughput matrix exposed to placement policies.
+    recent_window : int
+        Size of the ring buffer of recent request sizes (for fragmentation-aware placement).
+    """
+
+    def __init__(self, layout: ClusterLayout, throughput: np.ndarray | None = None,
+                 recent_window: int = 1000) -> None:
+        self.layout = lo = layout
+        n, T = lo.n_cards, len(lo.card_types)
+        self.n_cards = n
+        n_nodes = int(lo.card_node.max()) + 1
+        node_type = np.zeros(n_nodes, np.int32)
+        node_type[lo.card_node] = lo.card_type
+        node_size = np.bincount(lo.card_node, minlength=n_nodes).astype(np.int32)
+        G = int(node_size.max())
+        grid = np.full((n_nodes, G), n, dtype=np.int64)
+        order = np.lexsort((np.arange(n), lo.card_node))
+        slot = np.arange(n) - np.repeat(np.cumsum(node_size) - node_size, node_size)
+        grid[lo.card_node[order], slot] = order
+        node_domain = np.zeros(n_nodes, np.int32)
+        node_domain[lo.card_node] = lo.card_domain
+        node_leaf = np.zeros(n_nodes, np.int32)
+        node_leaf[lo.card_node] = lo.card_leaf
+        n_domains, n_leaves = int(lo.card_domain.max()) + 1, int(lo.card_leaf.max()) + 1
+        self.node_type, self.node_size = node_type, node_size
+        self._free = np.full(n + 1, WHOLE, dtype=np.int32)
+        self._free[n] = 0
+        self.free = self._free[:n]
+        self.down = np.zeros(n, dtype=bool)
+        self.node_free_whole = node_size.copy()
+        self.node_free_milli = node_size.astype(np.int64) * WHOLE
+        self.domain_size = np.bincount(lo.card_domain, minlength=n_domains).astype(np.int32)
+        self.domain_free_whole = self.domain_size.copy()
+        self.leaf_size = np.bincount(lo.card_leaf, minlength=n_leaves).astype(np.int32)
+        self.leaf_free_whole = self.leaf_size.copy()
+        self.type_capacity = np.bincount(lo.card_type, minlength=T).astype(np.int64)
+        self.type_free_whole = self.type_capacity.copy()
+        self.type_free_milli = self.type_capacity * WHOLE
+        self.type_down = np.zeros(T, np.int64)
+        self.level_count = np.zeros((T, G + 1), dtype=np.int64)
+        np.add.at(self.level_count, (node_type, node_size), 1)
+        type_nodes = tuple(np.flatnonzero(node_type == t) for t in range(T))
+        # free-capacity index: per (type, whole free cards) a heap of node ids (lazy deletion)
+        self._buckets: list[list[list[int]]] = [[[] for _ in range(G + 1)] for _ in range(T)]
+        for t in range(T):
+            for f in range(G + 1):
+                self._buckets[t][f] = type_nodes[t][node_size[type_nodes[t]] == f].tolist()
+        self.type_max_free = np.array([node_size[x].max() if x.size else 0 for x in type_nodes], np.int64)
+        self._node_type_py = node_type.tolist()
+        self._node_domain_py = node_domain.tolist()
+        self._node_leaf_py = node_leaf.tolist()
+        self._card_node_py = lo.card_node.tolist()
+        type_cards = tuple(np.flatnonzero(lo.card_type == t) for t in range(T))
+        type_node_size = np.array([node_size[x].max() if x.size else 0 for x in type_nodes])
+        self.recent_num_cards = np.zeros(recent_window, np.int32)
+        self.recent_milli = np.zeros(recent_window, np.int32)
+        self.recent_mask = np.zeros(recent_window, np.uint64)
+        self.recent_len = np.zeros(1, np.int64)
+        self._recent_pos = 0
+        self.owner = np.full(n, -1, dtype=np.int64)  # whole-card owner; -2 = shared
+        self.shared: dict[int, dict[int, int]] = {}
+        self.alloc: dict[int, tuple[np.ndarray, int]] = {}
+        tp = np.ones((1, T)) if throughput is None else np.asarray(throughput, dtype=np.float64)
+        self.view = ClusterView(
+            card_types=lo.card_types, n_cards=n, n_nodes=n_nodes,
+            card_type=lo.card_type, card_node=lo.card_node, card_domain=lo.card_domain,
+            card_leaf=lo.card_leaf, card_dc=lo.card_dc, card_free_milli=self.free,
+            card_free_ext=self._free, card_down=self.down, node_type=node_type, node_size=node_size,
+            node_domain=node_domain, node_leaf=node_leaf, node_cards=grid,
+            node_free_whole=self.node_free_whole, node_free_milli=self.node_free_milli,
+            domain_size=self.domain_size, domain_free_whole=self.domain_free_whole,
+            leaf_size=self.leaf_size, leaf_free_whole=self.leaf_free_whole,
+            type_capacity=self.type_capacity, type_free_whole=self.type_free_whole,
+            type_free_milli=self.type_free_milli, type_nodes=tuple(readonly(x) for x in type_nodes),
+            type_cards=tuple(readonly(x) for x in type_cards), type_node_size=type_node_size,
+            level_count=self.level_count, type_max_free=self.type_max_free, throughput=tp,
+            recent_num_cards=self.recent_num_cards, recent_milli=self.recent_milli,
+            recent_mask=self.recent_mask, recent_len=self.recent_len, first_node=self.first_node)
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+    def first_node(self, t: int, f: int) -> int:
+        """Lowest id of a node of type ``t`` with exactly ``f`` whole free cards (-1 if none)."""
+        if self.level_count[t, f] == 0:
+            return -1
+        h = self._buckets[t][f]
+        nfw = self.node_free_whole
+        while nfw[h[0]] != f:
+            heapq.heappop(h)
+        return h[0]
+
+    def _node_delta(self, u: int, x: int) -> None:
+        """Node ``u`` gains ``x`` (may be negative) whole free cards: move it between buckets."""
+        t = self._node_type_py[u]
+        w = int(self.node_free_whole[u])
+        nw = w + x
+        lc = self.level_count
+        lc[t, w] -= 1
+        lc[t, nw] += 1
+        self.node_free_whole[u] = nw
+        h = self._buckets[t][nw]
+        heapq.heappush(h, u)
+        if len(h) > 4 * int(lc[t, nw]) + 64:  # compact stale entries
+            nodes = self.view.type_nodes[t]
+            self._buckets[t][nw] = h = nodes[self.node_free_whole[nodes] == nw].tolist()
+        m = int(self.type_max_free[t])
+        if nw > m:
+            self.type_max_free[t] = nw
+        elif w == m and lc[t, w] == 0:
+            row = np.flatnonzero(lc[t])
+            self.type_max_free[t] = int(row[-1]) if row.size else 0
+
+    def _apply(self, cards: np.ndarray, delta_milli: int) -> None:
+        """Add ``delta_milli`` to each card's free capacity and update every index."""
+        free = self._free
+        old = free[cards]
+        new = old + delta_milli
+        free[cards] = new
+        k = cards.size
+        u = self._card_node_py[cards[0]]
+        if k == 1 or all(self._card_node_py[c] == u for c in cards.tolist()):
+            t = self._node_type_py[u]
+            self.node_free_milli[u] += delta_milli * k
+            self.type_free_milli[t] += delta_milli * k
+            ol = old.tolist()
+            x = sum(1 for v in ol if v + delta_milli == WHOLE) - sum(1 for v in ol if v == WHOLE)
+            if x:
+                self._node_delta(u, x)
+                self.type_free_whole[t] += x
+                self.domain_free_whole[self._node_domain_py[u]] += x
+                self.leaf_free_whole[self._node_leaf_py[u]] += x
+            return
+        lo = self.layout
+        d = (new == WHOLE).astype(np.int64) - (old == WHOLE)
+        nodes = lo.card_node[cards]
+        np.add.at(self.node_free_milli, nodes, delta_milli)
+        np.add.at(self.type_free_milli, lo.card_type[cards], delta_milli)
+        ch = np.flatnonzero(d)
+        if ch.size:
+            cc, dd = cards[ch], d[ch]
+            un, inv = np.unique(nodes[ch], return_inverse=True)
+            nd = np.bincount(inv.reshape(-1), weights=dd).astype(np.int64)
+            for uu, xx in zip(un.tolist(), nd.tolist(), strict=True):
+                if xx:
+                    self._node_delta(uu, xx)
+            np.add.at(self.type_free_whole, lo.card_type[cc], dd)
+            np.add.at(self.domain_free_whole, lo.card_domain[cc], dd)
+            np.add.at(self.leaf_free_whole, lo.card_leaf[cc], dd)
+
+    def allocate(self, job: int, cards: Any, milli: int, policy: str = "?", mask: int | None = None) -> np.ndarray:
+        """Give ``cards`` (each at ``milli`` thousandths) to engine row ``job``.
+
+        Raises
+        ------
+        PlacementError
+            Naming ``policy``: unknown or repeated cards, failed cards, not enough free capacity,
+            a type the job may not use, or a job that already holds cards.
+        """
+        cards = np.asarray(cards, dtype=np.int64).reshape(-1)
+        where = f"placement policy {policy!r}, job row {job}"
+        if job in self.alloc:
+            raise PlacementError(f"{where}: the job already holds cards")
+        k = cards.size
+        if k == 0:
+            raise PlacementError(f"{where}: empty placement")
+        if k <= 32:
+            cl = cards.tolist()
+            lo_c, hi_c, dup = min(cl), max(cl), len(set(cl)) != k
+        else:
+            lo_c, hi_c = int(cards.min()), int(cards.max())
+            dup = np.unique(cards).size != k
+        if lo_c < 0 or hi_c >= self.n_cards:
+            raise PlacementError(f"{where}: card id out of range [0, {self.n_cards})")
+        if dup:
+            raise PlacementError(f"{where}: a card appears twice in one placement")
+        if self.down[cards].any():
+            raise PlacementError(f"{where}: card {int(cards[self.down[cards]][0])} has failed")
+        f = self._free[cards]
+        if (f < milli).any():
+            c = int(cards[f < milli][0])
+            raise PlacementError(f"{where}: over-allocation: card {c} has {int(self._free[c])} milli free, "
+                                 f"needs {milli}")
+        if mask is not None:
+            bad = ((mask >> self.layout.card_type[cards].astype(np.int64)) & 1) == 0
+            if bad.any():
+                c = int(cards[bad][0])
+                raise PlacementError(f"{where}: card {c} is of type "
+                                     f"{self.layout.card_types[self.layout.card_type[c]]!r}, not allowed")
+        self._apply(cards, -milli)
+        if milli >= WHOLE:
+            self.owner[cards] = job
+        else:
+            for c in cards.tolist():
+                self.owner[c] = -2
+                self.shared.setdefault(c, {})[job] = milli
+        self.alloc[job] = (cards, milli)
+        return cards
+
+    def release(self, job: int) -> tuple[np.ndarray, int]:
+        """Free the cards of engine row ``job``; returns ``(cards, milli)``.
+
+        Raises
+        ------
+        PlacementError
+            If the job holds no cards.
+        """
+        try:
+            cards, milli = self.alloc.pop(job)
+        except KeyError:
+            raise PlacementError(f"release: job row {job} holds no cards") from None
+        self._apply(cards, milli)
+        if milli >= WHOLE:
+            self.owner[cards] = -1
+        else:
+            for c in cards.tolist():
+                s = self.shared[c]
+                del s[job]
+                if not s:
+                    del self.shared[c]
+                    self.owner[c] = -1
+        return cards, milli
+
+    def jobs_on(self, card: int) -> list[int]:
+        """Engine rows of the jobs holding ``card`` (ascending)."""
+        o = int(self.owner[card])
+        if o >= 0:
+            return [o]
+        if o == -2:
+            return sorted(self.shared[card])
+        return []
+
+    def set_down(self, card: int) -> None:
+        """Take a free card out of service (a failure). The card must hold no job."""
+        if self.owner[card] != -1 or self.down[card]:
+            raise PlacementError(f"set_down: card {card} is in use or already down")
+        self._apply(np.array([card]), -WHOLE)
+        self.down[card] = True
+        self.type_down[self.layout.card_type[card]] += 1
+
+    def set_up(self, card: int) -> None:
+        """Return a failed card to service."""
+        if not self.down[card]:
+            raise PlacementError(f"set_up: card {card} is not down")
+        self.down[card] = False
+        self._apply(np.array([card]), WHOLE)
+        self.type_down[self.layout.card_type[card]] -= 1
+
+    def push_request(self, num_cards: int, milli: int, mask: int) -> None:
+        """Record a request size in the recent-request ring buffer."""
+        i = self._recent_pos
+        self.recent_num_cards[i] = num_cards
+        self.recent_milli[i] = milli
+        self.recent_mask[i] = mask
+        self._recent_pos = (i + 1) % self.recent_num_cards.size
+        if self.recent_len[0] < self.recent_num_cards.size:
+            self.recent_len[0] += 1
+
+    # ---- queries -----------------------------------------------------------------------------
+    def allocated_milli_by_type(self) -> np.ndarray:
+        """Allocated milli-capacity per type (excludes failed cards)."""
+        return (self.type_capacity - self.type_down) * WHOLE - self.type_free_milli
+
+    def check(self) -> None:
+        """Recompute every index from scratch and compare (tests; O(cards))."""
+        lo = self.layout
+        used = np.zeros(self.n_cards + 1, np.int64)
+        for cards, milli in self.alloc.values():
+            np.add.at(used, cards, milli)
+        used[:-1][self.down] += WHOLE
+        assert (used[:-1] <= WHOLE).all(), "a card is over-allocated"
+        assert (self._free[:-1] == WHOLE - used[:-1]).all(), "free capacity out of sync"
+        whole = (self.free == WHOLE).astype(np.int64)
+        assert (np.bincount(lo.card_node, whole, self.node_free_whole.size) == self.node_free_whole).all()
+        assert (np.bincount(lo.card_domain, whole, self.domain_free_whole.size) == self.domain_free_whole).all()
+        assert (np.bincount(lo.card_leaf, whole, self.leaf_free_whole.size) == self.leaf_free_whole).all()
+        assert (np.bincount(lo.card_type, whole, self.type_free_whole.size) == self.type_free_whole).all()
+        assert (np.bincount(lo.card_node, self.free, self.node_free_milli.size) == self.node_free_milli).all()
+        lc = np.zeros_like(self.level_count)
+        np.add.at(lc, (self.node_type, self.node_free_whole), 1)
+        assert (lc == self.level_count).all(), "level counts out of sync"
+        for t in range(lc.shape[0]):
+            nz = np.flatnonzero(lc[t])
+            assert self.type_max_free[t] == (nz[-1] if nz.size else 0), "type_max_free out of sync"
+            for f in nz.tolist():
+                nodes = self.view.type_nodes[t]
+                assert self.first_node(t, f) == int(nodes[self.node_free_whole[nodes] == f].min())

@@ -1,0 +1,102 @@
+"""Card and node failures with checkpoint/restart (DESIGN.md 3 "Failures"; DOMAIN.md 4.6).
+
+Failures of every card (and node) are independent Poisson processes with the given MTBF, so
+the cluster-wide process is Poisson with rate ``cards / card_mtbf + nodes / node_mtbf``; each
+failure hits a uniformly chosen card (or node). Times and victims come from the run's
+``"failures"`` random stream only, so enabling failures never shifts other streams.
+
+A job holding a failed card loses the work done since its last checkpoint (it checkpoints every
+``checkpoint_interval_s`` of progress, each checkpoint stalling it ``checkpoint_cost_s``),
+releases all its cards and re-enters the queue after ``restart_delay_s``. The failed card (or
+node) is out of service for ``repair_s`` (default: the restart delay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FailureModel", "failure_model"]
+
+
+@dataclass(frozen=True)
+class FailureModel:
+    """Failure and checkpoint parameters (seconds).
+
+    Parameters
+    ----------
+    card_mtbf_s, node_mtbf_s : float or None
+        Mean time between failures of one card / one node (None = that kind never fails).
+    restart_delay_s : float
+        Time from a failure until the job may be scheduled again.
+    repair_s : float or None
+        Time a failed card or node stays out of service (None = ``restart_delay_s``).
+    checkpoint_interval_s : float
+        Progress (wall seconds of running) between two checkpoints of a job.
+    checkpoint_cost_s : float
+        Stall per checkpoint; slows progress by ``interval / (interval + cost)``.
+    """
+
+    card_mtbf_s: float | None = None
+    node_mtbf_s: float | None = None
+    restart_delay_s: float = 600.0
+    repair_s: float | None = None
+    checkpoint_interval_s: float = 3600.0
+    checkpoint_cost_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("card_mtbf_s", "node_mtbf_s", "repair_s"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be > 0, got {v!r}")
+        if self.restart_delay_s < 0 or self.checkpoint_cost_s < 0 or not self.checkpoint_interval_s > 0:
+            raise ValueError("restart_delay_s, checkpoint_cost_s must be >= 0 and checkpoint_interval_s > 0")
+
+    @property
+    def active(self) -> bool:
+        """True when anything can fail."""
+        return self.card_mtbf_s is not None or self.node_mtbf_s is not None
+
+    @property
+    def repair_time_s(self) -> float:
+        """Seconds a failed unit stays down."""
+        return self.restart_delay_s if self.repair_s is None else self.repair_s
+
+    @property
+    def progress_factor(self) -> float:
+        """Share of running time that is progress (the rest is checkpoint stalls)."""
+        if not self.active:
+            return 1.0
+        return self.checkpoint_interval_s / (self.checkpoint_interval_s + self.checkpoint_cost_s)
+
+    def rates(self, n_cards: int, n_nodes: int) -> tuple[float, float]:
+        """Cluster-wide card and node failure rates, per second."""
+        rc = n_cards / self.card_mtbf_s if self.card_mtbf_s else 0.0
+        rn = n_nodes / self.node_mtbf_s if self.node_mtbf_s else 0.0
+        return rc, rn
+
+    def next_failure(self, t: float, rng: np.random.Generator, n_cards: int,
+                     n_nodes: int) -> tuple[float, str, int]:
+        """``(time, "card" | "node", unit id)`` of the next failure after ``t``."""
+        rc, rn = self.rates(n_cards, n_nodes)
+        total = rc + rn
+        dt = float(rng.exponential(1.0 / total))
+        if rng.random() * total < rc:
+            return t + dt, "card", int(rng.integers(n_cards))
+        return t + dt, "node", int(rng.integers(n_nodes))
+
+    def lost_work_s(self, run_progress_s: float) -> float:
+        """Wall seconds of progress lost when a job that progressed ``run_progress_s`` in this run fails."""
+        if run_progress_s <= 0:
+            return 0.0
+        return run_progress_s % self.checkpoint_interval_s
+
+
+def failure_model(cfg: Any) -> FailureModel | None:
+    """A :class:`FailureModel` from a ``failures`` config section (None if absent)."""
+    if cfg is None:
+        return None
+    return FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
+                        checkpoint_cost_s=cfg.checkpoint_cost)

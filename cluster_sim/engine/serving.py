@@ -1,0 +1,571 @@
+"""The LLM serving engine: continuous batching replicas, routing, autoscaling, PD separation.
+
+Requests are rows of numpy arrays (:class:`~cluster_sim.workload.requests.RequestTable`),
+never processes. Time advances over one heap of *replica* next-event times (plus KV-network
+completions, deliveries and autoscaling ticks) merged with the sorted arrival stream; a
+replica's batch moves from one change to the next in one event
+(:mod:`cluster_sim.engine.serving_replica`). Standalone: :meth:`ServingEngine.run`. Hosted in
+a SimPy environment: :meth:`ServingEngine.process` is ONE process for the whole engine that
+sleeps until the next serving event; as a subsystem of
+:class:`~cluster_sim.engine.simulation.Simulation` (``sim.add(engine)``), ``connect`` starts that
+process and ``finalize`` collects :attr:`ServingEngine.result`.
+
+At equal times: arrivals first, then replica activations, KV deliveries, network
+completions, replica events (in scheduling order) and autoscaling ticks.
+
+>>> from cluster_sim.engine.serving_perf import LinearServingPerf
+>>> from cluster_sim.workload.requests import RequestTable
+>>> reqs = RequestTable.from_arrays([0.0, 0.5], [100, 100], [3, 3])
+>>> perf = LinearServingPerf(prefill_s=0.25, decode_s=0.125, kv_capacity_tokens=1000)
+>>> svc = ServiceSpec("chat", reqs, (PoolSpec("colocated", 1, perf),))
+>>> run = ServingEngine([svc]).run()
+>>> run.requests[["first_token_s", "last_token_s"]].values.tolist()
+[[0.25, 0.5], [0.75, 1.0]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import time
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import PlacementError
+from ..perf.inference import ReplicaPerf
+from ..perf.prefix_cache import PrefixCaches
+from ..policies.serving.autoscaling import FixedReplicas
+from ..policies.serving.base import AutoscalingView, RoutingView, readonly
+from ..policies.serving.routing import RoundRobin
+from .serving_pd import KVNetwork, nic_links, place_pools, topology_links
+from .serving_replica import COLOCATED, DECODE, PREFILL, Replica, RequestState
+from .serving_results import REASONS, ServingRun, build_run
+from .serving_setup import PoolSpec, ServiceSpec, ServingOptions, nan_if_none
+
+__all__ = ["ServingEngine", "ServingRun"]
+
+_ROLE = {"colocated": COLOCATED, "prefill": PREFILL, "decode": DECODE}
+K_ACTIVATE, K_DELIVER, K_NET, K_REPLICA, K_TICK = 0, 1, 2, 3, 4
+_heappush, _heappop = heapq.heappush, heapq.heappop
+
+
+class _Pool:
+    """Replicas of one pool of one service, with the load arrays routers read."""
+
+    def __init__(self, service: int, name: str, spec: PoolSpec, first_id: int) -> None:
+        n = spec.replicas
+        self.service = service
+        self.service_name = name
+        self.kind = spec.kind
+        self.spec = spec
+        self.replicas: list[Replica] = []
+        self.q = np.zeros(n, dtype=np.int64)
+        self.run = np.zeros(n, dtype=np.int64)
+        self.kvu = np.zeros(n, dtype=np.int64)
+        self.pend = np.zeros(n, dtype=np.int64)
+        self.kvcap = np.zeros(n, dtype=np.int64)
+        self.gids = np.arange(first_id, first_id + n, dtype=np.int64)
+        self.ro = tuple(readonly(a) for a in (self.q, self.run, self.pend, self.kvu, self.kvcap))
+        self.zeros = readonly(np.zeros(n, dtype=np.int64))
+        self.local = np.zeros(0, dtype=np.int64)
+        self.local_ro = self.ro
+        self.ids_ro = readonly(self.gids)
+        self.all_active = True
+        self.seq = 0
+        self.cache: PrefixCaches | None = None
+        self.scaler: Any = None
+        self.arrivals = 0
+        self.arrivals_at_tick = 0
+
+    def refresh(self) -> None:
+        """Recompute the routable set after (de)activations."""
+        loc = np.array([i for i, r in enumerate(self.replicas) if r.active], dtype=np.int64)
+        self.local = loc
+        self.all_active = len(loc) == len(self.replicas)
+        self.ids_ro = readonly(self.gids[loc])
+        self.zeros = readonly(np.zeros(len(loc), dtype=np.int64))
+
+
+class ServingEngine:
+    """Serve every service's requests on its replicas.
+
+    Parameters
+    ----------
+    services : sequence of ServiceSpec
+        The services; request ids in results are global (services in order, rows in order).
+    routing : RoutingPolicy, optional
+        Router for every pool (default round robin). Stateless policies can be shared.
+    autoscaling : AutoscalingPolicy, optional
+        Autoscaler for every pool (default fixed).
+    options : ServingOptions, optional
+        Batching and recording knobs.
+    topology : Topology, optional
+        Cards to place replicas on and the links KV transfers cross; without one, replicas
+        get virtual cards on a non-blocking NIC fabric.
+    """
+
+    def __init__(self, services: Sequence[ServiceSpec], *, routing: Any = None, autoscaling: Any = None,
+                 options: ServingOptions | None = None, topology: Any = None) -> None:
+        self.services = list(services)
+        self.routing = routing if routing is not None else RoundRobin()
+        self.autoscaling = autoscaling if autoscaling is not None else FixedReplicas()
+        self.options = opt = options or ServingOptions()
+        self.topology = topology
+        self.horizon = math.inf if opt.horizon_s is None else float(opt.horizon_s)
+        self.block_tokens = 512
+        self.events = 0
+        self.now = 0.0
+        self.nfinished = 0
+        self.heap: list[tuple[float, int, int, Any, int]] = []
+        self._seq = 0
+        self.tl_rows: list[tuple[int, float, float, float, float, float, float]] = []
+        self._build_requests()
+        self._build_pools()
+        self.bin_width = self._bin_width()
+        self._build_replicas()
+        self._started = False
+        self._closed: ServingRun | None = None
+        self.result: ServingRun | None = None   # set by finalize() when hosted
+
+    # ---- build ----------------------------------------------------------------------------
+    def _build_requests(self) -> None:
+        tables = [s.requests for s in self.services]
+        self.offsets = np.cumsum([0] + [len(t) for t in tables])
+        n = int(self.offsets[-1])
+        self.arrival = np.concatenate([t.arrival_s for t in tables]) if n else np.zeros(0)
+        prompt = np.concatenate([t.prompt_tokens for t in tables]).astype(np.int64) if n else np.zeros(0, np.int64)
+        output = np.concatenate([t.output_tokens for t in tables]).astype(np.int64) if n else np.zeros(0, np.int64)
+        self.svc_of = np.repeat(np.arange(len(tables)), [len(t) for t in tables]).astype(np.int64)
+        blocks: list[Any] | None = None
+        if any(t.block_hashes is not None for t in tables):
+            blocks = [None] * n
+            for k, t in enumerate(tables):
+                if t.block_hashes is None:
+                    continue
+                self.block_tokens = int(t.block_tokens)
+                h, off = t.block_hashes.tolist(), t.block_offsets.tolist()
+                base = int(self.offsets[k])
+                for i in range(len(t)):
+                    blocks[base + i] = tuple(h[off[i]:off[i + 1]])
+        self.rs = RequestState(prompt.tolist(), output.tolist(), blocks)
+        self.prompt_np, self.output_np = prompt, output
+        self.reason = np.zeros(n, dtype=np.int8)
+
+    def _build_pools(self) -> None:
+        self.pools: list[_Pool] = []
+        self.entry: list[_Pool] = []
+        self.decode_pool: list[_Pool | None] = []
+        gid = 0
+        for k, s in enumerate(self.services):
+            made = []
+            for spec in s.pools:
+                p = _Pool(k, s.name, spec, gid)
+                gid += spec.replicas
+                p.scaler = self.autoscaling
+                made.append(p)
+            self.pools += made
+            self.entry.append(made[0])
+            self.decode_pool.append(made[1] if len(made) == 2 else None)
+        self.n_replicas = gid
+
+    def _bin_width(self) -> float:
+        if self.options.timeline_interval_s:
+            self._bins_grow = False
+            return float(self.options.timeline_interval_s)
+        self._bins_grow = not math.isfinite(self.horizon)
+        span = self.horizon if math.isfinite(self.horizon) else float(self.arrival.max(initial=0.0))
+        return max(span, 1e-3) / 200.0
+
+    def bin_width_at(self, start: float) -> float:
+        """Width of the timeline bin starting at ``start``.
+
+        Fixed (``timeline_interval_s``, or horizon / 200) when the end is known; when the run
+        drains, widths double every 200 bins so a long tail stays a few hundred rows.
+        """
+        w = self.bin_width
+        if not self._bins_grow:
+            return w
+        epoch = int(math.log2(start / (200.0 * w) + 1.0) + 1e-9)
+        return w * (1 << epoch)
+
+    def _build_replicas(self) -> None:
+        opt, rs = self.options, self.rs
+        labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas,
+                   p.spec.cards_per_replica) for p in self.pools]
+        placed = place_pools(self.topology, labels)
+        self.replicas: list[Replica] = []
+        for p, cards in zip(self.pools, placed, strict=True):
+            role = _ROLE[p.kind]
+            perfs = [self._placed_perf(p.spec, i, cards[i]) for i in range(p.spec.replicas)]
+            if opt.prefix_cache and rs.blocks is not None and role != DECODE:
+                per = opt.prefix_cache_blocks
+                caps = [per if per is not None else int(x.kv_capacity_tokens) // self.block_tokens for x in perfs]
+                p.cache = PrefixCaches(p.spec.replicas, caps)
+            for i in range(p.spec.replicas):
+                rep = Replica(self, len(self.replicas), p, i, role, perfs[i], rs,
+                              max_batch_tokens=opt.max_batch_tokens, max_batch_seqs=opt.max_batch_seqs,
+                              chunked=opt.chunked_prefill, chunk_tokens=opt.chunk_tokens,
+                              upfront=opt.upfront, watermark=opt.kv_watermark, cache=p.cache)
+                rep.cards = cards[i]
+                p.replicas.append(rep)
+                p.kvcap[i] = rep.cap
+                self.replicas.append(rep)
+            p.refresh()
+        self.net: KVNetwork | None = None
+        if any(s.disaggregated for s in self.services):
+            if self.topology is not None:
+                cap, route = topology_links(self.topology)
+            else:
+                ncards = sum(len(c) for cs in placed for c in cs)
+                nic = np.zeros(ncards)
+                for p, cs in zip(self.pools, placed, strict=True):
+                    bw = _nic_Bps(p.spec.card_type)
+                    for c in cs:
+                        nic[c] = bw
+                cap, route = nic_links(nic, opt.kv_latency_s)
+            self.net = KVNetwork(cap, route)
+        self._reject()
+
+    def _placed_perf(self, spec: PoolSpec, i: int, cards: np.ndarray) -> Any:
+        perf = spec.perf_of(i)
+        if self.topology is None or spec.replica_perfs is not None or not isinstance(perf, ReplicaPerf):
+            return perf
+        tp, ep = perf.tp, perf.ep
+        kw = {}
+        if tp > 1:
+            kw["comm_levels"] = self.topology.comm_levels(cards[:tp])
+        if ep > 1:
+            kw["ep_comm_levels"] = self.topology.comm_levels(cards[::tp][:ep])
+        if not kw:
+            return perf
+        try:
+            return dataclasses.replace(perf, **kw)
+        except Exception:  # unbalanced group: keep the default levels
+            return perf
+
+    def _reject(self) -> None:
+        """Mark requests no replica can ever serve (vectorised), with a reason code."""
+        opt = self.options
+        for k, s in enumerate(self.services):
+            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+            p, o = self.prompt_np[lo:hi], self.output_np[lo:hi]
+            ctx = s.max_context or np.iinfo(np.int64).max
+            caps = [min(int(r.cap) for r in pool.replicas) for pool in (self.pools[i] for i in self._pool_ids(k))]
+            if s.disaggregated:
+                prompt_cap, d_cap = caps[0], caps[1]
+            else:
+                prompt_cap = d_cap = caps[0]
+            total_cap = d_cap if opt.upfront else d_cap - int(opt.kv_watermark * d_cap) - 1
+            if not s.disaggregated and not opt.upfront:
+                prompt_cap = total_cap - 1
+            reason = np.zeros(hi - lo, dtype=np.int8)
+            for code, bad in ((5, p + o > total_cap), (4, p + o > ctx), (3, p > prompt_cap), (2, p > ctx),
+                              (1, (p < 1) | (o < 1))):
+                reason[bad] = code
+            self.reason[lo:hi] = reason
+        st = self.rs.status
+        for i in np.flatnonzero(self.reason).tolist():
+            st[i] = 2
+
+    def _pool_ids(self, k: int) -> list[int]:
+        return [i for i, p in enumerate(self.pools) if p.service == k]
+
+    # ---- scheduling helpers (called by replicas) ------------------------------------------
+    def schedule(self, rep: Replica, t: float) -> None:
+        """(Re)schedule ``rep``'s next event at ``t``; older entries become stale."""
+        rep.version += 1
+        self._seq += 1
+        _heappush(self.heap, (t, K_REPLICA, self._seq, rep, rep.version))
+
+    def _push(self, t: float, kind: int, obj: Any, ver: int = 0) -> None:
+        self._seq += 1
+        _heappush(self.heap, (t, kind, self._seq, obj, ver))
+
+    def finished(self, r: int, t: float) -> None:
+        """Request ``r`` produced its last token at ``t``."""
+        self.rs.status[r] = 1
+        self.nfinished += 1
+        ring = self._recent
+        if ring is not None:
+            k = int(self.svc_of[r])
+            buf, pos = ring[k]
+            rs = self.rs
+            n = rs.output[r]
+            buf[pos % len(buf), 0] = rs.t_first[r] - self.arrival[r]
+            buf[pos % len(buf), 1] = (t - rs.t_first[r]) / (n - 1) if n > 1 else math.nan
+            ring[k] = (buf, pos + 1)
+
+    def prefilled(self, prep: Replica, r: int, t: float) -> None:
+        """PD: request ``r``'s prefill ended on ``prep`` at ``t``; hand it to a decode replica."""
+        rs = self.rs
+        if rs.gen[r] >= rs.output[r]:
+            prep.release(r, t)
+            rs.t_last[r] = t
+            self.finished(r, t)
+            return
+        dpool = self.decode_pool[int(self.svc_of[r])]
+        assert dpool is not None
+        drep = self._route(dpool, r, t)
+        rs.drep[r] = drep.rid
+        if not drep.xq and drep.can_reserve(r):
+            self._transfer(prep, drep, r, t)
+        else:
+            drep.xq.append((r, prep))
+
+    def _transfer(self, prep: Replica, drep: Replica, r: int, t: float) -> None:
+        net = self.net
+        assert net is not None
+        drep.reserve(r, t)
+        nbytes = self.rs.prompt[r] * float(prep.perf.kv_bytes_per_token_unique)
+        net.start(t, prep.cards, drep.cards, nbytes, (r, prep, drep))
+        self._push(net.next_t, K_NET, net, net.version)
+
+    def _try_transfers(self, drep: Replica, t: float) -> None:
+        xq = drep.xq
+        while xq and drep.can_reserve(xq[0][0]):
+            r, prep = xq.popleft()
+            self._transfer(prep, drep, r, t)
+
+    # ---- routing --------------------------------------------------------------------------
+    def _route(self, pool: _Pool, r: int, t: float) -> Replica:
+        pool.arrivals += 1
+        reps = pool.replicas
+        nloc = len(pool.local)
+        if nloc == 1:
+            pool.seq += 1
+            return reps[int(pool.local[0])]
+        rs = self.rs
+        if pool.all_active:
+            q, run, pend, kvu, kvcap = pool.ro
+        else:
+            loc = pool.local
+            q, run, pend, kvu, kvcap = (readonly(a[loc]) for a in (pool.q, pool.run, pool.pend, pool.kvu, pool.kvcap))
+        cached = pool.zeros
+        if pool.cache is not None and rs.blocks is not None and rs.blocks[r] is not None:
+            hits = pool.cache.all_leading_hits(rs.blocks[r])
+            cached = readonly(hits if pool.all_active else hits[pool.local])
+        view = RoutingView(t, pool.service_name, pool.kind, pool.seq, rs.prompt[r], rs.output[r], pool.ids_ro,
+                           q, run, pend, kvu, kvcap, cached, self.block_tokens)
+        pool.seq += 1
+        d = self.routing.route(view)
+        loc_i = int(d.replica) - int(pool.gids[0])
+        if not (0 <= loc_i < len(reps) and reps[loc_i].active):
+            raise PlacementError(f"routing policy {self.routing!r} chose replica {d.replica!r}, not a routable "
+                                 f"replica of {pool.service_name!r}/{pool.kind} ({pool.ids_ro.tolist()})")
+        return reps[loc_i]
+
+    # ---- autoscaling ----------------------------------------------------------------------
+    def _scale_view(self, pool: _Pool, t: float, dt: float) -> AutoscalingView:
+        s = self.services[pool.service]
+        ttft = tpot = math.nan
+        if self._recent is not None:
+            buf, pos = self._recent[pool.service]
+            if pos:
+                recent = buf[:min(pos, len(buf))]
+                ttft = float(np.nanpercentile(recent[:, 0], 90))
+                tp = recent[:, 1][~np.isnan(recent[:, 1])]
+                tpot = float(np.percentile(tp, 90)) if len(tp) else math.nan
+        act = [r for r in pool.replicas if r.active]
+        occ = float(np.mean([r.kv / r.cap for r in act])) if act else 0.0
+        return AutoscalingView(
+            now_s=t, service=s.name, pool=pool.kind, max_replicas=len(pool.replicas), active=len(act),
+            warming=sum(r.warming for r in pool.replicas), queue_len=int(pool.q.sum()),
+            running=int(pool.run.sum()),
+            arrival_rate_per_s=(pool.arrivals - pool.arrivals_at_tick) / dt if dt > 0 else 0.0,
+            ttft_p90_s=ttft, tpot_p90_s=tpot, slo_ttft_s=nan_if_none(s.slo_ttft_s),
+            slo_tpot_s=nan_if_none(s.slo_tpot_s), kv_occupancy=occ)
+
+    def _tick(self, pool: _Pool, t: float) -> None:
+        interval = pool.scaler.interval_s
+        dt = interval if (interval and t > 0) else 0.0
+        d = pool.scaler.scale(self._scale_view(pool, t, dt))
+        pool.arrivals_at_tick = pool.arrivals
+        n = len(pool.replicas)
+        target = min(max(int(d.target_replicas), 1), n)
+        reps = pool.replicas
+        on = [r for r in reps if r.active or r.warming]
+        if target > len(on):
+            for r in [r for r in reps if not (r.active or r.warming)][:target - len(on)]:
+                r.note(t)
+                r.on_since = t
+                if t <= 0.0 or d.warmup_s <= 0.0:
+                    r.active = True
+                else:
+                    r.warming = True
+                    r.warm_token += 1
+                    self._push(t + d.warmup_s, K_ACTIVATE, r, r.warm_token)
+        elif target < len(on):
+            drop = sorted(on, key=lambda r: (r.active, -r.local))[:len(on) - target]
+            for r in drop:
+                r.note(t)
+                r.alloc_s += t - r.on_since
+                r.active = r.warming = False
+        if not any(r.active for r in reps):  # keep one serving
+            keep = min(reps, key=lambda r: (not r.warming, r.local))
+            if keep.warming:
+                keep.warming = False
+            else:
+                keep.on_since = t
+            keep.active = True
+        pool.refresh()
+        if interval and self.nfinished < self.n_live:  # stop ticking once every request is done
+            self._push(t + interval, K_TICK, pool)
+
+    # ---- main loop ------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._wall0 = time.perf_counter()
+        order = np.lexsort((np.arange(len(self.arrival)), self.arrival))
+        order = order[self.reason[order] == 0]
+        self.arr_t = self.arrival[order].tolist()
+        self.arr_r = order.tolist()
+        self.n_live = len(self.arr_r)
+        self.ai = 0
+        scaled = [p for p in self.pools if getattr(p.scaler, "interval_s", None)]
+        self._recent = None
+        if scaled:
+            m = self.options.recent_requests
+            self._recent = [(np.full((m, 2), np.nan), 0) for _ in self.services]
+        for p in self.pools:
+            self._tick(p, 0.0)
+
+    def next_time(self) -> float:
+        """Time of the next event (``inf`` when nothing is left)."""
+        self._start()
+        heap = self.heap
+        while heap and heap[0][1] == K_REPLICA and heap[0][4] != heap[0][3].version:
+            _heappop(heap)
+        ta = self.arr_t[self.ai] if self.ai < len(self.arr_t) else math.inf
+        return min(ta, heap[0][0]) if heap else ta
+
+    def _run_until(self, limit: float) -> None:
+        """Process every event with time <= ``limit``."""
+        self._start()
+        heap = self.heap
+        arr_t, arr_r = self.arr_t, self.arr_r
+        n = len(arr_t)
+        i = self.ai
+        rs = self.rs
+        entry = self.entry
+        svc_of = self.svc_of.tolist() if len(self.services) > 1 else None
+        route = self._route
+        events = self.events
+        inf = math.inf
+        ta = arr_t[i] if i < n else inf
+        while True:
+            if heap and heap[0][0] < ta:
+                t = heap[0][0]
+                if t > limit:
+                    break
+                t, kind, _, obj, ver = _heappop(heap)
+                if kind == K_REPLICA:
+                    if ver != obj.version:
+                        continue
+                    events += 1
+                    obj.on_event(t)
+                    if obj.xq:
+                        self._try_transfers(obj, t)
+                elif kind == K_NET:
+                    if ver != obj.version:
+                        continue
+                    events += 1
+                    for t_del, (r, prep, drep) in obj.complete(t):
+                        prep.release(r, t)
+                        self._push(t_del, K_DELIVER, (r, drep))
+                    if obj.next_t < inf:
+                        self._push(obj.next_t, K_NET, obj, obj.version)
+                elif kind == K_DELIVER:
+                    events += 1
+                    r, drep = obj
+                    drep.deliver(r, t)
+                elif kind == K_ACTIVATE:
+                    events += 1
+                    if obj.warming and ver == obj.warm_token:
+                        obj.warming = False
+                        obj.active = True
+                        obj.pool.refresh()
+                else:
+                    events += 1
+                    self._tick(obj, t)
+                self.now = t
+            else:
+                if ta > limit or ta == inf:
+                    break
+                r = arr_r[i]
+                i += 1
+                events += 1
+                pool = entry[svc_of[r]] if svc_of is not None else entry[0]
+                rep = route(pool, r, ta)
+                rs.rep[r] = rep.rid
+                rep.enqueue(r, ta)
+                self.now = ta
+                ta = arr_t[i] if i < n else inf
+        self.ai = i
+        self.events = events
+
+    def run(self, until: float | None = None) -> ServingRun:
+        """Run to ``until`` (default: the horizon, or until every request is done) and collect."""
+        limit = self.horizon if until is None else min(float(until), self.horizon)
+        self._run_until(limit)
+        return self.close(limit if math.isfinite(limit) else self.now)
+
+    def process(self, env: Any) -> Generator[Any, Any, ServingRun]:
+        """SimPy process driving the engine inside a host simulation (one process in all)."""
+        while True:
+            t = self.next_time()
+            if t > self.horizon or t == math.inf:
+                break
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self._run_until(t)
+        end = self.horizon if math.isfinite(self.horizon) else max(self.now, env.now)
+        if end > env.now and math.isfinite(self.horizon):
+            yield env.timeout(end - env.now)
+        return self.close(end)
+
+    # ---- hosting in a cluster_sim Simulation (subsystem protocol) ----------------------------
+    def connect(self, sim: Any) -> None:
+        """Subsystem hook: run inside ``sim.env`` as one SimPy process (horizon: the sim's)."""
+        if not math.isfinite(self.horizon) and getattr(sim, "horizon_s", None):
+            self.horizon = float(sim.horizon_s)
+        sim.env.process(self._hosted(sim.env))
+
+    def _hosted(self, env: Any) -> Generator[Any, Any, None]:
+        while True:
+            t = self.next_time()
+            if t > self.horizon or t == math.inf:
+                return
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self._run_until(t)
+
+    def finalize(self, t: float) -> None:
+        """Subsystem hook: process what is due by ``t``, then collect into :attr:`result`."""
+        self._run_until(min(t, self.horizon))
+        self.result = self.close(t)
+
+    def close(self, end_s: float) -> ServingRun:
+        """Account partial iterations at ``end_s`` and build the result frames (idempotent)."""
+        if self._closed is not None:
+            return self._closed
+        self._start()
+        wall = time.perf_counter() - self._wall0
+        self._closed = build_run(self, end_s, wall)
+        return self._closed
+
+
+def _nic_Bps(card_type: str) -> float:
+    from ..catalog import accelerator
+
+    try:
+        return accelerator(card_type).nic_bytes_per_s if card_type else 50e9
+    except Exception:
+        return 50e9
+
+
+__all__ += ["REASONS"]

@@ -1,0 +1,261 @@
+"""What the serving engine runs: services, pools and options, built from an experiment config.
+
+:class:`ServiceSpec` (a model's requests, SLOs and one pool — colocated — or two — prefill and
+decode), :class:`PoolSpec` (replicas of one card type and parallel plan with their perf model)
+and :class:`ServingOptions` (batching and recording knobs) are plain frozen dataclasses, so
+tests and notebooks can build an engine without a config file. :func:`services_from_config`
+and :func:`options_from_config` map an :class:`~cluster_sim.config.ExperimentConfig` onto them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, PerfModelError
+from ..perf.inference import ReplicaPerf
+from ..rng import Streams
+from ..workload.lengths import synthetic_requests
+from ..workload.models import model as model_spec
+from ..workload.requests import RequestTable
+
+__all__ = ["PoolSpec", "ServiceSpec", "ServingOptions", "options_from_config", "requests_for",
+           "services_from_config"]
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """Engine knobs (batching from ``policy.serving.batching``; the rest have documented defaults).
+
+    Parameters
+    ----------
+    max_batch_tokens : int
+        Prefill tokens per iteration (the first admitted prompt always fits).
+    max_batch_seqs : int
+        Requests per batch (prefilling + decoding).
+    chunked_prefill : bool
+        Sarathi/vLLM chunked prefill in colocated replicas: ``chunk_tokens`` per iteration.
+    chunk_tokens : int
+        Token budget of a chunked-prefill iteration (decodes count one each).
+    on_kv_full : str
+        ``wait``: reserve ``prompt + output`` KV at admission, new requests wait for room;
+        ``preempt``: reserve as tokens are generated, preempt the newest request and recompute
+        it later when the batch's growth fills the KV.
+    kv_watermark : float
+        Fraction of KV kept free at admission in ``preempt`` mode (vLLM: 0.01).
+    prefix_cache : bool
+        Model a prefix cache on replicas that prefill, for requests with block hashes.
+    prefix_cache_blocks : int, optional
+        Blocks per replica's cache; default ``kv_capacity_tokens // block_tokens``.
+    horizon_s : float, optional
+        Stop at this simulated time (requests not done are ``unfinished``); ``None`` drains.
+    timeline_interval_s : float, optional
+        Bin width of the time-weighted timeline; default span / 200.
+    pue : float
+        Facility power / IT power for energy (DOMAIN 3.4: 1.1-1.25; default 1.2).
+    kv_latency_s : float
+        Per-transfer latency without a topology (RDMA, a few microseconds).
+    recent_requests : int
+        Finished requests in the window the latency-driven autoscaler reads.
+    """
+
+    max_batch_tokens: int = 8192
+    max_batch_seqs: int = 256
+    chunked_prefill: bool = False
+    chunk_tokens: int = 512
+    on_kv_full: str = "wait"
+    kv_watermark: float = 0.01
+    prefix_cache: bool = True
+    prefix_cache_blocks: int | None = None
+    horizon_s: float | None = None
+    timeline_interval_s: float | None = None
+    pue: float = 1.2
+    kv_latency_s: float = 5e-6
+    recent_requests: int = 256
+
+    def __post_init__(self) -> None:
+        if self.on_kv_full not in ("wait", "preempt"):
+            raise ConfigError(f"policy.serving.batching.on_kv_full: 'wait' or 'preempt', got {self.on_kv_full!r}")
+        for name in ("max_batch_tokens", "max_batch_seqs", "chunk_tokens", "recent_requests"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"policy.serving.batching.{name}: must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= self.kv_watermark < 1.0:
+            raise ConfigError(f"serving option kv_watermark: must be in [0, 1), got {self.kv_watermark!r}")
+
+    @property
+    def upfront(self) -> bool:
+        """True when KV is reserved for the whole output at admission (``on_kv_full: wait``)."""
+        return self.on_kv_full == "wait"
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """Replicas of one pool.
+
+    Parameters
+    ----------
+    kind : str
+        ``colocated``, ``prefill`` or ``decode``.
+    replicas : int
+        Replicas provisioned (the autoscaling ceiling).
+    perf : ReplicaPerf-like
+        Cost model of one replica (``kv_capacity_tokens``, ``prefill_time_s``, ...).
+    card_type : str
+        Catalog accelerator name (placement, cost).
+    tp, ep : int
+        Parallel plan; a replica has ``perf.cards`` cards.
+    replica_perfs : tuple, optional
+        A perf model per replica (e.g. with placement-specific communication levels).
+    """
+
+    kind: str
+    replicas: int
+    perf: Any
+    card_type: str = ""
+    tp: int = 1
+    ep: int = 1
+    replica_perfs: tuple[Any, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("colocated", "prefill", "decode"):
+            raise ConfigError(f"pool kind must be colocated, prefill or decode, got {self.kind!r}")
+        if self.replicas < 1:
+            raise ConfigError(f"{self.kind} pool: replicas must be >= 1, got {self.replicas}")
+
+    @property
+    def cards_per_replica(self) -> int:
+        """Cards of one replica."""
+        return int(getattr(self.perf, "cards", self.tp * self.ep))
+
+    def perf_of(self, i: int) -> Any:
+        """Perf model of replica ``i``."""
+        return self.replica_perfs[i] if self.replica_perfs is not None else self.perf
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One inference service: its requests, SLOs and pools (one colocated, or prefill + decode)."""
+
+    name: str
+    requests: RequestTable
+    pools: tuple[PoolSpec, ...]
+    slo_ttft_s: float | None = None
+    slo_tpot_s: float | None = None
+    slo_e2e_s: float | None = None
+    max_context: int | None = None
+    model: str = ""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        kinds = tuple(p.kind for p in self.pools)
+        if kinds not in (("colocated",), ("prefill", "decode")):
+            raise ConfigError(f"service {self.name!r}: pools must be (colocated,) or (prefill, decode), got {kinds}")
+
+    @property
+    def disaggregated(self) -> bool:
+        """True for PD-separated services."""
+        return len(self.pools) == 2
+
+
+def options_from_config(cfg: Any, **overrides: Any) -> ServingOptions:
+    """:class:`ServingOptions` from ``cfg.policy.serving.batching``, ``cfg.inference`` (``pue``,
+    ``timeline_interval``) and ``cfg.duration``.
+
+    Fields the schema does not have (yet) fall back to the defaults; ``overrides`` win.
+    """
+    b = cfg.policy.serving.batching
+    names = {f for f in ServingOptions.__dataclass_fields__}  # noqa: C416
+    kw: dict[str, Any] = {k: getattr(b, k) for k in names if hasattr(b, k)}
+    inf = cfg.inference
+    for src, dst in (("pue", "pue"), ("timeline_interval", "timeline_interval_s")):
+        if inf is not None and getattr(inf, src, None) is not None:
+            kw[dst] = getattr(inf, src)
+    kw["horizon_s"] = cfg.duration
+    kw.update(overrides)
+    return ServingOptions(**kw)
+
+
+def _resolve(path: str, base_dir: str) -> str:
+    from ..config.load import resolve_path
+
+    return str(resolve_path(path, base_dir))
+
+
+def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTable:
+    """The request table of ``cfg.inference.services[index]`` (trace replay or synthetic)."""
+    a = svc.arrivals
+    where = f"inference.services[{index}].arrivals"
+    horizon = cfg.duration
+    if a.kind == "trace":
+        if a.format == "azure_llm":
+            from ..workload.traces import azure_llm as reader
+        else:
+            from ..workload.traces import mooncake as reader  # type: ignore[no-redef]
+        table = reader.read(_resolve(a.path, cfg.base_dir)).sorted()
+        table = table.scaled(time_scale=a.time_scale, rate_scale=a.rate_scale)
+        if a.sample is not None:
+            kw = {"fraction": a.sample} if a.sample <= 1 else {"n": int(a.sample)}
+            table = table.sample(rng=streams[f"sample.{svc.name}"], **kw)
+    else:
+        if horizon is None and a.max_requests is None:
+            raise ConfigError(f"{where}: synthetic arrivals need the experiment duration or max_requests")
+        spec: dict[str, Any] = {"kind": a.kind, "rate_per_s": a.rate}
+        if a.kind == "gamma":
+            spec["cv"] = a.cv
+        if a.kind == "diurnal":
+            spec["peak_to_trough"] = a.peak_to_trough
+        lengths = a.lengths
+        if a.prompt_tokens is not None or a.output_tokens is not None:
+            if a.prompt_tokens is None or a.output_tokens is None:
+                raise ConfigError(f"{where}: give both prompt_tokens and output_tokens for fixed lengths")
+            lengths = f"fixed:{a.prompt_tokens}:{a.output_tokens}"
+        table = synthetic_requests(arrivals=spec, lengths=lengths, n=a.max_requests, horizon_s=horizon,
+                                   rng=streams[f"arrivals.{svc.name}"])
+    if horizon is not None:
+        table = table.head(horizon)
+    if a.max_requests is not None and len(table) > a.max_requests:
+        table = table[np.arange(a.max_requests)]
+    return table
+
+
+def _perf(svc: Any, card_type: str, tp: int, ep: int, where: str) -> ReplicaPerf:
+    try:
+        return ReplicaPerf(svc.model, card_type, tp=tp, ep=ep, dtype=svc.dtype)
+    except (ConfigError, PerfModelError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
+    """One :class:`ServiceSpec` per ``cfg.inference.services`` entry.
+
+    Raises
+    ------
+    ConfigError
+        A model that does not fit its cards (with the missing memory), a bad trace path, ...
+    """
+    streams = streams or Streams(cfg.seed)
+    out = []
+    services = cfg.inference.services if cfg.inference is not None else []
+    for i, s in enumerate(services):
+        d = s.deployment
+        where = f"inference.services[{i}].deployment"
+        if d.mode == "colocated":
+            pools: tuple[PoolSpec, ...] = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
+                                                    d.card_type, d.tp, d.ep),)
+        else:
+            pools = tuple(PoolSpec(kind, p.replicas, _perf(s, p.card_type, p.tp, p.ep, f"{where}.{kind}"),
+                                   p.card_type, p.tp, p.ep)
+                          for kind, p in (("prefill", d.prefill), ("decode", d.decode)))
+        out.append(ServiceSpec(
+            name=s.name, requests=requests_for(s, i, cfg, streams), pools=pools,
+            slo_ttft_s=s.slo.ttft, slo_tpot_s=s.slo.tpot, slo_e2e_s=s.slo.e2e,
+            max_context=model_spec(s.model).max_context, model=s.model))
+    return out
+
+
+def nan_if_none(x: float | None) -> float:
+    """``x`` or NaN."""
+    return math.nan if x is None else float(x)

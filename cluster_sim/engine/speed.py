@@ -1,0 +1,258 @@
+"""How fast a training job progresses on its allocation (work-seconds per wall second).
+
+``speed = type_ratio / ((1 - c) + c_in * r_in + c_x * r_x)`` (docs/engine.md):
+
+* ``type_ratio``: Gavel-like throughput of the job's kind on the *slowest* allocated card type,
+  relative to its reference type (the type its ``duration_s`` is quoted for). The default matrix
+  is ``(achievable BF16 FLOP/s of the type / the fastest type's) ** alpha_kind``: large
+  pretraining jobs scale with FLOP/s (alpha 1), small fine-tunes and trace pods gain less from a
+  faster card (alpha 0.85), mid jobs 0.9 (assumed; Gavel measured 1.4-9x V100/K80 spreads).
+* ``c``: the communication fraction of a step at the reference placement; by default
+  ``min(0.35, 0.05 log2 n)`` for ``n`` cards (0 for one card; assumed), or from the perf model's
+  breakdown for explicit model jobs. For jobs that need more than one scale-up domain, half of it
+  (``c_x``) is scale-out traffic and half (``c_in``) stays inside domains.
+* ``r_in``: 1 when the job uses the fewest domains it could; otherwise its in-domain traffic
+  crosses the NICs and slows by ``scale-up bandwidth / NIC bandwidth`` (and by the network share).
+* ``r_x = 1 / share``: ``share`` in (0, 1] is the worst ratio, over the leaves the job spans, of
+  the max-min fair rate its flow gets on that leaf's uplink to the demand (its cards there times
+  the NIC line rate). Jobs under one leaf, or under non-blocking leaves, have ``share = 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cluster_state import ClusterLayout
+
+__all__ = ["DEFAULT_MFU", "KIND_ALPHA", "LeafContention", "PlacementInfo", "SpeedModel",
+           "default_comm_fraction", "throughput_matrix", "water_fill"]
+
+KIND_ALPHA = (0.85, 1.0, 0.85, 0.9)
+"""Exponent of the FLOP/s ratio per job kind (finetune, pretrain, trace, mid); an assumption."""
+DEFAULT_MFU = (0.30, 0.45, float("nan"), 0.38)
+"""Assumed MFU at the reference placement for model jobs without a parallel plan, per kind."""
+SCALEOUT_SHARE_OF_COMM = 0.5
+
+
+def throughput_matrix(layout: ClusterLayout, alphas: Sequence[float] = KIND_ALPHA) -> np.ndarray:
+    """``(kinds, types)`` relative throughput: ``(achievable / max achievable) ** alpha_kind``."""
+    ach = np.asarray(layout.type_achievable_flops, dtype=np.float64)
+    rel = ach / ach.max()
+    return np.power(rel[None, :], np.asarray(alphas, dtype=np.float64)[:, None])
+
+
+def default_comm_fraction(num_cards: int) -> float:
+    """Assumed exposed-communication fraction of a step: ``min(0.35, 0.05 log2 n)``."""
+    return 0.0 if num_cards <= 1 else min(0.35, 0.05 * math.log2(num_cards))
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementInfo:
+    """What the speed model needs to know about one allocation."""
+
+    slowest_type: int
+    n_nodes: int
+    n_domains: int
+    need_domains: int
+    leaves: tuple[int, ...]
+    leaf_cards: tuple[int, ...]
+
+    @property
+    def split(self) -> bool:
+        """True when the job uses more scale-up domains than it needs."""
+        return self.n_domains > self.need_domains
+
+
+class SpeedModel:
+    """Speed of jobs on allocations of one layout.
+
+    Parameters
+    ----------
+    layout : ClusterLayout
+    throughput : numpy.ndarray, optional
+        ``(kinds, types)`` matrix; default :func:`throughput_matrix`.
+    reference_type : str, optional
+        Reference type of jobs that allow several types; default: the most numerous type.
+    """
+
+    def __init__(self, layout: ClusterLayout, throughput: np.ndarray | None = None,
+                 reference_type: str | None = None) -> None:
+        self.layout = layout
+        self.throughput = throughput_matrix(layout) if throughput is None else np.asarray(throughput, float)
+        T = len(layout.card_types)
+        if self.throughput.shape[1] != T:
+            raise ValueError(f"throughput matrix needs {T} columns (card types), got {self.throughput.shape}")
+        counts = np.bincount(layout.card_type, minlength=T)
+        if reference_type is None:
+            self.reference = int(np.lexsort((np.arange(T), -counts))[0])
+        else:
+            self.reference = layout.card_types.index(reference_type)
+        self._counts = counts
+        self._ref_cache: dict[int, int] = {}
+        self._tr = self.throughput.tolist()
+        self.nic_ratio = (np.asarray(layout.type_scaleup_Bps) / np.asarray(layout.type_nic_Bps)).clip(1.0).tolist()
+        self.nic_Bps = np.asarray(layout.type_nic_Bps).tolist()
+        dom_size = np.bincount(layout.card_domain)
+        self._dom_size = dom_size
+        self._card_node = layout.card_node
+        self._card_domain = layout.card_domain
+        self._card_leaf = layout.card_leaf
+        self._card_type = layout.card_type
+        self._node_py = layout.card_node.tolist()
+        self._type_py = layout.card_type.tolist()
+        self._leaf_py = layout.card_leaf.tolist()
+
+    def reference_for(self, mask: int) -> int:
+        """Reference card type of jobs allowed ``mask`` (cluster type bits)."""
+        r = self._ref_cache.get(mask)
+        if r is None:
+            allowed = [t for t in range(len(self.layout.card_types)) if mask >> t & 1]
+            if self.reference in allowed or not allowed:
+                r = self.reference
+            else:
+                r = min(allowed, key=lambda t: (-int(self._counts[t]), t))
+            self._ref_cache[mask] = r
+        return r
+
+    def type_ratio(self, kind: int, ref: int, t: int) -> float:
+        """Throughput of ``kind`` on type ``t`` relative to type ``ref``."""
+        row = self._tr[min(kind, len(self._tr) - 1)]
+        return row[t] / row[ref]
+
+    def info(self, kind: int, cards: np.ndarray) -> PlacementInfo:
+        """Placement facts of ``cards`` for a job of ``kind``."""
+        c0 = int(cards[0])
+        k = cards.size
+        if k <= 16:
+            cn = self._node_py
+            u = cn[c0]
+            single = all(cn[c] == u for c in cards.tolist())
+        else:
+            single = bool((self._card_node[cards] == self._card_node[c0]).all())
+        if single:
+            return PlacementInfo(self._type_py[c0], 1, 1, 1, (self._leaf_py[c0],), (k,))
+        nodes = self._card_node[cards]
+        types = np.unique(self._card_type[cards])
+        row = self._tr[min(kind, len(self._tr) - 1)]
+        slowest = int(min(types.tolist(), key=lambda t: (row[t], t)))
+        doms = np.unique(self._card_domain[cards])
+        dsize = int(self._dom_size[doms].max())
+        leaves, counts = np.unique(self._card_leaf[cards], return_counts=True)
+        return PlacementInfo(slowest, int(np.unique(nodes).size), int(doms.size),
+                             -(-int(cards.size) // dsize), tuple(leaves.tolist()), tuple(counts.tolist()))
+
+    def speed(self, kind: int, ref: int, info: PlacementInfo, comm: float, share: float = 1.0) -> float:
+        """Work-seconds per second of a job with communication fraction ``comm``."""
+        tr = self.type_ratio(kind, ref, info.slowest_type)
+        if comm <= 0.0 or (info.n_domains == 1 and len(info.leaves) == 1):
+            return tr
+        share = min(max(share, 1e-9), 1.0)
+        if info.need_domains > 1:
+            c_x = comm * SCALEOUT_SHARE_OF_COMM
+            c_in = comm - c_x
+        else:
+            c_in, c_x = comm, 0.0
+        r_in = self.nic_ratio[info.slowest_type] / share if info.split else 1.0
+        return tr / ((1.0 - comm) + c_in * r_in + c_x / share)
+
+
+def water_fill(demands: Sequence[float], capacity: float) -> list[float]:
+    """Max-min fair rates of flows sharing ONE link of ``capacity`` (progressive filling)."""
+    k = len(demands)
+    if k == 0:
+        return []
+    order = sorted(range(k), key=lambda i: (demands[i], i))
+    out = [0.0] * k
+    rem = capacity
+    for pos, i in enumerate(order):
+        fair = rem / (k - pos)
+        if demands[i] <= fair:
+            out[i] = demands[i]
+            rem -= demands[i]
+        else:
+            for j in order[pos:]:
+                out[j] = fair
+            break
+    return out
+
+
+class LeafContention:
+    """Max-min fair shares of leaf uplinks among jobs that span leaves.
+
+    One flow per (job, leaf) on that leaf's uplink, demanding the job's cards there times the
+    NIC line rate. Every flow crosses exactly one link, so the max-min fair allocation decomposes
+    per link: a change on one leaf re-solves that leaf only (identical to the global progressive
+    filling of ``cluster_sim.network.contention.max_min_fair``; tested). Leaves whose uplink can
+    carry all their cards' NIC bandwidth (or is infinite) carry no flow.
+    """
+
+    def __init__(self, layout: ClusterLayout, speed: SpeedModel) -> None:
+        cap = np.asarray(layout.leaf_uplink_Bps, dtype=np.float64)
+        self.capacity = cap.tolist()
+        self.finite = np.isfinite(cap).tolist()
+        self.active = any(self.finite)
+        self.on_leaf: dict[int, dict[int, float]] = {}
+        self.rate: dict[tuple[int, int], float] = {}
+        self.flows: dict[int, list[tuple[int, float]]] = {}
+        self._nic = speed.nic_Bps
+        self._dirty: set[int] = set()
+        self._share: dict[int, float] = {}
+
+    def add(self, job: int, info: PlacementInfo) -> bool:
+        """Register a job's flows; True if it has any (shares must be re-solved)."""
+        if not self.active or len(info.leaves) < 2:
+            return False
+        nic = self._nic[info.slowest_type]
+        flows = []
+        for leaf, n in zip(info.leaves, info.leaf_cards, strict=True):
+            if self.finite[leaf]:
+                demand = n * nic
+                self.on_leaf.setdefault(leaf, {})[job] = demand
+                self._dirty.add(leaf)
+                flows.append((leaf, demand))
+        if flows:
+            self.flows[job] = flows
+        return bool(flows)
+
+    def remove(self, job: int) -> bool:
+        """Drop a job's flows; True if it had any."""
+        flows = self.flows.pop(job, None)
+        if not flows:
+            return False
+        for leaf, _ in flows:
+            del self.on_leaf[leaf][job]
+            self.rate.pop((leaf, job), None)
+            self._dirty.add(leaf)
+        self._share.pop(job, None)
+        return True
+
+    def changed_shares(self) -> dict[int, float]:
+        """Re-solve the leaves that changed; ``{job: share}`` of every job whose rate on one of them
+        moved (share = worst rate / demand over its flows, in (0, 1])."""
+        touched: set[int] = set()
+        rate = self.rate
+        for leaf in sorted(self._dirty):
+            jobs = self.on_leaf.get(leaf, {})
+            ids = sorted(jobs)
+            rates = water_fill([jobs[j] for j in ids], self.capacity[leaf])
+            for j, r in zip(ids, rates, strict=True):
+                key = (leaf, j)
+                if rate.get(key) != r:
+                    rate[key] = r
+                    touched.add(j)
+        self._dirty.clear()
+        out = {}
+        for j in sorted(touched):
+            share = min(1.0, min(rate[(leaf, j)] / d for leaf, d in self.flows[j]))
+            if self._share.get(j) != share:
+                self._share[j] = share
+                out[j] = share
+        return out
+
+    def share(self, job: int) -> float:
+        """Current share of one job (1 without flows or before :meth:`changed_shares` saw it)."""
+        return self._share.get(job, 1.0)

@@ -1,0 +1,521 @@
+"""Training jobs on the shared cluster: one SimPy process, a heap of timed events, rates between events.
+
+A job's progress is a rate (work-seconds per wall second, :mod:`.speed`) between events; when
+its rate changes (a bandwidth share moves, a restart stall ends) its remaining work is brought
+up to date and its finish re-scheduled (older heap entries are invalidated by a version number).
+Events exist only where something changes: arrival, start, finish, preemption, failure, repair,
+re-queue and bandwidth-share change. Everything due at the same instant is handled as one batch,
+followed by one scheduling cycle (:mod:`.cycle`). docs/engine.md explains why one process with a
+heap is used rather than one SimPy process per job (measured there).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any
+
+import numpy as np
+import simpy
+
+from ..errors import PlacementError
+from ..policies.base import JobsView, JobView, Placement, RunningView, TenantUsage, readonly
+from ..workload.jobs import ANY_TYPE, KIND_TRACE, JobTable
+from .cycle import Scheduler
+from .failures import FailureModel
+from .speed import DEFAULT_MFU, LeafContention
+
+__all__ = ["STATUS_NAMES", "TrainingEngine"]
+
+PENDING, QUEUED, RUNNING, FINISHED, REJECTED, RESTARTING = range(6)
+STATUS_NAMES = ("pending", "queued", "running", "finished", "rejected", "restarting")
+FINISH, STARTED, REQUEUE, REPAIR, FAILURE, RECYCLE = range(6)
+INF = math.inf
+NAN = math.nan
+
+
+class TrainingEngine:
+    """The training subsystem of a :class:`~cluster_sim.engine.simulation.Simulation`.
+
+    Parameters
+    ----------
+    jobs : JobTable
+        The jobs (any order; run in ``(submit_s, job_id)`` order).
+    admission, ordering, placement, preemption : policy objects
+        The four stages of the scheduling cycle (see ``cluster_sim.policies.registry``).
+    backfill : bool or str
+        ``True`` / ``"easy"``: EASY backfill behind a blocked head; ``"greedy"``: every waiting job
+        that fits starts (no reservation); ``False``: strict queue order (see :mod:`.cycle`).
+    backfill_depth : int
+        How many queued jobs behind the head a cycle may consider.
+    failures : FailureModel, optional
+    preempt_overhead_s : float
+        Stall (cards held, no progress) when a preempted job restarts from its checkpoint.
+    job_speed : mapping, optional
+        Speed hooks for explicit model jobs: ``{job_id: callable(cards, share) -> (speed, mfu)}``
+        (speed relative to the job's reference placement; see ``build_simulation``).
+    max_segments : int
+        Most run segments kept for the Perfetto trace.
+    """
+
+    def __init__(self, jobs: JobTable, *, admission: Any, ordering: Any, placement: Any, preemption: Any,
+                 backfill: bool | str = False, backfill_depth: int = 32, failures: FailureModel | None = None,
+                 preempt_overhead_s: float = 60.0, job_speed: dict[int, Any] | None = None,
+                 max_segments: int = 200_000) -> None:
+        self.table = jobs.sorted() if len(jobs) else jobs
+        self.admission, self.ordering, self.placement, self.preemption = admission, ordering, placement, preemption
+        if backfill not in (True, False, "easy", "greedy"):
+            raise ValueError(f"backfill must be True, False, 'easy' or 'greedy', got {backfill!r}")
+        self.backfill = "easy" if backfill is True else backfill
+        self.backfill_depth = backfill_depth
+        self.failures = failures if failures is not None and failures.active else None
+        self.preempt_overhead_s = preempt_overhead_s
+        self.job_speed = dict(job_speed or {})
+        self.max_segments = max_segments
+        self.events = 0
+        self.release_epoch = 0
+        self.rate_epoch = 0
+        self._heap: list[tuple[float, int, int, int]] = []
+        self._sleep: Any = None
+        self._waiting = False
+
+    # ---- set-up --------------------------------------------------------------------------------
+    def connect(self, sim: Any) -> None:
+        """Attach to a simulation: build per-job state and start the process."""
+        self.sim, self.env, self.state, self.speed = sim, sim.env, sim.state, sim.speed
+        self.view = self.state.view
+        lo = self.state.layout
+        J = self.table
+        n = self.n = len(J)
+        T = len(lo.card_types)
+        # translate the job table's type vocabulary into cluster type bits
+        cmask = np.zeros(n, dtype=np.uint64)
+        uniq, inv = np.unique(J.type_mask, return_inverse=True) if n else (np.zeros(0, np.uint64), np.zeros(0, int))
+        for u, m in enumerate(uniq.tolist()):
+            bits = 0
+            if m == int(ANY_TYPE):
+                bits = (1 << T) - 1
+            else:
+                for k, name in enumerate(J.card_types):
+                    if m >> k & 1 and name in lo.card_types:
+                        bits |= 1 << lo.card_types.index(name)
+            cmask[inv.reshape(-1) == u] = bits
+        self.mask = [int(x) for x in cmask.tolist()]
+        self.cmask = cmask
+        self.job_id = J.job_id.tolist()
+        self.submit = J.submit_s.tolist()
+        self.num = J.num_cards.tolist()
+        self.milli = J.card_milli.tolist()
+        self.dur = J.duration_s.tolist()
+        self.kind = J.kind.tolist()
+        self.prio = J.priority.tolist()
+        self.tenant = J.tenant.tolist()
+        self.preemptible = J.preemptible.tolist()
+        self.single = (J.kind == KIND_TRACE).tolist()
+        self.demand = (J.num_cards * J.card_milli / 1000.0).tolist()
+        ref_of = {m: self.speed.reference_for(m) for m in set(self.mask)}
+        self.ref = [ref_of[m] for m in self.mask]
+        num = np.asarray(J.num_cards, dtype=np.float64)
+        self.comm = np.where(num <= 1, 0.0, np.minimum(0.35, 0.05 * np.log2(np.maximum(num, 1)))).tolist()
+        mfu = np.array(DEFAULT_MFU)[np.minimum(J.kind, len(DEFAULT_MFU) - 1)]
+        pref = np.asarray(lo.type_peak_flops)[np.asarray(self.ref, dtype=np.int64)] if n else np.zeros(0)
+        fref = np.where(J.model_idx >= 0, mfu * J.num_cards * J.card_milli / 1000.0 * pref, np.nan)
+        self.flops_ref = fref.tolist()
+        row_of = {jid: r for r, jid in enumerate(self.job_id)}
+        self.job_speed = {row_of[jid]: fn for jid, fn in sorted(self.job_speed.items()) if jid in row_of}
+        self.status = [PENDING] * n
+        self.remaining = list(self.dur)
+        self.rate = [0.0] * n
+        self.sp = [0.0] * n
+        self.last = [0.0] * n
+        self.ver = [0] * n
+        self.first_start = [NAN] * n
+        self.finish_t = [NAN] * n
+        self.restarts = [0] * n
+        self.preempts = [0] * n
+        self.attained = [0.0] * n
+        self.wait = [0.0] * n
+        self.queued_since = [0.0] * n
+        self.flops = [0.0] * n
+        self.peak_s = [0.0] * n
+        self.run_start = [0.0] * n
+        self.peak_rate = [0.0] * n
+        self.reason: dict[int, str] = {}
+        self.first_type = [-1] * n
+        self.spans = [(0, 0, 0)] * n  # (nodes, domains, leaves) of the latest placement
+        self.info: dict[int, Any] = {}
+        self.tmilli: dict[int, list[tuple[int, int]]] = {}
+        self.busy = [0] * T
+        self.running_set: dict[int, None] = {}
+        self.n_tenants = max(len(J.tenants), 1)
+        self.tenant_running = np.zeros(self.n_tenants)
+        self.tenant_queued = np.zeros(self.n_tenants)
+        self.usage = TenantUsage(tuple(J.tenants), readonly(self.tenant_running), readonly(self.tenant_queued))
+        self.seg: list[tuple[int, float, float, int, int]] = []
+        self.seg_open: dict[int, tuple[float, int]] = {}
+        self.contention = LeafContention(lo, self.speed)
+        self.net_dirty = False
+        self.dirty = False
+        self.next_arrival = 0
+        self.progress_factor = self.failures.progress_factor if self.failures else 1.0
+        self._cap_types = np.asarray(self.state.type_capacity)
+        self._type_node_size = np.asarray(self.view.type_node_size)
+        self._never: dict[tuple[int, int, bool], str | None] = {}
+        self.placement_name = str(getattr(self.placement, "name", type(self.placement).__name__))
+        # keys of jobs that have not run yet depend only on their static columns: compute once
+        self.key0 = self.scheduler_keys(list(range(n))) if n else []
+        self.scheduler = Scheduler(self)
+        self.blocked = False
+        self.active = 0  # admitted jobs not finished yet
+        if self.failures is not None:
+            self._schedule_failure(0.0)
+        self._scalars = [0.0, 0.0, 0.0, 0.0, 0.0]
+        self.submitted_cards = 0.0
+        sim.levels.sample = self.sample_levels
+        self.process = self.env.process(self._loop())
+
+    # ---- the process -----------------------------------------------------------------------------
+    def _next_time(self) -> float:
+        t = self.submit[self.next_arrival] if self.next_arrival < self.n else INF
+        if self._heap and self._heap[0][0] < t:
+            t = self._heap[0][0]
+        return t
+
+    def _loop(self) -> Any:
+        env = self.env
+        while True:
+            t = self._next_time()
+            if t == INF:
+                self._sleep = env.event()
+                yield self._sleep
+                self._sleep = None
+                continue
+            if t > env.now:
+                self._waiting = True
+                try:
+                    yield env.timeout(t - env.now)
+                except simpy.Interrupt:
+                    continue
+                finally:
+                    self._waiting = False
+            self.step(max(t, env.now) if t < env.now else t)
+
+    def poke(self) -> None:
+        """Ask for a scheduling cycle now (another subsystem changed the cluster)."""
+        self.dirty = True
+        heapq.heappush(self._heap, (self.env.now, RECYCLE, -1, 0))
+        if self._sleep is not None and not self._sleep.triggered:
+            self._sleep.succeed()
+        elif self._waiting:
+            self.process.interrupt("poke")
+
+    def step(self, t: float) -> None:
+        """Handle everything due at ``t``, then run one scheduling cycle."""
+        self.sim.levels.advance(t)
+        heap = self._heap
+        while heap and heap[0][0] <= t:
+            _, kind, i, v = heapq.heappop(heap)
+            if kind == FINISH:
+                if self.ver[i] == v and self.status[i] == RUNNING:
+                    self._finish(i, t)
+            elif kind == STARTED:
+                if self.ver[i] == v and self.status[i] == RUNNING:
+                    self._begin_progress(i, t)
+            elif kind == REQUEUE:
+                if self.ver[i] == v and self.status[i] == RESTARTING:
+                    self._enqueue(i, t)
+            elif kind == REPAIR:
+                self._repair(i, t)
+            elif kind == FAILURE:
+                self._failure(i, v, t)
+            else:
+                self.dirty = True
+        submit, n = self.submit, self.n
+        while self.next_arrival < n and submit[self.next_arrival] <= t:
+            self._arrive(self.next_arrival, t)
+            self.next_arrival += 1
+        if self.dirty:
+            self.dirty = False
+            self.scheduler.run(t)
+        if self.net_dirty:
+            self._update_shares(t)
+        self._set_levels()
+
+    # ---- job lifecycle ---------------------------------------------------------------------------
+    def job_view(self, i: int) -> JobView:
+        """The read-only view of engine row ``i``."""
+        return JobView(i, self.job_id[i], self.num[i], self.milli[i], self.mask[i], self.kind[i],
+                       self.tenant[i], self.prio[i], self.preemptible[i], self.submit[i], self.dur[i],
+                       self.attained[i], self.single[i])
+
+    def jobs_view(self, rows: list[int]) -> JobsView:
+        """Read-only columns of several rows (for ordering keys)."""
+        idx = np.array(rows, dtype=np.int64)
+        J = self.table
+        return JobsView(idx=readonly(idx), submit_s=readonly(J.submit_s[idx]), duration_s=readonly(J.duration_s[idx]),
+                        num_cards=readonly(J.num_cards[idx]), card_milli=readonly(J.card_milli[idx]),
+                        priority=readonly(J.priority[idx]), tenant=readonly(J.tenant[idx]),
+                        attained_s=readonly(np.array([self.attained[i] for i in rows])),
+                        kind=readonly(J.kind[idx]))
+
+    def scheduler_keys(self, rows: list[int]) -> list[float]:
+        """Ordering-policy keys of ``rows`` (validated: one finite-or-inf float each)."""
+        keys = self.ordering.keys(self.jobs_view(rows)).keys
+        if keys.shape != (len(rows),) or not (keys == keys).all():
+            raise PlacementError(f"ordering policy {getattr(self.ordering, 'name', '?')!r}: returned "
+                                 f"{keys.shape} keys (NaN not allowed) for {len(rows)} jobs")
+        return keys.tolist()
+
+    def running_view(self) -> RunningView:
+        """All running jobs (for preemption)."""
+        rows = sorted(self.running_set)
+        idx = np.array(rows, dtype=np.int64)
+        return RunningView(
+            idx=readonly(idx), priority=readonly(np.array([self.prio[i] for i in rows], np.int64)),
+            preemptible=readonly(np.array([self.preemptible[i] for i in rows], bool)),
+            start_s=readonly(np.array([self.run_start[i] for i in rows], float)),
+            card_milli=readonly(np.array([self.milli[i] for i in rows], np.int64)),
+            cards=tuple(readonly(self.state.alloc[i][0]) for i in rows))
+
+    def never_fits(self, i: int) -> str | None:
+        """Why engine row ``i`` can never run on this cluster (None if it can)."""
+        key = (self.mask[i], self.num[i], self.single[i])
+        if key in self._never:
+            return self._never[key]
+        mask, num = key[0], key[1]
+        types = self.view.types_of(mask)
+        if types.size == 0:
+            allowed = self.table.allowed_types(i) if hasattr(self.table, "allowed_types") else ()
+            why: str | None = (f"no card of an allowed type ({'|'.join(allowed) or '?'}) in the cluster "
+                               f"(has {', '.join(self.state.layout.card_types)})")
+        elif self.milli[i] < 1000:
+            why = None
+        elif self.single[i] and num > int(self._type_node_size[types].max()):
+            why = f"needs {num} cards on one node; the largest node of its types has {int(self._type_node_size[types].max())}"
+        elif num > int(self._cap_types[types].sum()):
+            why = f"needs {num} cards; the cluster has {int(self._cap_types[types].sum())} of its types"
+        else:
+            why = None
+        self._never[key] = why
+        return why
+
+    def _arrive(self, i: int, t: float) -> None:
+        self.events += 1
+        self.submitted_cards += self.demand[i]
+        why = self.never_fits(i)
+        if why is None:
+            adm = self.admission.admit(self.job_view(i), self.usage)
+            if not adm.accept:
+                why = adm.reason or f"rejected by admission policy {getattr(self.admission, 'name', '?')}"
+        if why is not None:
+            self.status[i] = REJECTED
+            self.reason[i] = why
+            return
+        self.state.push_request(self.num[i], self.milli[i], self.mask[i])
+        self.active += 1
+        self._enqueue(i, t)
+
+    def _enqueue(self, i: int, t: float) -> None:
+        self.status[i] = QUEUED
+        self.queued_since[i] = t
+        self.tenant_queued[self.tenant[i]] += self.demand[i]
+        self.scheduler.pending.append(i)
+        self.dirty = True
+
+    def start(self, i: int, placement: Placement, t: float) -> None:
+        """Apply a validated placement: allocate, account, schedule the finish."""
+        if placement.cards.size != self.num[i]:
+            raise PlacementError(f"placement policy {self.placement_name!r}, job row {i}: "
+                                 f"{placement.cards.size} cards for a job of {self.num[i]}")
+        cards = self.state.allocate(i, placement.cards, self.milli[i], self.placement_name, self.mask[i])
+        self.events += 1
+        self.status[i] = RUNNING
+        if self.first_start[i] != self.first_start[i]:  # NaN: first start
+            self.first_start[i] = t
+            self.first_type[i] = int(self.state.layout.card_type[cards[0]])
+        self.wait[i] += t - self.queued_since[i]
+        ten, d = self.tenant[i], self.demand[i]
+        self.tenant_queued[ten] -= d
+        self.tenant_running[ten] += d
+        info = self.speed.info(self.kind[i], cards)
+        self.info[i] = info
+        self.spans[i] = (info.n_nodes, info.n_domains, len(info.leaves))
+        m = self.milli[i]
+        if info.n_nodes == 1:
+            tm = [(info.slowest_type, m * len(cards))]
+        else:
+            cnt = np.bincount(self.state.layout.card_type[cards])
+            tm = [(int(tt), int(c) * m) for tt, c in enumerate(cnt.tolist()) if c]
+        self.tmilli[i] = tm
+        peak = self.state.layout.type_peak_flops
+        self.peak_rate[i] = sum(float(peak[tt]) * mm / 1000.0 for tt, mm in tm)
+        if self.contention.add(i, info):
+            self.net_dirty = True
+        self.sp[i] = self._speed(i, cards, 1.0)
+        self.last[i] = t
+        self.running_set[i] = None
+        if len(self.seg) < self.max_segments:
+            self.seg_open[i] = (t, int(self.state.layout.card_domain[cards[0]]))
+        if (self.restarts[i] or self.preempts[i]) and self.preempt_overhead_s > 0:
+            self.rate[i] = 0.0
+            self.ver[i] += 1
+            heapq.heappush(self._heap, (t + self.preempt_overhead_s, STARTED, i, self.ver[i]))
+        else:
+            self._begin_progress(i, t)
+
+    def _speed(self, i: int, cards: np.ndarray, share: float) -> float:
+        hook = self.job_speed.get(i)
+        if hook is not None:
+            sp, mfu = hook(cards, share)
+            if mfu == mfu:
+                self.flops_ref[i] = mfu * self.peak_rate[i] / max(sp, 1e-12)
+            return sp * self.progress_factor
+        return self.speed.speed(self.kind[i], self.ref[i], self.info[i], self.comm[i], share) * self.progress_factor
+
+    def _begin_progress(self, i: int, t: float) -> None:
+        self._progress(i, t)
+        sp = self.sp[i]
+        self.rate[i] = sp
+        self.run_start[i] = t
+        busy = self.busy
+        for tt, mm in self.tmilli[i]:
+            busy[tt] += mm
+        self.ver[i] += 1
+        heapq.heappush(self._heap, (t + self.remaining[i] / sp, FINISH, i, self.ver[i]))
+
+    def _progress(self, i: int, t: float) -> None:
+        dt = t - self.last[i]
+        if dt > 0:
+            self.attained[i] += dt
+            r = self.rate[i]
+            if r > 0:
+                self.remaining[i] -= r * dt
+            fr = self.flops_ref[i]
+            if fr == fr:
+                self.flops[i] += fr * r * dt
+                self.peak_s[i] += self.peak_rate[i] * dt
+        self.last[i] = t
+
+    def _set_rate(self, i: int, t: float, sp: float) -> None:
+        self.sp[i] = sp
+        if self.rate[i] > 0:
+            self._progress(i, t)
+            self.rate[i] = sp
+            self.ver[i] += 1
+            heapq.heappush(self._heap, (t + max(self.remaining[i], 0.0) / sp, FINISH, i, self.ver[i]))
+            self.events += 1
+            self.rate_epoch += 1
+
+    def _stop(self, i: int, t: float) -> None:
+        """Common part of finish, preemption and failure: account and release the cards."""
+        self._progress(i, t)
+        if self.rate[i] > 0:
+            busy = self.busy
+            for tt, mm in self.tmilli[i]:
+                busy[tt] -= mm
+        self.rate[i] = 0.0
+        self.ver[i] += 1
+        self.state.release(i)
+        del self.running_set[i]
+        self.info.pop(i, None)
+        self.tmilli.pop(i, None)
+        if self.contention.remove(i):
+            self.net_dirty = True
+        ten, d = self.tenant[i], self.demand[i]
+        self.tenant_running[ten] -= d
+        s0 = self.seg_open.pop(i, None)
+        if s0 is not None and len(self.seg) < self.max_segments:
+            self.seg.append((i, s0[0], t, s0[1], self.num[i]))
+        self.release_epoch += 1
+        self.dirty = True
+        self.events += 1
+
+    def _finish(self, i: int, t: float) -> None:
+        self._stop(i, t)
+        self.remaining[i] = 0.0
+        self.active -= 1
+        self.status[i] = FINISHED
+        self.finish_t[i] = t
+
+    def preempt(self, i: int, t: float) -> None:
+        """Checkpoint and evict a running job; it re-enters the queue at the next cycle."""
+        self._stop(i, t)
+        self.preempts[i] += 1
+        self.rate_epoch += 1
+        self._enqueue(i, t)
+        heapq.heappush(self._heap, (t, RECYCLE, -1, 0))
+
+    # ---- failures --------------------------------------------------------------------------------
+    def _schedule_failure(self, t: float) -> None:
+        assert self.failures is not None
+        if t > 0 and self.next_arrival >= self.n and self.active == 0 and self.sim.horizon_s is None:
+            return  # no work left and no horizon: stop the failure process so the run can end
+        lo = self.state.layout
+        tf, unit, uid = self.failures.next_failure(t, self.sim.streams["failures"], lo.n_cards,
+                                                   int(self.view.n_nodes))
+        heapq.heappush(self._heap, (tf, FAILURE, uid, 0 if unit == "card" else 1))
+
+    def _failure(self, uid: int, is_node: int, t: float) -> None:
+        assert self.failures is not None
+        self.events += 1
+        cards = self.view.node_cards[uid] if is_node else np.array([uid])
+        cards = cards[cards < self.state.n_cards]
+        repair = self.failures.repair_time_s
+        for c in cards.tolist():
+            if self.state.down[c]:
+                continue
+            for i in self.state.jobs_on(c):
+                self._fail_job(i, t)
+            self.state.set_down(c)
+            heapq.heappush(self._heap, (t + repair, REPAIR, c, 0))
+        self._schedule_failure(t)
+
+    def _fail_job(self, i: int, t: float) -> None:
+        assert self.failures is not None
+        rate_before = self.rate[i]
+        progressed = t - self.run_start[i] if rate_before > 0 else 0.0
+        self._stop(i, t)
+        lost = self.failures.lost_work_s(progressed) * rate_before
+        self.remaining[i] = min(self.dur[i], self.remaining[i] + lost)
+        self.restarts[i] += 1
+        self.rate_epoch += 1
+        self.status[i] = RESTARTING
+        heapq.heappush(self._heap, (t + self.failures.restart_delay_s, REQUEUE, i, self.ver[i]))
+
+    def _repair(self, c: int, t: float) -> None:
+        if self.state.down[c]:
+            self.state.set_up(c)
+            self.release_epoch += 1
+            self.dirty = True
+            self.events += 1
+
+    # ---- network shares ------------------------------------------------------------------------
+    def _update_shares(self, t: float) -> None:
+        self.net_dirty = False
+        for i, share in self.contention.changed_shares().items():
+            if self.status[i] != RUNNING:
+                continue
+            sp = self._speed(i, self.state.alloc[i][0], share)
+            if abs(sp - self.sp[i]) > 1e-12 * sp:
+                self._set_rate(i, t, sp)
+
+    # ---- levels and finalisation ---------------------------------------------------------------
+    def _set_levels(self) -> None:
+        q = len(self.scheduler.queue) + len(self.scheduler.pending)
+        self.blocked = q > 0
+        free = float(self.state.type_free_milli.sum()) / 1000.0 if self.blocked else 0.0
+        self._scalars = [float(q), float(len(self.running_set)), 1.0 if self.blocked else 0.0, free,
+                         self.submitted_cards]
+
+    def sample_levels(self) -> list[float]:
+        """Raw levels for :class:`~cluster_sim.engine.simulation.Levels` (see there)."""
+        st = self.state
+        return st.type_free_milli.tolist() + st.type_down.tolist() + self.busy + self._scalars
+
+    def finalize(self, t: float) -> None:
+        """Bring running jobs' accounting up to ``t`` (the horizon) and close their segments."""
+        for i in sorted(self.running_set):
+            self._progress(i, t)
+            s0 = self.seg_open.pop(i, None)
+            if s0 is not None and len(self.seg) < self.max_segments:
+                self.seg.append((i, s0[0], t, s0[1], self.num[i]))

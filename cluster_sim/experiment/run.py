@@ -1,0 +1,511 @@
+"""``simulate(cfg) -> Result``: the one entry point for notebooks, the CLI and sweeps (DESIGN.md 4).
+
+Lifecycle (STYLE 13): build (topology, models, plans) -> run (estimates, scaling curves, the
+cluster and serving engines when the experiment has work for them) -> collect (one flat
+summary dict and DataFrames).
+
+>>> import cluster_sim as cs                                     # doctest: +SKIP
+>>> res = cs.simulate(cs.load_config("workloads/train_llama3_70b.yaml"))   # doctest: +SKIP
+>>> res.summary["training.mfu"], res.plot.breakdown()            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import catalog
+from ..config import ExperimentConfig, load_config, resolve_path
+from ..engine.serving_setup import services_from_config
+from ..engine.simulation import build_simulation
+from ..errors import ClusterSimError, ConfigError
+from ..metrics import run_training
+from ..metrics.serving import run_serving
+from ..policies import registry
+from ..report import plots
+from ..topology import load_topology
+from ..workload.models import model
+from .store import save_run
+from .training_jobs import JobEstimate, ScalingSpec, estimate_jobs, scaling_for_job, scaling_frame
+
+__all__ = ["HEADLINE_KEYS", "PlotAccessor", "Result", "check", "compare", "load_cluster", "scaling_curves", "simulate"]
+
+HEADLINE_KEYS = (
+    "training.mfu", "training.linear_speedup", "training.step_time_s", "training.tokens_per_s",
+    "training.days_to_train", "training.jct_s.p50", "training.jct_s.p99", "training.queueing_s.p50",
+    "training.queueing_s.p99", "inference.ttft_s.p50", "inference.ttft_s.p99", "inference.tpot_s.p50",
+    "inference.tpot_s.p99", "inference.e2e_s.p50", "inference.e2e_s.p99", "inference.slo_attainment",
+    "inference.goodput_rps", "inference.tokens_per_s_per_card", "utilization.allocated",
+    "utilization.busy", "fragmentation.unallocated_cards", "energy_kwh", "cost_usd", "sim.events",
+    "sim.wall_s",
+)
+"""Summary keys DESIGN.md 4 promises (when the experiment measures them), in display order."""
+
+Progress = Callable[[float, float], None]
+
+
+def load_cluster(spec: str | Mapping[str, Any], base_dir: str | Path = ".", where: str = "cluster.topology") -> Any:
+    """Load a topology from a file path (resolved against ``base_dir``) or an inline builder spec."""
+    try:
+        if isinstance(spec, str):
+            return load_topology(resolve_path(spec, base_dir))
+        return load_topology(dict(spec), base_dir=base_dir)
+    except ClusterSimError as exc:
+        msg = str(exc)
+        raise type(exc)(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+# ---- result ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Everything one run produced.
+
+    Attributes
+    ----------
+    config : ExperimentConfig
+        The validated configuration the run used.
+    summary : dict
+        Flat headline metrics, dotted keys with units in the names (DESIGN.md 4).
+    estimates : tuple of JobEstimate
+        Step-time estimates of the explicit training jobs.
+    scaling : dict label -> DataFrame
+        Scaling curves (one per topology) when the experiment asks for one.
+    jobs : DataFrame
+        One row per training job of the cluster engine (JCT, queueing, MFU, ...); empty when not run.
+    requests : DataFrame
+        One row per inference request of the serving engine (TTFT, TPOT, E2E, ...); empty when not run.
+    timeline : DataFrame
+        Cluster levels per time bin, wide: ``time_s``, ``time_end_s``, ``allocated_cards``,
+        ``busy_cards``, ``available_cards``, ``queued_jobs``, ... (time-averaged over the bin).
+    serving_timeline : DataFrame
+        Serving levels per time bin and replica, long: ``time_s``, ``width_s``, ``service``,
+        ``pool``, ``replica``, ``batch_size``, ``queue_len``, ``kv_occupancy``, ``busy_fraction``.
+    tables : dict name -> DataFrame
+        Further engine tables (``segments``, ``replicas``, ``services``), saved as ``<name>.parquet``.
+    trace : dict or None
+        Perfetto / Chrome trace events from the engine, when it provides them.
+    topology : dict
+        ``Topology.summary()`` of the cluster.
+    notes : tuple of str
+        Modelling notes and warnings.
+    """
+
+    config: ExperimentConfig
+    summary: dict[str, Any]
+    estimates: tuple[JobEstimate, ...] = ()
+    scaling: dict[str, pd.DataFrame] = field(default_factory=dict)
+    jobs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    requests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    serving_timeline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    trace: dict[str, Any] | None = None
+    topology: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        head = {k: self.summary[k] for k in HEADLINE_KEYS if k in self.summary}
+        return (f"Result(name={self.config.name!r}, jobs={len(self.jobs)}, requests={len(self.requests)}, "
+                f"estimates={len(self.estimates)}, scaling={list(self.scaling)}, summary={head})")
+
+    @property
+    def plot(self) -> PlotAccessor:
+        """Figures of this run: ``res.plot.breakdown()``, ``.scaling()``, ``.utilization()``, ..."""
+        return PlotAccessor(self)
+
+    def breakdown_table(self) -> pd.DataFrame:
+        """Step-time breakdown of every explicit job: seconds per component plus the total."""
+        rows = []
+        for e in self.estimates:
+            row: dict[str, Any] = {"job": e.name, **e.estimate.breakdown.as_dict(), "step_time_s": e.estimate.step_time_s}
+            rows.append(row)
+        return pd.DataFrame(rows).fillna(0.0) if rows else pd.DataFrame()
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the run directory atomically (see :func:`cluster_sim.experiment.store.save_run`)."""
+        return save_run(self, out_dir)
+
+
+class PlotAccessor:
+    """Figures of one :class:`Result`; each method returns a matplotlib ``Figure``."""
+
+    def __init__(self, result: Result) -> None:
+        self._r = result
+
+    def breakdown(self) -> Figure:
+        """Step-time breakdown of the explicit training jobs (stacked bars, MFU labels)."""
+        est = self._r.estimates
+        return plots.breakdown({e.name: e.estimate.breakdown for e in est},
+                               mfu={e.name: e.estimate.mfu for e in est},
+                               title=f"{self._r.config.name}: step time breakdown")
+
+    def scaling(self) -> Figure:
+        """Linear speedup and MFU against cards, one line per topology."""
+        spec = ScalingSpec.from_config(getattr(self._r.config, "scaling", None))
+        return plots.scaling(self._r.scaling, mode=spec.mode if spec else "weak",
+                             title=f"{self._r.config.name}: scaling")
+
+    def utilization(self) -> Figure:
+        """Allocated and busy share of the cluster's available cards over simulated time."""
+        return plots.utilization(self._r.timeline, levels=("allocated_cards", "busy_cards"),
+                                 capacity="available_cards", title=f"{self._r.config.name}: cluster utilization")
+
+    def queue_length(self) -> Figure:
+        """Training jobs waiting over simulated time."""
+        return plots.queue_length(self._r.timeline, column="queued_jobs")
+
+    def jct_cdf(self, by: str | None = "kind") -> Figure:
+        """CDF of job completion times, one line per ``by`` column value (default: job kind)."""
+        return plots.jct_cdf(self._r.jobs, by=by)
+
+    def latency_cdf(self, by: str | None = "service") -> Figure:
+        """TTFT / TPOT / end-to-end latency CDFs (one line per service) with the SLO of a single service."""
+        services = self._r.config.inference.services if self._r.config.inference else []
+        slo = services[0].slo.model_dump() if len(services) == 1 else None
+        return plots.latency_cdf(self._r.requests, slo=slo, by=by)
+
+    def kv_occupancy(self) -> Figure:
+        """KV-cache occupancy over simulated time, averaged over the replicas of each pool."""
+        tl = self._r.serving_timeline
+        if len(tl) and "pool" in tl.columns:
+            wide = (tl.groupby(["time_s", "pool"], observed=True)["kv_occupancy"].mean()
+                    .unstack("pool").add_prefix("kv_occupancy.").reset_index())
+            return plots.kv_occupancy(wide)
+        return plots.kv_occupancy(tl)
+
+    def available(self) -> list[str]:
+        """Names of the figures this run has data for."""
+        r, tl, stl = self._r, self._r.timeline, self._r.serving_timeline
+        have = []
+        if r.estimates:
+            have.append("breakdown")
+        if r.scaling:
+            have.append("scaling")
+        if len(tl) and {"time_s", "allocated_cards", "available_cards"} <= set(tl.columns):
+            have.append("utilization")
+        if len(tl) and "queued_jobs" in tl.columns:
+            have.append("queue_length")
+        if len(r.jobs) and "jct_s" in r.jobs.columns and r.jobs["jct_s"].notna().any():
+            have.append("jct_cdf")
+        if len(r.requests) and {"ttft_s", "tpot_s", "e2e_s"} & set(r.requests.columns):
+            have.append("latency_cdf")
+        if len(stl) and "kv_occupancy" in stl.columns:
+            have.append("kv_occupancy")
+        return have
+
+    def all(self) -> dict[str, Figure]:
+        """Every available figure by name."""
+        return {name: getattr(self, name)() for name in self.available()}
+
+
+# ---- simulate --------------------------------------------------------------------------------
+def _estimate_summary(estimates: Sequence[JobEstimate]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not estimates:
+        return out
+    model_tflops = sum(e.estimate.tflops_per_card * e.estimate.cards for e in estimates)
+    peak_tflops = sum(e.estimate.tflops_per_card * e.estimate.cards / e.estimate.mfu for e in estimates)
+    out["training.mfu"] = model_tflops / peak_tflops
+    out["training.tokens_per_s"] = sum(e.estimate.tokens_per_s for e in estimates)
+    if len(estimates) == 1:
+        e = estimates[0]
+        out["training.step_time_s"] = e.estimate.step_time_s
+        out["training.tflops_per_card"] = e.estimate.tflops_per_card
+        if e.days_to_train is not None:
+            out["training.days_to_train"] = e.days_to_train
+    for e in estimates:
+        k, est = f"training.job.{e.name}", e.estimate
+        out[f"{k}.cards"] = est.cards
+        out[f"{k}.step_time_s"] = est.step_time_s
+        out[f"{k}.mfu"] = est.mfu
+        out[f"{k}.tflops_per_card"] = est.tflops_per_card
+        out[f"{k}.tokens_per_s"] = est.tokens_per_s
+        out[f"{k}.comm_fraction"] = est.comm_fraction
+        out[f"{k}.memory_per_card_gib"] = est.memory.total_bytes / 2**30
+        if e.days_to_train is not None:
+            out[f"{k}.days_to_train"] = e.days_to_train
+            if len(est.card_types) == 1:  # rented cost: card-hours x list price (DOMAIN.md 2)
+                price = catalog.accelerator(est.card_types[0]).price_usd_per_hour
+                out[f"{k}.cost_usd"] = e.days_to_train * 24.0 * est.cards * price
+    return out
+
+
+def scaling_curves(cfg: ExperimentConfig, spec: ScalingSpec, topology: Any = None
+                   ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Scaling curves of ``spec.job`` on each of ``spec.topologies`` (default: the experiment's).
+
+    Returns ``({topology name: DataFrame}, notes)``; frames come from :func:`scaling_frame`.
+    """
+    idx, job = spec.pick(cfg)
+    topos: list[tuple[str, Any]] = []
+    if spec.topologies:
+        for i, t in enumerate(spec.topologies):
+            topo = load_cluster(t, cfg.base_dir, where=f"scaling.topologies[{i}]")
+            topos.append((topo.name, topo))
+    else:
+        topology = topology if topology is not None else load_cluster(cfg.cluster.topology, cfg.base_dir)
+        topos.append((topology.name, topology))
+    curves: dict[str, pd.DataFrame] = {}
+    notes: list[str] = []
+    for label, topo in topos:
+        if label in curves:
+            label = f"{label} ({len(curves)})"
+        points, n = scaling_for_job(job, topo, spec.cards, mode=spec.mode, where=f"training.jobs[{idx}]")
+        curves[label] = scaling_frame(points)
+        notes.extend(n)
+    return curves, notes
+
+
+def _scaling_summary(curves: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, (label, df) in enumerate(curves.items()):
+        last = df.iloc[-1]
+        if i == 0:
+            out["training.linear_speedup"] = float(last["linear_speedup"])
+            out["scaling.cards_min"] = int(df["cards"].iloc[0])
+            out["scaling.cards_max"] = int(last["cards"])
+        out[f"scaling.{label}.linear_speedup"] = float(last["linear_speedup"])
+        out[f"scaling.{label}.mfu"] = float(last["mfu"])
+    return out
+
+
+def _wants_cluster_engine(cfg: ExperimentConfig) -> tuple[bool, str | None]:
+    """Whether the cluster engine has work: a generator, a trace, or several jobs with a length."""
+    tr = cfg.training
+    if tr is None:
+        return False, None
+    if tr.generator is not None or tr.trace is not None:
+        return True, None
+    if len(tr.jobs) > 1:
+        if all(j.tokens is not None or j.duration is not None for j in tr.jobs):
+            return True, None
+        return False, ("training.jobs: several jobs without tokens or duration were estimated, not "
+                       "scheduled (give each job tokens or duration to run the cluster engine)")
+    return False, None
+
+
+_SUMMED = ("energy_kwh", "cost_usd", "sim.events")  # both engines report these: add them up
+
+
+def _merge_summary(summary: dict[str, Any], engine: Mapping[str, Any]) -> None:
+    """Engine-measured values win over estimates, except where the engine has none (None)."""
+    for k, v in engine.items():
+        if v is None and summary.get(k) is not None:
+            continue
+        if k in _SUMMED and isinstance(summary.get(k), (int, float)) and isinstance(v, (int, float)):
+            summary[k] = summary[k] + v
+        else:
+            summary[k] = v
+
+
+def _progress(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(float(done), float(total))
+
+
+def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
+             scaling: ScalingSpec | Mapping[str, Any] | None = None,
+             progress: Progress | None = None) -> Result:
+    """Run one experiment and return its :class:`Result`.
+
+    Runs what the experiment asks for: step-time estimates of ``training.jobs``; the scaling
+    curves of a ``scaling`` section; the cluster engine (:func:`cluster_sim.metrics.run_training`)
+    for a training generator or trace, or several jobs with tokens/duration; the serving engine
+    (:func:`cluster_sim.metrics.serving.run_serving`) for ``inference.services``. The training
+    and serving engines run as separate simulations on the same topology.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig, mapping or path
+        A validated config (from :func:`cluster_sim.load_config`), or anything ``load_config`` takes.
+    scaling : ScalingSpec or mapping, optional
+        A scaling curve to compute; default: the experiment's ``scaling`` section, if any.
+    progress : callable(done, total), optional
+        Called as each phase (estimates, cluster engine, serving engine) completes.
+
+    Raises
+    ------
+    ClusterSimError
+        A bad topology, model, plan or policy, with the config path of the field at fault.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(cfg, ExperimentConfig):
+        cfg = load_config(cfg)
+    wants_cluster, skip_note = _wants_cluster_engine(cfg)
+    wants_serving = cfg.inference is not None and bool(cfg.inference.services)
+    phases = 1 + int(wants_cluster) + int(wants_serving)
+    _progress(progress, 0, phases)
+
+    topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
+    estimates = estimate_jobs(cfg, topology)
+    notes = [n for e in estimates for n in (*e.notes, *(f"{e.where}: {x}" for x in e.estimate.notes))]
+    if skip_note:
+        notes.append(skip_note)
+    spec = scaling if isinstance(scaling, ScalingSpec) else ScalingSpec.from_config(
+        scaling if scaling is not None else getattr(cfg, "scaling", None))
+    curves: dict[str, pd.DataFrame] = {}
+    if spec is not None:
+        curves, more = scaling_curves(cfg, spec, topology)
+        notes += more
+    summary: dict[str, Any] = {"experiment": cfg.name, "seed": cfg.seed, "cluster.topology": topology.name,
+                               "cluster.cards": topology.n_cards}
+    summary.update(_estimate_summary(estimates))
+    summary.update(_scaling_summary(curves))
+    done = 1
+    _progress(progress, done, phases)
+
+    jobs = requests = timeline = serving_timeline = pd.DataFrame()
+    tables: dict[str, pd.DataFrame] = {}
+    trace = None
+    if wants_cluster:
+        tres = run_training(cfg)
+        _merge_summary(summary, tres.summary)
+        jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
+        tables["segments"] = tres.segments
+        done += 1
+        _progress(progress, done, phases)
+    if wants_serving:
+        sres = run_serving(cfg, topology=topology)
+        _merge_summary(summary, sres.summary)
+        requests, serving_timeline = sres.requests, sres.timeline
+        tables.update(replicas=sres.replicas, services=sres.services)
+        done += 1
+        _progress(progress, done, phases)
+    if wants_cluster and wants_serving:
+        notes.append("training and serving were simulated separately on the same topology (no card sharing)")
+    summary["sim.wall_s"] = time.perf_counter() - t0
+    return Result(config=cfg, summary=summary, estimates=estimates, scaling=curves, jobs=jobs, requests=requests,
+                  timeline=timeline, serving_timeline=serving_timeline, tables=tables, trace=trace,
+                  topology=topology.summary(), notes=tuple(notes))
+
+
+def _check_services(cfg: ExperimentConfig, topology: Any) -> list[str]:
+    lines: list[str] = []
+    by_type = topology.cards_by_type()
+    need: dict[str, int] = {}
+    for i, svc in enumerate(cfg.inference.services if cfg.inference else []):
+        where = f"inference.services[{i}]"
+        try:
+            spec = model(svc.model)
+        except ClusterSimError as exc:
+            raise type(exc)(f"{where}.model: {exc}") from None
+        d = svc.deployment
+        pools = ([("", d.card_type, d.replicas, d.tp)] if d.mode == "colocated" else
+                 [(".prefill", d.prefill.card_type, d.prefill.replicas, d.prefill.tp),
+                  (".decode", d.decode.card_type, d.decode.replicas, d.decode.tp)])
+        for suffix, card_type, replicas, tp in pools:
+            try:
+                name = catalog.accelerator(card_type).name
+            except ClusterSimError as exc:
+                raise type(exc)(f"{where}.deployment{suffix}.card_type: {exc}") from None
+            if name not in by_type:
+                raise ConfigError(f"{where}.deployment{suffix}.card_type: {name!r} is not in topology "
+                                  f"{topology.name!r}; it has: {', '.join(sorted(by_type))}")
+            if spec.heads % tp:
+                raise ConfigError(f"{where}.deployment{suffix}.tp: {tp} does not divide the {spec.heads} "
+                                  f"attention heads of {spec.name}")
+            need[name] = need.get(name, 0) + replicas * tp
+        a = svc.arrivals
+        if a.kind == "trace" and a.path:
+            resolve_path(a.path, cfg.base_dir)
+        lines.append(f"{where} {svc.name}: {spec.name}, {d.mode}, arrivals {a.kind}")
+    for name, n in sorted(need.items()):
+        if n > len(by_type[name]):
+            raise ConfigError(f"inference.services: the deployments need {n} {name} cards; topology "
+                              f"{topology.name!r} has {len(by_type[name])}")
+    return lines
+
+
+def _check_policies(cfg: ExperimentConfig) -> list[str]:
+    refs = [(f"policy.training.{f}", f, getattr(cfg.policy.training, f))
+            for f in ("admission", "ordering", "placement", "preemption")]
+    refs += [("policy.serving.routing", "routing", cfg.policy.serving.routing),
+             ("policy.serving.autoscaling", "autoscaling", cfg.policy.serving.autoscaling),
+             ("policy.pool", "pool", cfg.policy.pool)]
+    checked: dict[str, list[str]] = {}
+    for where, family, ref in refs:
+        if registry.names(family):  # families still without policies are not checked
+            registry.make(family, ref, where=where)
+            group, _, leaf = where.rpartition(".")
+            checked.setdefault(group, []).append(f"{leaf}={ref.name}")
+    return [f"{group}: {', '.join(items)}" for group, items in checked.items()]
+
+
+def check(cfg: ExperimentConfig) -> list[str]:
+    """Validate an experiment without running it; one line per thing checked.
+
+    Loads the topology (connectivity included), every training job's model, plan and memory
+    fit, the scaling request, inference services (models, card types, card counts, trace
+    files) and policy names. Raises the first :class:`ClusterSimError`, path-qualified.
+    """
+    topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
+    types = ", ".join(f"{len(v):,} {k}" for k, v in topology.cards_by_type().items())
+    lines = [f"cluster.topology: {topology.name}: {topology.n_cards:,} cards ({types})"]
+    for e in estimate_jobs(cfg, topology):
+        est, p = e.estimate, e.estimate.plan
+        lines.append(f"{e.where} {e.name}: {est.model} on {est.cards:,} {'+'.join(est.card_types)}, "
+                     f"tp={p.tp} pp={p.pp} dp={p.dp} ep={p.ep} cp={p.cp} m={p.microbatches}; "
+                     f"{est.memory.total_bytes / 2**30:.1f} of {est.memory_capacity_bytes / 2**30:.1f} GiB per card")
+    tr = cfg.training
+    if tr is not None and tr.trace is not None:
+        resolve_path(tr.trace.path, cfg.base_dir)
+    if _wants_cluster_engine(cfg)[0]:
+        build_simulation(cfg)  # builds the job table (generator, trace) and the policies; no run
+        parts = [f"{len(tr.jobs)} explicit job{'s' if len(tr.jobs) > 1 else ''}"] if tr and tr.jobs else []
+        parts += [f"generator {tr.generator.kind}"] if tr and tr.generator else []
+        parts += [f"trace {tr.trace.kind} {tr.trace.path}"] if tr and tr.trace else []
+        lines.append(f"training: cluster engine built ({', '.join(parts)})")
+    spec = ScalingSpec.from_config(getattr(cfg, "scaling", None))
+    if spec is not None:
+        curves, _ = scaling_curves(cfg, spec, topology)
+        lines.append(f"scaling: {len(spec.cards)} card counts on {', '.join(curves)} ({spec.mode})")
+    lines += _check_services(cfg, topology)
+    if cfg.inference is not None and cfg.inference.services:
+        specs = services_from_config(cfg)  # models fit their cards, arrivals and traces load
+        lines.append(f"inference: serving engine ready ({sum(len(s.requests) for s in specs):,} requests)")
+    lines += _check_policies(cfg)
+    return lines
+
+
+def _slug(value: Any) -> str:
+    text = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(value))
+    return text.strip("._") or "value"
+
+
+def compare(cfg: ExperimentConfig, factor: str, values: Sequence[Any], *,
+            out_dir: str | Path | None = None,
+            progress: Callable[[float, float], None] | None = None) -> pd.DataFrame:
+    """Run ``cfg`` once per value of the dotted ``factor``; one row per value, headline metrics first.
+
+    With ``out_dir``, each run is saved to ``out_dir/<value>/`` and the table to
+    ``out_dir/compare.csv``.
+
+    >>> compare(cfg, "policy.training.placement", ["packed", "topology_aware"])  # doctest: +SKIP
+    """
+    if not values:
+        raise ConfigError(f"--factor {factor}: give at least one value")
+    base = cfg.model_dump(mode="python")
+    runs = [load_config(base, overrides={factor: v}) for v in values]  # all validated before any runs
+    rows: list[dict[str, Any]] = []
+    for i, (v, run_cfg) in enumerate(zip(values, runs, strict=True)):
+        if progress is not None:
+            progress(i, len(values))
+        res = simulate(run_cfg)
+        if out_dir is not None:
+            res.save(Path(out_dir) / _slug(v))
+        rows.append({factor: v, **res.summary})
+    if progress is not None:
+        progress(len(values), len(values))
+    df = pd.DataFrame(rows)
+    numeric = [c for c in df.columns if c != factor and pd.api.types.is_numeric_dtype(df[c])]
+    order = [k for k in HEADLINE_KEYS if k in numeric] + [c for c in numeric if c not in HEADLINE_KEYS]
+    df = df[[factor, *order]]
+    if out_dir is not None:
+        df.to_csv(Path(out_dir) / "compare.csv", index=False)
+    return df

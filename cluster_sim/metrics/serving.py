@@ -1,0 +1,228 @@
+"""Serving metrics: pure functions of the engine's DataFrames, and :func:`run_serving`.
+
+Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
+
+* **TTFT** = first token - arrival; in PD separation the prefill replica emits the first token,
+  so TTFT excludes the KV transfer (which shows in TPOT). **TPOT** = ``(last - first) / (n_out -
+  1)`` (undefined for one output token: counts as meeting a TPOT SLO). **E2E** = last - arrival.
+  **Queueing** = first admission into a batch - arrival. Percentiles (p50/p90/p99, NumPy linear)
+  and means over *finished* requests.
+* **SLO met** = finished and every set SLO met (TTFT, TPOT, E2E). **Attainment** = met /
+  decided requests, where decided = finished + rejected + unfinished requests that had already
+  missed an SLO at the end of the run (no first token after ``slo_ttft``, or older than
+  ``slo_e2e``); unfinished requests with nothing missed yet are left out.
+* **Goodput** = SLO-met requests / run duration (requests/s).
+* **Tokens/s** = output tokens generated / run duration; **per card** divides by every card the
+  service(s) hold (all pools). Input tokens/s likewise over prompt tokens of admitted requests.
+* **Cost** = sum over replicas of allocated card-hours x catalog price; per million output tokens.
+* **Energy** = PUE x IT energy (phase powers from the perf model x busy/idle seconds); per output
+  token. PUE default 1.2 (DOMAIN 3.4: 1.1-1.25).
+* **KV occupancy / batch size / queue length / busy**: time-weighted means from the timeline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..engine.serving import ServingEngine
+from ..engine.serving_results import ServingRun
+from ..engine.serving_setup import ServingOptions, options_from_config, services_from_config
+from ..rng import Streams
+
+__all__ = [
+    "ServingResult",
+    "attainment",
+    "latency_percentiles",
+    "level_means",
+    "run_serving",
+    "slo_met",
+    "summarize",
+]
+
+PCTS = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class ServingResult:
+    """Outcome of :func:`run_serving`: DataFrames plus the flat summary dict."""
+
+    requests: pd.DataFrame
+    timeline: pd.DataFrame
+    replicas: pd.DataFrame
+    services: pd.DataFrame
+    summary: dict[str, float]
+    run: ServingRun
+
+
+def latency_percentiles(values: pd.Series | np.ndarray, prefix: str) -> dict[str, float]:
+    """``{prefix.p50, prefix.p90, prefix.p99, prefix.mean}`` of the non-NaN values (NaN if none)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    out = {f"{prefix}.p{p}": (float(np.percentile(x, p)) if len(x) else math.nan) for p in PCTS}
+    out[f"{prefix}.mean"] = float(x.mean()) if len(x) else math.nan
+    return out
+
+
+def _slo_columns(requests: pd.DataFrame, services: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    slo = services.set_index("service")
+    names = requests["service"].astype(str)
+    return tuple(names.map(slo[c]).to_numpy(dtype=np.float64) for c in ("slo_ttft_s", "slo_tpot_s", "slo_e2e_s"))
+
+
+def slo_met(requests: pd.DataFrame, services: pd.DataFrame) -> np.ndarray:
+    """Per request: finished and every set SLO met (NaN SLO = unset; NaN TPOT = met)."""
+    ttft, tpot, e2e = _slo_columns(requests, services)
+    done = (requests["status"] == "finished").to_numpy()
+    with np.errstate(invalid="ignore"):
+        ok = done.copy()
+        ok &= np.isnan(ttft) | (requests["ttft_s"].to_numpy() <= ttft)
+        t = requests["tpot_s"].to_numpy()
+        ok &= np.isnan(tpot) | np.isnan(t) | (t <= tpot)
+        ok &= np.isnan(e2e) | (requests["e2e_s"].to_numpy() <= e2e)
+    return ok
+
+
+def attainment(requests: pd.DataFrame, services: pd.DataFrame, end_s: float) -> tuple[float, int, int]:
+    """(attainment, met, decided) — see the module docstring for "decided"."""
+    met = slo_met(requests, services)
+    ttft, _, e2e = _slo_columns(requests, services)
+    status = requests["status"].to_numpy()
+    arrival = requests["arrival_s"].to_numpy()
+    first = requests["first_token_s"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        missed = (~np.isnan(ttft) & ((np.isnan(first) & (end_s - arrival > ttft)) | (first - arrival > ttft)))
+        missed |= ~np.isnan(e2e) & (end_s - arrival > e2e)
+    decided = (status != "unfinished") | missed
+    n = int(decided.sum())
+    return (float(met.sum() / n) if n else math.nan), int(met.sum()), n
+
+
+def level_means(timeline: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFrame | pd.Series:
+    """Time-weighted means of the timeline levels (optionally per group)."""
+    cols = ["batch_size", "queue_len", "kv_used_tokens", "kv_occupancy", "busy_fraction"]
+    if timeline.empty:
+        return pd.Series({c: math.nan for c in cols})
+    w = timeline["width_s"]
+    weighted = timeline[cols].mul(w, axis=0)
+    if by is None:
+        return weighted.sum() / w.sum()
+    g = weighted.assign(_w=w, **{k: timeline[k] for k in ([by] if isinstance(by, str) else by)})
+    sums = g.groupby(by, observed=True).sum()
+    return sums[cols].div(sums["_w"], axis=0)
+
+
+def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFrame, timeline: pd.DataFrame,
+           duration_s: float, pue: float, prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    fin = requests[requests["status"] == "finished"]
+    for col, name in (("ttft_s", "ttft_s"), ("tpot_s", "tpot_s"), ("e2e_s", "e2e_s"), ("queueing_s", "queueing_s")):
+        out.update(latency_percentiles(fin[col], f"{prefix}.{name}"))
+    att, met, decided = attainment(requests, services, duration_s)
+    status = requests["status"]
+    cards = float(services["cards"].sum())
+    out_tokens = float(requests["generated_tokens"].sum())
+    in_tokens = float(requests.loc[requests["admit_s"].notna(), "prompt_tokens"].sum())
+    dur = duration_s if duration_s > 0 else math.nan
+    cost = float(replicas["cost_usd"].sum()) if len(replicas) else 0.0
+    energy_j = float(replicas["energy_it_j"].sum()) * pue if len(replicas) else 0.0
+    out.update({
+        f"{prefix}.requests": float(len(requests)),
+        f"{prefix}.finished": float((status == "finished").sum()),
+        f"{prefix}.rejected": float((status == "rejected").sum()),
+        f"{prefix}.unfinished": float((status == "unfinished").sum()),
+        f"{prefix}.slo_attainment": att,
+        f"{prefix}.slo_met": float(met),
+        f"{prefix}.goodput_rps": met / dur,
+        f"{prefix}.throughput_rps": float((status == "finished").sum()) / dur,
+        f"{prefix}.tokens_per_s": out_tokens / dur,
+        f"{prefix}.input_tokens_per_s": in_tokens / dur,
+        f"{prefix}.tokens_per_s_per_card": out_tokens / dur / cards if cards else math.nan,
+        f"{prefix}.cards": cards,
+        f"{prefix}.preemptions": float(requests["preemptions"].sum()),
+        f"{prefix}.cost_usd": cost,
+        f"{prefix}.cost_per_mtok_usd": cost / (out_tokens / 1e6) if out_tokens else math.nan,
+        f"{prefix}.cost_per_mtok_total_usd": cost / ((out_tokens + in_tokens) / 1e6) if out_tokens else math.nan,
+        f"{prefix}.energy_kwh": energy_j / 3.6e6,
+        f"{prefix}.energy_j_per_token": energy_j / out_tokens if out_tokens else math.nan,
+    })
+    lv = level_means(timeline)
+    for c in ("batch_size", "queue_len", "kv_occupancy", "busy_fraction"):
+        out[f"{prefix}.{c}_mean"] = float(lv[c])
+    return out
+
+
+def summarize(run: ServingRun) -> dict[str, float]:
+    """The flat summary dict (DESIGN 4 keys ``inference.*`` and ``sim.*``, plus per service)."""
+    req, svc, reps, tl = run.requests, run.services, run.replicas, run.timeline
+    out = _block(req, svc, reps, tl, run.end_s, run.pue, "inference")
+    names = svc["service"].tolist()
+    for name in names:
+        out.update(_block(req[req["service"] == name], svc[svc["service"] == name],
+                          reps[reps["service"] == name], tl[tl["service"] == name], run.end_s, run.pue,
+                          f"inference.{name}"))
+        for pool in ("prefill", "decode"):
+            part = tl[(tl["service"] == name) & (tl["pool"] == pool)]
+            if len(part):
+                lv = level_means(part)
+                out[f"inference.{name}.{pool}.kv_occupancy_mean"] = float(lv["kv_occupancy"])
+                out[f"inference.{name}.{pool}.busy_fraction_mean"] = float(lv["busy_fraction"])
+    out["energy_kwh"] = out["inference.energy_kwh"]
+    out["cost_usd"] = out["inference.cost_usd"]
+    out["sim.events"] = float(run.events)
+    out["sim.wall_s"] = float(run.wall_s)
+    out["sim.end_s"] = float(run.end_s)
+    out["sim.requests_per_wall_s"] = len(req) / run.wall_s if run.wall_s > 0 else math.nan
+    for k in ("prefix_hit_rate", "kv_transfers", "kv_bytes_moved"):
+        if k in run.info:
+            out[f"inference.{k}"] = float(run.info[k])
+    return out
+
+
+def _topology(cfg: Any) -> Any:
+    from ..config.load import resolve_path
+    from ..topology import load_topology
+
+    spec = cfg.cluster.topology
+    if isinstance(spec, str):
+        return load_topology(resolve_path(spec, cfg.base_dir))
+    return load_topology(dict(spec), base_dir=cfg.base_dir)
+
+
+def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult:
+    """Simulate ``cfg.inference`` under ``cfg.policy.serving`` and summarise.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+        The experiment (services, arrivals, batching, routing, autoscaling, duration, seed).
+    topology : Topology, optional
+        Cards and links to place replicas on; default: ``cfg.cluster.topology``. ``False`` runs
+        on virtual cards (non-blocking NIC fabric), ignoring the config's topology.
+    **options
+        :class:`~cluster_sim.engine.serving_setup.ServingOptions` fields overriding the config
+        (e.g. ``timeline_interval_s``, ``pue``, ``prefix_cache_blocks``).
+
+    Raises
+    ------
+    ConfigError
+        A model that does not fit its cards, unknown policy names, bad arrivals.
+    PlacementError
+        The topology lacks the cards a pool needs.
+    """
+    from ..policies.registry import make
+
+    streams = Streams(cfg.seed)
+    services = services_from_config(cfg, streams)
+    opts: ServingOptions = options_from_config(cfg, **options)
+    topo = None if topology is False else (topology if topology is not None else _topology(cfg))
+    sp = cfg.policy.serving
+    engine = ServingEngine(services, routing=make("routing", sp.routing, "policy.serving.routing"),
+                           autoscaling=make("autoscaling", sp.autoscaling, "policy.serving.autoscaling"),
+                           options=opts, topology=topo)
+    run = engine.run()
+    return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)

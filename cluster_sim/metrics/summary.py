@@ -1,0 +1,123 @@
+"""Training and cluster summary metrics: pure functions of the jobs and timeline DataFrames.
+
+Every formula is in docs/metrics.md. Keys are flat and dotted with the unit in the name
+(DESIGN.md 4); undefined values (no finished job, no model job...) are None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["jain", "percentiles", "summarize_training"]
+
+
+def _f(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def percentiles(values: Any, prefix: str, qs: Sequence[int] = (50, 90, 99)) -> dict[str, float | None]:
+    """``{prefix.mean, prefix.pN...}`` of the finite values (linear interpolation); None if empty."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    out: dict[str, float | None] = {f"{prefix}.mean": _f(v.mean()) if v.size else None}
+    for q in qs:
+        out[f"{prefix}.p{q}"] = _f(np.percentile(v, q)) if v.size else None
+    return out
+
+
+def jain(x: Any) -> float | None:
+    """Jain's fairness index ``(sum x)^2 / (n sum x^2)`` of the finite values (None if none)."""
+    v = np.asarray(x, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0 or not (v ** 2).sum() > 0:
+        return None
+    return float(v.sum() ** 2 / (v.size * (v ** 2).sum()))
+
+
+def _integrals(timeline: pd.DataFrame) -> pd.Series:
+    width = (timeline["time_end_s"] - timeline["time_s"]).to_numpy()
+    body = timeline.drop(columns=["time_s", "time_end_s"])
+    return pd.Series(body.to_numpy().T @ width if len(body) else np.zeros(body.shape[1]), index=body.columns)
+
+
+def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The training/cluster summary of a run.
+
+    Parameters
+    ----------
+    jobs, timeline : DataFrame
+        From :func:`~cluster_sim.metrics.recorder.jobs_frame` and
+        :func:`~cluster_sim.metrics.recorder.timeline_frame`.
+    ctx : mapping
+        ``card_types``, ``capacity_by_type``, ``type_peak_flops``, ``t_end_s`` and optionally
+        ``events``, ``wall_s``, ``cycles``, ``type_tdp_w``, ``type_idle_w``, ``type_price_usd_per_hour``.
+    """
+    s: dict[str, Any] = {}
+    types = list(ctx["card_types"])
+    cap = np.asarray(ctx["capacity_by_type"], dtype=np.float64)
+    peak = np.asarray(ctx["type_peak_flops"], dtype=np.float64)
+    t_end = float(ctx["t_end_s"])
+    st = jobs["status"] if len(jobs) else pd.Series([], dtype=object)
+    fin = jobs[st == "finished"] if len(jobs) else jobs
+    started = jobs[np.isfinite(jobs["first_start_s"])] if len(jobs) else jobs
+    s["training.jobs.submitted"] = int(len(jobs))
+    s["training.jobs.finished"] = int((st == "finished").sum())
+    s["training.jobs.rejected"] = int((st == "rejected").sum())
+    s["training.jobs.running_at_end"] = int(st.isin(["running", "restarting"]).sum())
+    s["training.jobs.queued_at_end"] = int((st == "queued").sum())
+    s.update(percentiles(fin["jct_s"] if len(fin) else [], "training.jct_s"))
+    s.update(percentiles(started["queueing_s"] if len(started) else [], "training.queueing_s"))
+    s.update(percentiles(fin["slowdown"] if len(fin) else [], "training.slowdown"))
+    model = jobs[jobs["peak_flop_s"] > 0] if len(jobs) else jobs
+    s["training.mfu"] = _f(model["useful_flops"].sum() / model["peak_flop_s"].sum()) if len(model) else None
+    s["training.linear_speedup"] = None  # single-job scaling: `cluster-sim scaling`
+    s["training.makespan_s"] = _f(fin["finish_s"].max() - jobs["submit_s"].min()) if len(fin) else None
+    s["training.restarts"] = int(jobs["restarts"].sum()) if len(jobs) else 0
+    s["training.preemptions"] = int(jobs["preemptions"].sum()) if len(jobs) else 0
+    if len(fin):
+        per_tenant = (1.0 / fin["slowdown"]).groupby(fin["tenant"]).mean()
+        s["fairness.jain_tenants"] = jain(per_tenant.to_numpy()) if len(per_tenant) > 1 else 1.0
+    else:
+        s["fairness.jain_tenants"] = None
+
+    I = _integrals(timeline) if len(timeline) else None
+    if I is not None and t_end > 0:
+        avail = I["available_cards"]
+        s["utilization.allocated"] = _f(I["allocated_cards"] / avail) if avail > 0 else None
+        s["utilization.busy"] = _f(I["busy_cards"] / avail) if avail > 0 else None
+        s["utilization.allocated_of_installed"] = _f(I["allocated_cards"] / (cap.sum() * t_end))
+        pa = sum(peak[k] * I[f"allocated_cards.{t}"] for k, t in enumerate(types))
+        pc = sum(peak[k] * I[f"available_cards.{t}"] for k, t in enumerate(types))
+        s["utilization.allocated_flops_weighted"] = _f(pa / pc) if pc > 0 else None
+        for t in types:
+            a = I[f"available_cards.{t}"]
+            s[f"utilization.allocated.{t}"] = _f(I[f"allocated_cards.{t}"] / a) if a > 0 else None
+            s[f"utilization.busy.{t}"] = _f(I[f"busy_cards.{t}"] / a) if a > 0 else None
+        blocked = I["blocked"]
+        s["fragmentation.unallocated_cards"] = _f(I["free_cards_when_blocked"] / blocked) if blocked > 0 else 0.0
+        s["fragmentation.unallocated_frac"] = _f(s["fragmentation.unallocated_cards"] / cap.sum())
+        s["fragmentation.blocked_time_frac"] = _f(blocked / t_end)
+        s["queue.mean_jobs"] = _f(I["queued_jobs"] / t_end)
+        useful = float(model["useful_flops"].sum()) if len(model) else 0.0
+        s["training.cluster_mfu"] = _f(useful / pc) if pc > 0 and len(model) else None
+        tdp = np.asarray(ctx.get("type_tdp_w", np.zeros(len(types))), dtype=np.float64)
+        idle = np.asarray(ctx.get("type_idle_w", np.zeros(len(types))), dtype=np.float64)
+        price = np.asarray(ctx.get("type_price_usd_per_hour", np.zeros(len(types))), dtype=np.float64)
+        joules = sum(tdp[k] * I[f"busy_cards.{t}"] + idle[k] * (I[f"available_cards.{t}"] - I[f"busy_cards.{t}"])
+                     for k, t in enumerate(types))
+        s["energy_kwh"] = _f(joules / 3.6e6)
+        s["cost_usd"] = _f(sum(price[k] * I[f"available_cards.{t}"] / 3600.0 for k, t in enumerate(types)))
+    s["sim.t_end_s"] = t_end
+    s["sim.events"] = int(ctx.get("events", 0))
+    wall = float(ctx.get("wall_s", 0.0))
+    s["sim.wall_s"] = wall
+    s["sim.cycles"] = int(ctx.get("cycles", 0))
+    s["sim.events_per_s"] = _f(s["sim.events"] / wall) if wall > 0 else None
+    s["sim.jobs_per_s"] = _f(len(jobs) / wall) if wall > 0 else None
+    return s

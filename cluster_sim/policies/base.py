@@ -1,0 +1,344 @@
+"""Training-policy protocols, the read-only views they are fed, and their frozen decisions.
+
+The training scheduling cycle is ``admit -> order -> place -> preempt`` (DESIGN.md 3). Each
+stage is a small class with ONE decision method (a :class:`typing.Protocol` below). The engine
+hands it a read-only view (numpy arrays with ``writeable=False`` that track the live state, or
+frozen dataclasses) and gets back a frozen decision that it validates before applying it: a
+placement that over-allocates raises :class:`~cluster_sim.errors.PlacementError` naming the policy.
+
+Card types in views are indices into ``ClusterView.card_types``; a job's ``type_mask`` is a
+Python int whose bit ``t`` allows card type ``t`` of the *cluster* (the engine translates the job
+table's own vocabulary once, at load).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Admission",
+    "AdmissionPolicy",
+    "ClusterView",
+    "JobView",
+    "JobsView",
+    "OrderKeys",
+    "OrderingPolicy",
+    "Params",
+    "Placement",
+    "PlacementPolicy",
+    "Preemption",
+    "PreemptionPolicy",
+    "RunningView",
+    "TenantUsage",
+    "readonly",
+]
+
+
+def readonly(a: Any, dtype: Any = None) -> np.ndarray:
+    """A non-writeable view of ``a`` (the data stays shared, so the view follows later changes)."""
+    arr = np.asarray(a, dtype=dtype)
+    v = arr.view()
+    v.flags.writeable = False
+    return v
+
+
+class Params:
+    """Mixin: scikit-learn style ``get_params`` and a ``repr`` showing the constructor parameters.
+
+    Constructors store their keyword parameters as attributes of the same name and nothing else.
+    """
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters and their current values."""
+        if type(self).__init__ is object.__init__:
+            return {}
+        sig = inspect.signature(type(self).__init__)
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {k: getattr(self, k) for k, p in sig.parameters.items() if k != "self" and p.kind in kinds}
+
+    @property
+    def name(self) -> str:
+        """Registry name of the policy (class attribute ``registry_name``, else the class name)."""
+        return str(getattr(type(self), "registry_name", type(self).__name__))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({inner})"
+
+
+# ---- views -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """One job as a policy sees it (engine row ``idx``; times in seconds).
+
+    ``duration_s`` is the isolated run time at reference speed (the scheduler's estimate);
+    ``attained_s`` the wall-clock seconds it has run so far; ``single_node`` jobs (trace pods)
+    must be placed on one node.
+    """
+
+    idx: int
+    job_id: int
+    num_cards: int
+    card_milli: int
+    type_mask: int
+    kind: int
+    tenant: int
+    priority: int
+    preemptible: bool
+    submit_s: float
+    duration_s: float
+    attained_s: float = 0.0
+    single_node: bool = False
+
+    @property
+    def whole(self) -> bool:
+        """True when the job wants whole cards (``card_milli == 1000``)."""
+        return self.card_milli >= 1000
+
+    @property
+    def demand_cards(self) -> float:
+        """Cards asked for, fractional shares counted as fractions."""
+        return self.num_cards * self.card_milli / 1000.0
+
+
+@dataclass(frozen=True, eq=False)
+class JobsView:
+    """A batch of jobs as read-only columns (for ordering keys). Row order = engine order."""
+
+    idx: np.ndarray
+    submit_s: np.ndarray
+    duration_s: np.ndarray
+    num_cards: np.ndarray
+    card_milli: np.ndarray
+    priority: np.ndarray
+    tenant: np.ndarray
+    attained_s: np.ndarray
+    kind: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.idx.size)
+
+
+@dataclass(frozen=True, eq=False)
+class TenantUsage:
+    """Cards held (running) and asked for (queued) per tenant, and tenant names."""
+
+    tenants: tuple[str, ...]
+    running_cards: np.ndarray
+    queued_cards: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class RunningView:
+    """Running jobs (one row each, sorted by engine row): what a preemption policy may evict."""
+
+    idx: np.ndarray
+    priority: np.ndarray
+    preemptible: np.ndarray
+    start_s: np.ndarray
+    card_milli: np.ndarray
+    cards: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return int(self.idx.size)
+
+
+class ClusterView:
+    """Read-only view of the cluster's live state (cards, nodes, domains, leaves, types).
+
+    Every array attribute is a non-writeable numpy view; the ones marked *live* change as the
+    engine allocates and releases cards. ``node_cards`` is ``(n_nodes, max_cards_per_node)``,
+    padded with ``n_cards`` (a sentinel whose free capacity, ``card_free_ext[n_cards]``, is 0).
+
+    Attributes (per card): ``card_type``, ``card_node``, ``card_domain``, ``card_leaf``,
+    ``card_dc``, ``card_free_milli`` (live, 0..1000), ``card_free_ext`` (live, with sentinel),
+    ``card_down`` (live, failed cards). Per node: ``node_type``, ``node_size``, ``node_domain``,
+    ``node_leaf``, ``node_cards``, ``node_free_whole`` (live: cards with 1000 milli free),
+    ``node_free_milli`` (live). Per domain/leaf: ``domain_size``, ``domain_free_whole`` (live),
+    ``leaf_size``, ``leaf_free_whole`` (live). Per type: ``type_capacity``, ``type_free_whole``
+    (live), ``type_free_milli`` (live), ``type_nodes`` / ``type_cards`` (tuples of id arrays),
+    ``type_node_size`` (largest node), ``level_count`` (live ``(types, max+1)``: nodes of each type
+    with exactly ``f`` whole free cards), ``type_max_free`` (live: most whole free cards on one node
+    of each type); ``first_node(type, f)`` is the lowest node id in a level (-1 if empty).
+    ``throughput`` is the ``(kinds, types)`` matrix of
+    relative job throughput (Gavel-like). ``recent_*`` hold the latest request sizes (live ring
+    buffer of ``recent_len[0]`` valid rows) for fragmentation-aware placement.
+    """
+
+    def __init__(self, **arrays: Any) -> None:
+        for k, v in arrays.items():
+            object.__setattr__(self, k, readonly(v) if isinstance(v, np.ndarray) else v)
+        object.__setattr__(self, "_memo", {})
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("ClusterView is read-only")
+
+    # attributes are set dynamically; declare the common ones for type checkers
+    card_types: tuple[str, ...]
+    n_cards: int
+    n_nodes: int
+    card_type: np.ndarray
+    card_node: np.ndarray
+    card_domain: np.ndarray
+    card_leaf: np.ndarray
+    card_dc: np.ndarray
+    card_free_milli: np.ndarray
+    card_free_ext: np.ndarray
+    card_down: np.ndarray
+    node_type: np.ndarray
+    node_size: np.ndarray
+    node_domain: np.ndarray
+    node_leaf: np.ndarray
+    node_cards: np.ndarray
+    node_free_whole: np.ndarray
+    node_free_milli: np.ndarray
+    domain_size: np.ndarray
+    domain_free_whole: np.ndarray
+    leaf_size: np.ndarray
+    leaf_free_whole: np.ndarray
+    type_capacity: np.ndarray
+    type_free_whole: np.ndarray
+    type_free_milli: np.ndarray
+    type_nodes: tuple[np.ndarray, ...]
+    type_cards: tuple[np.ndarray, ...]
+    type_node_size: np.ndarray
+    level_count: np.ndarray
+    type_max_free: np.ndarray
+    throughput: np.ndarray
+    recent_num_cards: np.ndarray
+    recent_milli: np.ndarray
+    recent_mask: np.ndarray
+    recent_len: np.ndarray
+
+    # ---- cached helpers (pure functions of the static layout) -------------------------------
+    def types_of(self, mask: int) -> np.ndarray:
+        """Card-type indices allowed by ``mask`` (ascending)."""
+        key = ("t", mask)
+        out = self._memo.get(key)  # type: ignore[attr-defined]
+        if out is None:
+            out = readonly(np.array([t for t in range(len(self.card_types)) if mask >> t & 1],
+                                    dtype=np.int64))
+            self._memo[key] = out  # type: ignore[attr-defined]
+        return out
+
+    def nodes_of(self, mask: int) -> np.ndarray:
+        """Node ids whose card type ``mask`` allows (ascending)."""
+        key = ("n", mask)
+        out = self._memo.get(key)  # type: ignore[attr-defined]
+        if out is None:
+            parts = [self.type_nodes[t] for t in self.types_of(mask)]
+            out = readonly(np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64))
+            self._memo[key] = out  # type: ignore[attr-defined]
+        return out
+
+    def cards_of(self, mask: int) -> np.ndarray:
+        """Card ids whose type ``mask`` allows (ascending)."""
+        key = ("c", mask)
+        out = self._memo.get(key)  # type: ignore[attr-defined]
+        if out is None:
+            parts = [self.type_cards[t] for t in self.types_of(mask)]
+            out = readonly(np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64))
+            self._memo[key] = out  # type: ignore[attr-defined]
+        return out
+
+    def free_whole_in(self, mask: int) -> int:
+        """Whole free cards of the types ``mask`` allows (live)."""
+        return int(self.type_free_whole[self.types_of(mask)].sum())
+
+    def max_node_free(self, mask: int) -> int:
+        """Largest number of whole free cards on one node of the allowed types (live)."""
+        tmf = self.type_max_free
+        return max((int(tmf[t]) for t in self.type_list(mask)), default=0)
+
+    def type_list(self, mask: int) -> list[int]:
+        """Card-type indices allowed by ``mask`` as a Python list (cached)."""
+        key = ("l", mask)
+        out = self._memo.get(key)  # type: ignore[attr-defined]
+        if out is None:
+            out = self._memo[key] = self.types_of(mask).tolist()  # type: ignore[attr-defined]
+        return out
+
+    def node_with(self, mask: int, k: int, best: bool = True) -> int:
+        """Node with the fewest (``best``) or most whole free cards, at least ``k``, among the
+        allowed types; ties go to the lowest node id. -1 if none. Uses the engine's bucket index
+        (``first_node(type, free)``), so it costs O(types x cards per node), not O(nodes)."""
+        types = self.type_list(mask)
+        lc = self.level_count
+        top = max((int(self.type_max_free[t]) for t in types), default=0)
+        if top < k:
+            return -1
+        levels = range(k, top + 1) if best else range(top, k - 1, -1)
+        for f in levels:
+            cands = [self.first_node(t, f) for t in types if f < lc.shape[1] and lc[t, f] > 0]
+            if cands:
+                return min(cands)
+        return -1
+
+
+# ---- decisions ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Admission:
+    """Accept a job into the queue, or reject it with a reason."""
+
+    accept: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """The cards a job gets (each at the job's ``card_milli``). ``cards`` is made read-only."""
+
+    cards: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cards", readonly(np.array(self.cards, dtype=np.int64, copy=True)))
+
+
+@dataclass(frozen=True)
+class OrderKeys:
+    """One float sort key per job of a :class:`JobsView` (smaller runs first; ties by submit, id)."""
+
+    keys: np.ndarray = field(compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", readonly(np.array(self.keys, dtype=np.float64, copy=True)))
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """Running jobs (engine rows) to preempt so that the waiting job can start."""
+
+    victims: tuple[int, ...] = ()
+
+
+# ---- protocols -----------------------------------------------------------------------------
+@runtime_checkable
+class AdmissionPolicy(Protocol):
+    """Decides, on arrival, whether a job may join the queue."""
+
+    def admit(self, job: JobView, usage: TenantUsage) -> Admission: ...
+
+
+@runtime_checkable
+class OrderingPolicy(Protocol):
+    """Gives queued jobs their sort keys (computed when a job enters the queue)."""
+
+    def keys(self, jobs: JobsView) -> OrderKeys: ...
+
+
+@runtime_checkable
+class PlacementPolicy(Protocol):
+    """Chooses cards for one job now, or None when it cannot (or will not) place it."""
+
+    def place(self, job: JobView, cluster: ClusterView) -> Placement | None: ...
+
+
+@runtime_checkable
+class PreemptionPolicy(Protocol):
+    """Chooses running jobs to evict so that a blocked job can start (empty = none)."""
+
+    def select(self, job: JobView, running: RunningView, cluster: ClusterView) -> Preemption: ...

@@ -249,7 +249,7 @@ class TrainingPolicyConfig(Strict):
     ordering: PolicyRef = _ref("fifo")
     placement: PolicyRef = _ref("packed")
     preemption: PolicyRef = _ref("none")
-    backfill: bool = False
+    backfill: bool | Literal["easy", "greedy"] = Field(False, description="true = EASY backfill")
     scheduler: str | None = None
 
 
@@ -289,6 +289,7 @@ class FailuresConfig(Strict):
     node_mtbf: Duration | None = None
     restart_delay: Duration = 600.0
     checkpoint_cost: Duration = 60.0
+    checkpoint_interval: Duration | None = Field(None, description="None = the engine default (1 h)")
 
 
 class ScalingConfig(Strict):

@@ -234,7 +234,7 @@ def training_policies(tp: Any) -> dict[str, Any]:
             if s not in tp.model_fields_set:
                 refs[s] = preset[s]
     out: dict[str, Any] = {s: registry.make(s, refs[s], where=f"policy.training.{s}") for s in stages}
-    out["backfill"] = bool(tp.backfill)
+    out["backfill"] = tp.backfill if isinstance(tp.backfill, str) else ("easy" if tp.backfill else False)
     if tp.scheduler is not None and "backfill" not in tp.model_fields_set:
         out["backfill"] = registry.SCHEDULERS[tp.scheduler].get("backfill", False)
     return out

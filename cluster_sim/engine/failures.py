@@ -98,5 +98,6 @@ def failure_model(cfg: Any) -> FailureModel | None:
     """A :class:`FailureModel` from a ``failures`` config section (None if absent)."""
     if cfg is None:
         return None
+    extra = {} if cfg.checkpoint_interval is None else {"checkpoint_interval_s": cfg.checkpoint_interval}
     return FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
-                        checkpoint_cost_s=cfg.checkpoint_cost)
+                        checkpoint_cost_s=cfg.checkpoint_cost, **extra)

@@ -267,18 +267,27 @@ class Topology:
         return paths.comm_levels(self, cards)
 
     def validate(self) -> None:
-        """Raise :class:`TopologyError` naming the first card not connected to card 0."""
+        """Raise :class:`TopologyError` naming the first card cut off from the others.
+
+        "The others" is the connected component holding the most cards (ties: the lowest
+        card id), so a single isolated card is named, not its neighbours.
+        """
         if self.n_cards == 0:
             raise TopologyError(f"topology {self.name!r}: has no cards")
         g = self.graph
-        reached = nx.node_connected_component(g, 0)
-        if len(reached) >= g.number_of_nodes():
+        if nx.is_connected(g):
             return
+        comps = [c for c in nx.connected_components(g)]
+        main = max(comps, key=lambda c: (sum(1 for n in c if isinstance(n, (int, np.integer))),
+                                         -min((n for n in c if isinstance(n, (int, np.integer))),
+                                              default=self.n_cards)))
+        anchor = min(n for n in main if isinstance(n, (int, np.integer)))
         for card in range(self.n_cards):
-            if card not in reached:
+            if card not in main:
                 raise TopologyError(
                     f"topology {self.name!r}: card {card} (node {int(self.node[card])}, domain "
-                    f"{int(self.domain[card])}) is not connected to card 0")
+                    f"{int(self.domain[card])}) is not connected to card {anchor} and the "
+                    f"{sum(1 for n in main if isinstance(n, (int, np.integer))) - 1} cards reachable from it")
 
     # ---- summary -------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_disconnected_accelerator(tmp_path, capsys, repo_cwd, monkeypatch):
     with pytest.raises(TopologyError):
         load("x")
     msg = one_error_line(capsys, ["validate", experiment(tmp_path, cards=8, model="llama3-8b", par="{tp: 8}")])
-    assert msg.startswith("cluster.topology: topology 'cut': card 1") and "is not connected to card 0" in msg
+    assert msg.startswith("cluster.topology: topology 'cut': card 0 (node 0, domain 0)") and "is not connected to card 1" in msg
 
 
 def test_missing_experiment_file(tmp_path, capsys):

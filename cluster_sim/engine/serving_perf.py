@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import PerfModelError
 from ..perf.base import Breakdown
+from ..perf.inference import refine_iterations
 
 __all__ = ["LinearServingPerf"]
 
@@ -100,12 +101,7 @@ class LinearServingPerf:
             k = int(budget_s / a)
         else:
             return 2**62
-        stretch = self.decode_stretch_s
-        while k > 0 and stretch(batch, context_tokens, k) > budget_s:
-            k -= 1
-        while stretch(batch, context_tokens, k + 1) <= budget_s:
-            k += 1
-        return k
+        return refine_iterations(self.decode_stretch_s, batch, context_tokens, k, budget_s)
 
     def mixed_iteration_time_s(self, prefill_tokens: int, decode_batch: int, context_tokens: float,
                                attn_pairs: float | None = None) -> float:

@@ -48,6 +48,7 @@ Fast scalar methods (pure float math, no allocation; seconds):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..catalog import AcceleratorSpec, accelerator
@@ -58,7 +59,7 @@ from ..units import GIB
 from ..workload.models import ModelSpec, model
 from .base import Breakdown
 
-__all__ = ["PHASES", "UNBOUNDED_ITERATIONS", "ReplicaPerf", "causal_pairs"]
+__all__ = ["PHASES", "UNBOUNDED_ITERATIONS", "ReplicaPerf", "causal_pairs", "refine_iterations"]
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 ACT_BYTES = 2  # activations exchanged by TP/EP collectives are 16-bit
@@ -76,6 +77,19 @@ SPLITWISE_W = {
 # Other cards: fractions of TDP, the mean of SplitwiseSim's A100 (0.625) and H100 (0.543).
 PREFILL_POWER_FRACTION = 1.0
 DECODE_POWER_FRACTION = 0.58
+
+
+def refine_iterations(stretch: Callable[[int, float, int], float], batch: int, context_tokens: float, k: int, budget_s: float) -> int:
+    """Correct a closed-form guess ``k`` to the largest ``k`` with ``stretch(batch, ctx, k) <= budget_s``.
+
+    The closed-form solution of the quadratic can be off by one in floating point; this
+    steps it down or up by whole iterations against the exact stretch sum.
+    """
+    while k > 0 and stretch(batch, context_tokens, k) > budget_s:
+        k -= 1
+    while stretch(batch, context_tokens, k + 1) <= budget_s:
+        k += 1
+    return k
 
 
 def causal_pairs(new_tokens: float, cached_tokens: float = 0.0) -> float:
@@ -465,12 +479,7 @@ class ReplicaPerf:
                 k = min(kx, _solve_series(pa + d, pb, budget_s))
             else:
                 k = kx + _solve_series(qa + qb * kx + d, qb, budget_s - first)
-        stretch = self.decode_stretch_s
-        while k > 0 and stretch(batch, context_tokens, k) > budget_s:
-            k -= 1
-        while stretch(batch, context_tokens, k + 1) <= budget_s:
-            k += 1
-        return k
+        return refine_iterations(self.decode_stretch_s, batch, context_tokens, k, budget_s)
 
     # ---- chunked prefill ---------------------------------------------------------------------
     def mixed_iteration_time_s(self, prefill_tokens: int, decode_batch: int, context_tokens: float,

@@ -32,8 +32,6 @@ TOPOLOGY = REPO / "topologies" / "h100-cluster-100k.yaml"
 def run_one(n_jobs: int, *, load: float | None, placement: str, backfill: bool, seed: int,
             profile: bool = False) -> dict[str, Any]:
     """Build and run one size in this process; returns its measurements."""
-    import numpy as np
-
     from cluster_sim.engine.cluster_state import layout_from_topology
     from cluster_sim.metrics import run_training
     from cluster_sim.topology import load_topology
@@ -73,8 +71,85 @@ def run_one(n_jobs: int, *, load: float | None, placement: str, backfill: bool, 
         "queueing_p50_s": s["training.queueing_s.p50"], "queueing_p99_s": s["training.queueing_s.p99"],
         "jct_p50_s": s["training.jct_s.p50"], "mfu": s["training.mfu"],
         "finished_frac": s["training.jobs.finished"] / max(n_jobs, 1),
-        "nan_check": bool(np.isfinite(s["sim.wall_s"])),
     }
+
+
+def process_vs_heap(n_jobs: int = 200_000, seed: int = 0) -> dict[str, float]:
+    """Time the two ways to drive job finishes: one SimPy process per job vs one process + a heap.
+
+    Both handle the same arrivals and finishes (no scheduling work), so the difference is the
+    cost of the event machinery alone; a tenth of the jobs change speed once (a bandwidth share
+    moves), which a per-job process must handle with an interrupt and the heap with a new entry.
+    """
+    import heapq
+
+    import numpy as np
+    import simpy
+
+    rng = np.random.default_rng(seed)
+    submit = np.cumsum(rng.exponential(1.0, n_jobs)).tolist()
+    dur = rng.exponential(100.0, n_jobs).tolist()
+    change = (rng.random(n_jobs) < 0.1).tolist()
+    out: dict[str, float] = {"jobs": float(n_jobs)}
+
+    env = simpy.Environment()
+    done = [0]
+
+    def job(i: int):  # one process per job
+        yield env.timeout(submit[i])
+        left = dur[i]
+        if change[i]:
+            try:
+                yield env.timeout(left)
+            except simpy.Interrupt:
+                left = left / 2  # progress made, then the rest at a new rate
+                yield env.timeout(left)
+        else:
+            yield env.timeout(left)
+        done[0] += 1
+
+    def changer(procs):
+        for i in range(n_jobs):
+            if change[i]:
+                yield env.timeout(max(submit[i] + dur[i] / 2 - env.now, 0))
+                if procs[i].is_alive:
+                    procs[i].interrupt()
+
+    t0 = time.perf_counter()
+    procs = [env.process(job(i)) for i in range(n_jobs)]
+    env.process(changer(procs))
+    env.run()
+    out["per_job_process_s"] = time.perf_counter() - t0
+
+    env = simpy.Environment()
+
+    def loop():  # one process, a heap of (time, kind, job, version)
+        heap = [(submit[i], 0, i, 0) for i in range(n_jobs)]
+        heapq.heapify(heap)
+        ver = [0] * n_jobs
+        finished = 0
+        while heap:
+            t, kind, i, v = heapq.heappop(heap)
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            if kind == 0:
+                heapq.heappush(heap, (t + dur[i], 1, i, 0))
+                if change[i]:
+                    heapq.heappush(heap, (t + dur[i] / 2, 2, i, 0))
+            elif kind == 2:  # speed change: new finish entry, the old one goes stale
+                ver[i] += 1
+                heapq.heappush(heap, (t + dur[i] / 2, 1, i, ver[i]))
+            elif ver[i] == v:
+                finished += 1
+        done[0] = finished
+
+    t0 = time.perf_counter()
+    env.process(loop())
+    env.run()
+    out["one_process_heap_s"] = time.perf_counter() - t0
+    out["per_job_process_jobs_per_s"] = n_jobs / out["per_job_process_s"]
+    out["one_process_heap_jobs_per_s"] = n_jobs / out["one_process_heap_s"]
+    return out
 
 
 COLS = [("jobs", "jobs", ",d"), ("offered_load", "load", ".2f"), ("simulated_days", "sim days", ".1f"),
@@ -93,7 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile the run (single size, in process)")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/results JSON")
+    ap.add_argument("--process-vs-heap", type=int, metavar="N", help="only time the two event drivers")
     args = ap.parse_args(argv)
+    if args.process_vs_heap:
+        res = process_vs_heap(args.process_vs_heap)
+        print(json.dumps(res))
+        if not args.no_write:
+            write_json("cluster_year_drivers", {"benchmark": "process_vs_heap", "machine": machine(), **res})
+        return 0
     sizes = args.jobs or [10_000, 100_000, 1_000_000]
     if args.single or args.profile:
         out = run_one(sizes[0], load=args.load, placement=args.placement, backfill=args.backfill,

@@ -8,7 +8,11 @@ is its own scale-up domain and nodes are grouped ``nodes_per_leaf`` to a leaf sw
 
 The state keeps free milli-capacity per card (1000 = a whole free card; fractional shares add up
 to at most 1000) and incremental free-capacity indices per node, domain, leaf and card type, so a
-placement never rescans the whole cluster. :meth:`ClusterState.allocate` validates every decision
+placement never rescans the whole cluster. A layout built from a node inventory with host
+resources (``(type, cards, nodes, cpu_milli, memory_mib)`` groups) also gives every node a CPU
+(thousandths of a core) and memory (MiB) capacity; the state tracks their free amounts
+(:data:`UNLIMITED` when not modelled, as for topology layouts) and a job's host request is split
+over its nodes in proportion to its cards (:func:`host_share`). :meth:`ClusterState.allocate` validates every decision
 and raises :class:`~cluster_sim.errors.PlacementError` naming the policy.
 """
 
@@ -25,10 +29,18 @@ from ..catalog import accelerator
 from ..errors import CatalogError, PlacementError, TopologyError
 from ..policies.base import ClusterView, readonly
 
-__all__ = ["ASSUMED_TYPES", "ClusterLayout", "ClusterState", "layout_from_node_groups",
-           "layout_from_topology", "type_specs"]
+__all__ = ["ASSUMED_TYPES", "UNLIMITED", "ClusterLayout", "ClusterState", "host_share",
+           "layout_from_node_groups", "layout_from_topology", "type_specs"]
 
 WHOLE = 1000
+UNLIMITED = 1 << 62
+"""Free host CPU / memory of a node whose host resources are not modelled."""
+
+
+def host_share(total: int, cards_here: int, cards: int) -> int:
+    """The part of a job's host request ``total`` charged to a node holding ``cards_here`` of its
+    ``cards`` cards: ``ceil(total * cards_here / cards)`` (the whole request on a single node)."""
+    return -(-total * cards_here // cards)
 
 ASSUMED_TYPES: dict[str, dict[str, float]] = {
     # Alibaba openb G2/G3 and PAI MISC are undisclosed; assumed V100-class (125 TFLOP/s dense
@@ -74,6 +86,9 @@ class ClusterLayout:
         Per leaf: capacity of its uplinks to the spine, bytes/s per direction (inf = non-blocking).
     topology : Topology or None
         The topology the layout came from (used for explicit model jobs' step estimates).
+    node_cpu_milli, node_memory_mib : numpy.ndarray or None
+        Per node: host CPU (thousandths of a core) and memory (MiB) capacity; None = not modelled
+        (unlimited); a negative entry = that node's value is unknown (unlimited).
     """
 
     name: str
@@ -85,10 +100,20 @@ class ClusterLayout:
     card_dc: np.ndarray
     leaf_uplink_Bps: np.ndarray
     topology: Any = field(default=None, repr=False)
+    node_cpu_milli: np.ndarray | None = field(default=None, repr=False)
+    node_memory_mib: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = self.card_type.size
         s = object.__setattr__
+        n_nodes = int(np.asarray(self.card_node).max()) + 1 if n else 0
+        for f in ("node_cpu_milli", "node_memory_mib"):
+            v = getattr(self, f)
+            if v is not None:
+                a = np.asarray(v, dtype=np.int64)
+                if a.shape != (n_nodes,):
+                    raise TopologyError(f"layout {self.name!r}: {f} has shape {a.shape}, expected ({n_nodes},)")
+                s(self, f, readonly(a))
         for f in ("card_type", "card_node", "card_domain", "card_leaf", "card_dc"):
             a = np.asarray(getattr(self, f))
             if a.shape != (n,):
@@ -131,18 +156,31 @@ class ClusterLayout:
         return {t: int(c) for t, c in zip(self.card_types, counts, strict=True)}
 
 
-def layout_from_node_groups(groups: Sequence[tuple[str, int, int]], *, name: str = "nodes",
+def layout_from_node_groups(groups: Sequence[tuple[Any, ...]], *, name: str = "nodes",
                             nodes_per_leaf: int = 32, oversubscription: float = 1.0) -> ClusterLayout:
     """A layout from ``[(card_type, cards_per_node, node_count), ...]`` (e.g. an openb inventory).
 
     Each node is its own scale-up domain; consecutive nodes of a group share a leaf switch,
     ``nodes_per_leaf`` to a leaf, whose uplink carries its cards' NIC bandwidth divided by
-    ``oversubscription``.
+    ``oversubscription``. Groups may carry host resources per node, ``(card_type,
+    cards_per_node, node_count, cpu_milli, memory_mib)`` (a negative value = unknown, unlimited);
+    then every group must, and the layout models host CPU and memory.
     """
     types = tuple(dict.fromkeys(str(g[0]) for g in groups))
+    sizes = {len(g) for g in groups}
+    if not sizes <= {3, 5} or len(sizes) > 1:
+        raise TopologyError(f"layout {name!r}: groups must all be (type, cards, nodes) or all "
+                            "(type, cards, nodes, cpu_milli, memory_mib)")
+    host = sizes == {5}
     ctype, cnode, cleaf = [], [], []
+    ncpu: list[int] = []
+    nmem: list[int] = []
     node = leaf = 0
-    for t, per_node, count in groups:
+    for g in groups:
+        t, per_node, count = g[0], int(g[1]), int(g[2])
+        if host:
+            ncpu += [int(g[3])] * max(count, 0)
+            nmem += [int(g[4])] * max(count, 0)
         if per_node < 1 or count < 0:
             raise TopologyError(f"layout {name!r}: group {(t, per_node, count)}: bad size")
         for i in range(int(count)):
@@ -163,7 +201,9 @@ def layout_from_node_groups(groups: Sequence[tuple[str, int, int]], *, name: str
         uplink[:] = np.inf
     return ClusterLayout(name=name, card_types=types, card_type=card_type, card_node=card_node,
                          card_domain=card_node, card_leaf=card_leaf,
-                         card_dc=np.zeros(card_type.size, np.int32), leaf_uplink_Bps=uplink)
+                         card_dc=np.zeros(card_type.size, np.int32), leaf_uplink_Bps=uplink,
+                         node_cpu_milli=np.array(ncpu, np.int64) if host else None,
+                         node_memory_mib=np.array(nmem, np.int64) if host else None)
 
 
 def _topology_blocks(topo: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -281,6 +321,14 @@ class ClusterState:
         self.recent_mask = np.zeros(recent_window, np.uint64)
         self.recent_len = np.zeros(1, np.int64)
         self._recent_pos = 0
+        self.recent_cpu_milli = np.zeros(recent_window, np.int64)
+        self.recent_memory_mib = np.zeros(recent_window, np.int64)
+        self.has_host = lo.node_cpu_milli is not None or lo.node_memory_mib is not None
+        self.node_cpu_free = self._host_capacity(lo.node_cpu_milli, n_nodes)
+        self.node_mem_free = self._host_capacity(lo.node_memory_mib, n_nodes)
+        self.node_cpu_capacity = self.node_cpu_free.copy()
+        self.node_mem_capacity = self.node_mem_free.copy()
+        self.host_alloc: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.owner = np.full(n, -1, dtype=np.int64)  # whole-card owner; -2 = shared
         self.shared: dict[int, dict[int, int]] = {}
         self.alloc: dict[int, tuple[np.ndarray, int]] = {}
@@ -299,7 +347,15 @@ class ClusterState:
             type_cards=tuple(readonly(x) for x in type_cards), type_node_size=type_node_size,
             level_count=self.level_count, type_max_free=self.type_max_free, throughput=tp,
             recent_num_cards=self.recent_num_cards, recent_milli=self.recent_milli,
-            recent_mask=self.recent_mask, recent_len=self.recent_len, first_node=self.first_node)
+            recent_mask=self.recent_mask, recent_len=self.recent_len, first_node=self.first_node,
+            has_host=self.has_host, node_cpu_free=self.node_cpu_free, node_mem_free=self.node_mem_free,
+            recent_cpu_milli=self.recent_cpu_milli, recent_memory_mib=self.recent_memory_mib)
+
+    @staticmethod
+    def _host_capacity(cap: np.ndarray | None, n_nodes: int) -> np.ndarray:
+        if cap is None:
+            return np.full(n_nodes, UNLIMITED, np.int64)
+        return np.where(cap < 0, UNLIMITED, cap).astype(np.int64)
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def first_node(self, t: int, f: int) -> int:
@@ -370,14 +426,17 @@ class ClusterState:
             np.add.at(self.domain_free_whole, lo.card_domain[cc], dd)
             np.add.at(self.leaf_free_whole, lo.card_leaf[cc], dd)
 
-    def allocate(self, job: int, cards: Any, milli: int, policy: str = "?", mask: int | None = None) -> np.ndarray:
-        """Give ``cards`` (each at ``milli`` thousandths) to engine row ``job``.
+    def allocate(self, job: int, cards: Any, milli: int, policy: str = "?", mask: int | None = None,
+                 cpu_milli: int = 0, memory_mib: int = 0) -> np.ndarray:
+        """Give ``cards`` (each at ``milli`` thousandths) to engine row ``job``, with ``cpu_milli``
+        host CPU (thousandths of a core) and ``memory_mib`` host memory (MiB) in total, split over
+        the nodes by :func:`host_share`.
 
         Raises
         ------
         PlacementError
-            Naming ``policy``: unknown or repeated cards, failed cards, not enough free capacity,
-            a type the job may not use, or a job that already holds cards.
+            Naming ``policy``: unknown or repeated cards, failed cards, not enough free capacity
+            (GPU, CPU or memory), a type the job may not use, or a job that already holds cards.
         """
         cards = np.asarray(cards, dtype=np.int64).reshape(-1)
         where = f"placement policy {policy!r}, job row {job}"
@@ -409,6 +468,8 @@ class ClusterState:
                 c = int(cards[bad][0])
                 raise PlacementError(f"{where}: card {c} is of type "
                                      f"{self.layout.card_types[self.layout.card_type[c]]!r}, not allowed")
+        if cpu_milli or memory_mib:
+            self._take_host(job, cards, cpu_milli, memory_mib, where)
         self._apply(cards, -milli)
         if milli >= WHOLE:
             self.owner[cards] = job
@@ -431,6 +492,10 @@ class ClusterState:
             cards, milli = self.alloc.pop(job)
         except KeyError:
             raise PlacementError(f"release: job row {job} holds no cards") from None
+        host = self.host_alloc.pop(job, None)
+        if host is not None:
+            self.node_cpu_free[host[0]] += host[1]
+            self.node_mem_free[host[0]] += host[2]
         self._apply(cards, milli)
         if milli >= WHOLE:
             self.owner[cards] = -1
@@ -442,6 +507,23 @@ class ClusterState:
                     del self.shared[c]
                     self.owner[c] = -1
         return cards, milli
+
+    def _take_host(self, job: int, cards: np.ndarray, cpu_milli: int, memory_mib: int, where: str) -> None:
+        """Charge the host request to the nodes of ``cards`` (all-or-nothing)."""
+        nodes, per = np.unique(self.layout.card_node[cards], return_counts=True)
+        k = cards.size
+        cpu = np.array([host_share(int(cpu_milli), c, k) for c in per.tolist()], np.int64)
+        mem = np.array([host_share(int(memory_mib), c, k) for c in per.tolist()], np.int64)
+        for what, free, need, unit in (("CPU", self.node_cpu_free, cpu, "milli-cores"),
+                                       ("memory", self.node_mem_free, mem, "MiB")):
+            short = free[nodes] < need
+            if short.any():
+                i = int(np.flatnonzero(short)[0])
+                raise PlacementError(f"{where}: over-allocation: node {int(nodes[i])} has "
+                                     f"{int(free[nodes[i]])} {unit} of {what} free, needs {int(need[i])}")
+        self.node_cpu_free[nodes] -= cpu
+        self.node_mem_free[nodes] -= mem
+        self.host_alloc[job] = (nodes, cpu, mem)
 
     def jobs_on(self, card: int) -> list[int]:
         """Engine rows of the jobs holding ``card`` (ascending)."""
@@ -468,9 +550,13 @@ class ClusterState:
         self._apply(np.array([card]), WHOLE)
         self.type_down[self.layout.card_type[card]] -= 1
 
-    def push_request(self, num_cards: int, milli: int, mask: int) -> None:
-        """Record a request size in the recent-request ring buffer."""
+    def push_request(self, num_cards: int, milli: int, mask: int, cpu_milli: int = 0,
+                     memory_mib: int = 0) -> None:
+        """Record a request size (cards, milli per card, type mask, host CPU and memory) in the
+        recent-request ring buffer."""
         i = self._recent_pos
+        self.recent_cpu_milli[i] = cpu_milli
+        self.recent_memory_mib[i] = memory_mib
         self.recent_num_cards[i] = num_cards
         self.recent_milli[i] = milli
         self.recent_mask[i] = mask
@@ -498,6 +584,12 @@ class ClusterState:
         assert (np.bincount(lo.card_leaf, whole, self.leaf_free_whole.size) == self.leaf_free_whole).all()
         assert (np.bincount(lo.card_type, whole, self.type_free_whole.size) == self.type_free_whole).all()
         assert (np.bincount(lo.card_node, self.free, self.node_free_milli.size) == self.node_free_milli).all()
+        cpu, mem = self.node_cpu_capacity.copy(), self.node_mem_capacity.copy()
+        for nodes, c, m in self.host_alloc.values():
+            cpu[nodes] -= c
+            mem[nodes] -= m
+        assert (cpu == self.node_cpu_free).all() and (mem == self.node_mem_free).all(), "host free out of sync"
+        assert (self.node_cpu_free >= 0).all() and (self.node_mem_free >= 0).all(), "host over-allocated"
         lc = np.zeros_like(self.level_count)
         np.add.at(lc, (self.node_type, self.node_free_whole), 1)
         assert (lc == self.level_count).all(), "level counts out of sync"

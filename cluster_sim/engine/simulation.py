@@ -260,9 +260,8 @@ def _job_columns(eng: TrainingEngine) -> dict[str, np.ndarray]:
         "attained_s": f(eng.attained, dtype=np.float64), "wait_s": f(eng.wait, dtype=np.float64),
         "remaining_s": f(eng.remaining, dtype=np.float64), "useful_flops": f(eng.flops, dtype=np.float64),
         "peak_flop_s": f(eng.peak_s, dtype=np.float64), "first_card_type": f(eng.first_type, dtype=np.int64),
-        "n_nodes": f([s[0] for s in eng.spans], dtype=np.int64),
-        "n_domains": f([s[1] for s in eng.spans], dtype=np.int64),
-        "n_leaves": f([s[2] for s in eng.spans], dtype=np.int64),
+        "n_nodes": eng.spans[:, 0].astype(np.int64), "n_domains": eng.spans[:, 1].astype(np.int64),
+        "n_leaves": eng.spans[:, 2].astype(np.int64),
         "reject_reason": np.array([eng.reason.get(i, "") for i in range(eng.n)], dtype=object),
     }
     if J.name is not None:
@@ -277,7 +276,12 @@ NODE_BUILDERS = ("openb_nodes", "pai_machines", "node_groups")
 def build_layout(topology: str | dict[str, Any], base_dir: str = ".") -> ClusterLayout:
     """The cluster layout of ``cluster.topology``: a topology file / inline builder spec, or a node
     inventory ``{builder: openb_nodes | pai_machines, path: ..., nodes_per_leaf: 32,
-    oversubscription: 1}`` or ``{builder: node_groups, groups: [[type, cards_per_node, nodes], ...]}``.
+    oversubscription: 1, scale: 1, host_resources: true}`` or ``{builder: node_groups, groups:
+    [[type, cards_per_node, nodes(, cpu_milli, memory_mib)], ...]}``. ``scale`` multiplies every
+    (type, cards per node) group's node count (rounded, at least 1): a scaled copy of a traced
+    cluster keeps its mix of node sizes and types. With ``host_resources`` (default) an inventory's
+    per-node CPU and memory become capacity dimensions (pods' ``cpu_milli`` / ``memory_mib`` must
+    fit too); the scaled count of a group is shared over its host variants by largest remainder.
     """
     from ..config import resolve_path
     from ..errors import ConfigError
@@ -288,6 +292,12 @@ def build_layout(topology: str | dict[str, Any], base_dir: str = ".") -> Cluster
         kind = spec.pop("builder")
         where = "cluster.topology"
         opts = {k: spec.pop(k) for k in ("nodes_per_leaf", "oversubscription", "name") if k in spec}
+        scale = float(spec.pop("scale", 1.0))
+        if not scale > 0:
+            raise ConfigError(f"{where}.scale: must be > 0, got {scale!r}")
+        host = spec.pop("host_resources", True)
+        if not isinstance(host, bool):
+            raise ConfigError(f"{where}.host_resources: must be true or false, got {host!r}")
         if kind == "node_groups":
             groups = [tuple(g) for g in spec.pop("groups", [])]
             name = str(opts.pop("name", "node_groups"))
@@ -298,11 +308,17 @@ def build_layout(topology: str | dict[str, Any], base_dir: str = ".") -> Cluster
                 raise ConfigError(f"{where}.path: required for builder {kind}")
             path = resolve_path(spec.pop("path"), base_dir)
             inv = alibaba.read_openb_nodes(path) if kind == "openb_nodes" else alibaba.read_pai_machines(path)
-            groups = inv.to_cluster_spec()["node_groups"]
+            if host:
+                groups = inv.host_groups(scale)
+                scale = 1.0
+            else:
+                groups = inv.to_cluster_spec()["node_groups"]
             name = str(opts.pop("name", kind))
         if spec:
             raise ConfigError(f"{where}.{sorted(spec)[0]}: unknown field for builder {kind}; known: "
-                              "path, groups, nodes_per_leaf, oversubscription, name")
+                              "path, groups, nodes_per_leaf, oversubscription, scale, host_resources, name")
+        if scale != 1.0:
+            groups = [(g[0], g[1], max(1, round(g[2] * scale)), *g[3:]) for g in groups]
         return layout_from_node_groups(groups, name=name, **opts)
     from ..topology import load_topology
 
@@ -437,6 +453,16 @@ def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> tuple[Any, 
                     from ..workload.traces.philly import philly_sampler
 
                     params["finetune_durations"] = philly_sampler()
+                if isinstance(params.get("mix"), str):
+                    params["mix"] = resolve_path(params["mix"], cfg.base_dir)
+                keep = params.pop("classes", None)
+                if keep is not None:
+                    mix = generators.load_mix(params.get("mix"))
+                    unknown = sorted(set(keep) - {c.name for c in mix})
+                    if unknown:
+                        raise ConfigError(f"training.generator.params.classes: unknown class {unknown[0]!r}; "
+                                          f"known: {', '.join(c.name for c in mix)}")
+                    params["mix"] = tuple(c for c in mix if c.name in keep)
                 tables.append(generators.industry_mix(
                     g.n_jobs, jobs_per_hour=g.jobs_per_hour, horizon_s=cfg.duration if g.n_jobs is None else None,
                     rng=streams["workload"], card_types=layout.card_types, arrival=g.arrival,

@@ -100,12 +100,17 @@ class TrainingEngine:
                     if m >> k & 1 and name in lo.card_types:
                         bits |= 1 << lo.card_types.index(name)
             cmask[inv.reshape(-1) == u] = bits
-        self.mask = [int(x) for x in cmask.tolist()]
+        interned: dict[int, int] = {}
+        self.mask = [interned.setdefault(x, x) for x in cmask.tolist()]
         self.cmask = cmask
         self.job_id = J.job_id.tolist()
         self.submit = J.submit_s.tolist()
         self.num = J.num_cards.tolist()
         self.milli = J.card_milli.tolist()
+        # host CPU / memory requests count only on a cluster that models host resources
+        host = self.state.has_host
+        self.cpu = J.cpu_milli.tolist() if host else [0] * len(J)
+        self.mem = J.memory_mib.tolist() if host else [0] * len(J)
         self.dur = J.duration_s.tolist()
         self.kind = J.kind.tolist()
         self.prio = J.priority.tolist()
@@ -124,25 +129,26 @@ class TrainingEngine:
         row_of = {jid: r for r, jid in enumerate(self.job_id)}
         self.job_speed = {row_of[jid]: fn for jid, fn in sorted(self.job_speed.items()) if jid in row_of}
         self.status = [PENDING] * n
+        # hot per-job state as Python lists (fast scalar access), the rest as numpy columns
         self.remaining = list(self.dur)
         self.rate = [0.0] * n
         self.sp = [0.0] * n
         self.last = [0.0] * n
         self.ver = [0] * n
-        self.first_start = [NAN] * n
-        self.finish_t = [NAN] * n
-        self.restarts = [0] * n
-        self.preempts = [0] * n
         self.attained = [0.0] * n
-        self.wait = [0.0] * n
-        self.queued_since = [0.0] * n
         self.flops = [0.0] * n
         self.peak_s = [0.0] * n
-        self.run_start = [0.0] * n
+        self.first_start = np.full(n, np.nan)
+        self.finish_t = np.full(n, np.nan)
+        self.restarts = np.zeros(n, np.int32)
+        self.preempts = np.zeros(n, np.int32)
+        self.wait = np.zeros(n)
+        self.queued_since = np.zeros(n)
+        self.run_start = np.zeros(n)
         self.peak_rate = [0.0] * n
         self.reason: dict[int, str] = {}
-        self.first_type = [-1] * n
-        self.spans = [(0, 0, 0)] * n  # (nodes, domains, leaves) of the latest placement
+        self.first_type = np.full(n, -1, np.int32)
+        self.spans = np.zeros((n, 3), np.int32)  # (nodes, domains, leaves) of the latest placement
         self.info: dict[int, Any] = {}
         self.tmilli: dict[int, list[tuple[int, int]]] = {}
         self.busy = [0] * T
@@ -198,11 +204,13 @@ class TrainingEngine:
                     continue
                 finally:
                     self._waiting = False
-            self.step(max(t, env.now) if t < env.now else t)
+            self.step(max(t, env.now))
 
     def poke(self) -> None:
-        """Ask for a scheduling cycle now (another subsystem changed the cluster)."""
+        """Ask for a scheduling cycle now (another subsystem changed the cluster, e.g. released
+        cards it had taken with ``sim.state.allocate``)."""
         self.dirty = True
+        self.release_epoch += 1
         heapq.heappush(self._heap, (self.env.now, RECYCLE, -1, 0))
         if self._sleep is not None and not self._sleep.triggered:
             self._sleep.succeed()
@@ -246,7 +254,7 @@ class TrainingEngine:
         """The read-only view of engine row ``i``."""
         return JobView(i, self.job_id[i], self.num[i], self.milli[i], self.mask[i], self.kind[i],
                        self.tenant[i], self.prio[i], self.preemptible[i], self.submit[i], self.dur[i],
-                       self.attained[i], self.single[i])
+                       self.attained[i], self.single[i], self.cpu[i], self.mem[i])
 
     def jobs_view(self, rows: list[int]) -> JobsView:
         """Read-only columns of several rows (for ordering keys)."""
@@ -311,7 +319,7 @@ class TrainingEngine:
             self.status[i] = REJECTED
             self.reason[i] = why
             return
-        self.state.push_request(self.num[i], self.milli[i], self.mask[i])
+        self.state.push_request(self.num[i], self.milli[i], self.mask[i], self.cpu[i], self.mem[i])
         self.active += 1
         self._enqueue(i, t)
 
@@ -327,7 +335,8 @@ class TrainingEngine:
         if placement.cards.size != self.num[i]:
             raise PlacementError(f"placement policy {self.placement_name!r}, job row {i}: "
                                  f"{placement.cards.size} cards for a job of {self.num[i]}")
-        cards = self.state.allocate(i, placement.cards, self.milli[i], self.placement_name, self.mask[i])
+        cards = self.state.allocate(i, placement.cards, self.milli[i], self.placement_name, self.mask[i],
+                                    self.cpu[i], self.mem[i])
         self.events += 1
         self.status[i] = RUNNING
         if self.first_start[i] != self.first_start[i]:  # NaN: first start
@@ -339,7 +348,8 @@ class TrainingEngine:
         self.tenant_running[ten] += d
         info = self.speed.info(self.kind[i], cards)
         self.info[i] = info
-        self.spans[i] = (info.n_nodes, info.n_domains, len(info.leaves))
+        sp_row = self.spans[i]
+        sp_row[0], sp_row[1], sp_row[2] = info.n_nodes, info.n_domains, len(info.leaves)
         m = self.milli[i]
         if info.n_nodes == 1:
             tm = [(info.slowest_type, m * len(cards))]

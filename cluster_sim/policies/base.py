@@ -93,6 +93,14 @@ class JobView:
     duration_s: float
     attained_s: float = 0.0
     single_node: bool = False
+    cpu_milli: int = 0
+    memory_mib: int = 0
+
+    @property
+    def host(self) -> bool:
+        """True when the job asks for host CPU (``cpu_milli``, thousandths of a core) or memory
+        (``memory_mib``, MiB), split over its nodes in proportion to its cards."""
+        return self.cpu_milli > 0 or self.memory_mib > 0
 
     @property
     def whole(self) -> bool:
@@ -167,6 +175,9 @@ class ClusterView:
     ``throughput`` is the ``(kinds, types)`` matrix of
     relative job throughput (Gavel-like). ``recent_*`` hold the latest request sizes (live ring
     buffer of ``recent_len[0]`` valid rows) for fragmentation-aware placement.
+    Host resources: ``has_host`` (the layout models them), ``node_cpu_free`` (live, thousandths of a
+    core) and ``node_mem_free`` (live, MiB) per node (``1 << 62`` = unlimited), and the recent
+    requests' ``recent_cpu_milli`` / ``recent_memory_mib``.
     """
 
     def __init__(self, **arrays: Any) -> None:
@@ -213,6 +224,21 @@ class ClusterView:
     recent_milli: np.ndarray
     recent_mask: np.ndarray
     recent_len: np.ndarray
+    has_host: bool
+    node_cpu_free: np.ndarray
+    node_mem_free: np.ndarray
+    recent_cpu_milli: np.ndarray
+    recent_memory_mib: np.ndarray
+
+    def host_cards(self, nodes: np.ndarray, job: JobView) -> np.ndarray:
+        """Per node in ``nodes``: the most of ``job``'s cards (at most ``num_cards``) its free host
+        CPU and memory allow, i.e. the largest ``j`` with ``ceil(request * j / num_cards) <= free``."""
+        k = job.num_cards
+        out = np.full(nodes.size, k, np.int64)
+        for req, free in ((job.cpu_milli, self.node_cpu_free), (job.memory_mib, self.node_mem_free)):
+            if req > 0:
+                out = np.minimum(out, np.minimum(free[nodes], req) * k // req)
+        return out
 
     # ---- cached helpers (pure functions of the static layout) -------------------------------
     def types_of(self, mask: int) -> np.ndarray:

@@ -59,6 +59,8 @@ _SPEC: dict[str, tuple[type, Any]] = {
     "preemptible": (np.bool_, False),
     "kind": (np.int8, KIND_FINETUNE),
     "spec_idx": (np.int32, -1),
+    "cpu_milli": (np.int32, 0),
+    "memory_mib": (np.int32, 0),
 }
 COLUMNS = tuple(_SPEC)
 """The numpy columns of a :class:`JobTable`, in order (``name`` is an optional extra)."""
@@ -189,7 +191,10 @@ class JobTable:
     :data:`ANY_TYPE` = any), ``duration_s`` float64 (isolated run time at reference speed on the
     requested cards, > 0), ``model_idx`` int16 (into ``models``, -1 = none), ``tenant`` int16 (into
     ``tenants``), ``priority`` int8, ``preemptible`` bool, ``kind`` int8 (:data:`KIND_NAMES`),
-    ``spec_idx`` int32 (into ``specs``, the :class:`TrainingJob` a row came from, -1 = none) and an
+    ``spec_idx`` int32 (into ``specs``, the :class:`TrainingJob` a row came from, -1 = none),
+    ``cpu_milli`` int32 and ``memory_mib`` int32 (host CPU in thousandths of a core and host memory
+    in MiB the job asks for in total, split over its nodes in proportion to its cards; 0 = no
+    request, >= 0) and an
     optional ``name`` (object array of str, or None). Columns other than ``job_id``, ``submit_s``,
     ``num_cards`` and ``duration_s`` default to their "nothing special" value; scalars broadcast.
     Invalid input raises :class:`~cluster_sim.errors.ConfigError` naming the column and first bad row.
@@ -207,6 +212,8 @@ class JobTable:
     preemptible: Any = field(default=None, repr=False)
     kind: Any = field(default=None, repr=False)
     spec_idx: Any = field(default=None, repr=False)
+    cpu_milli: Any = field(default=None, repr=False)
+    memory_mib: Any = field(default=None, repr=False)
     name: Any = field(default=None, repr=False)
     card_types: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
@@ -290,6 +297,8 @@ class JobTable:
             ("tenant", (self.tenant < 0) | (self.tenant >= len(self.tenants)),
              f"must index tenants ({len(self.tenants)} names)"),
             ("kind", (self.kind < 0) | (self.kind >= len(KIND_NAMES)), f"must be 0..{len(KIND_NAMES) - 1}"),
+            ("cpu_milli", self.cpu_milli < 0, "must be >= 0"),
+            ("memory_mib", self.memory_mib < 0, "must be >= 0"),
             ("spec_idx", (self.spec_idx < -1) | (self.spec_idx >= len(self.specs)),
              f"must be -1 or an index into specs ({len(self.specs)})"),
         ]

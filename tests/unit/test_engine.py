@@ -224,3 +224,36 @@ def test_water_fill_matches_global_max_min_fair():
         cap = float(rng.uniform(10, 300))
         ref = max_min_fair([[0]] * k, np.array([cap]), np.array(d))
         assert water_fill(d, cap) == pytest.approx(ref.tolist())
+
+
+def test_another_subsystem_borrows_cards_and_pokes():
+    lo = layout_from_node_groups(ONE_NODE)
+    sim = Simulation(lo, seed=1)
+
+    class Borrower:  # takes 6 cards from t=10 to t=60 (e.g. an inference replica)
+        def connect(self, s):
+            def proc():
+                yield s.env.timeout(10.0)
+                s.state.allocate(-1, [2, 3, 4, 5, 6, 7], 1000, "borrower")
+                yield s.env.timeout(50.0)
+                s.state.release(-1)
+                s.training.poke()
+            s.env.process(proc())
+
+        def finalize(self, t):
+            pass
+
+    sim.add_training(table([0.0, 20.0], [2, 4], [1000.0, 10.0]), admission=_p("admission", "accept_all"),
+                     ordering=_p("ordering", "fifo"), placement=_p("placement", "packed"),
+                     preemption=_p("preemption", "none"))
+    sim.add(Borrower())
+    sim.run()
+    j = result_from_record_(sim).jobs.set_index("job_id")
+    assert j.loc[1, "first_start_s"] == pytest.approx(60.0)  # started by the poke, not by job 0's finish
+    assert j.loc[0, "finish_s"] == pytest.approx(1000.0)
+
+
+def result_from_record_(sim):
+    from cluster_sim.metrics import result_from_record
+
+    return result_from_record(sim.collect())

@@ -96,3 +96,34 @@ def test_openb_cluster_and_trace(traces):
     pinned = [(jid, ct) for jid, ct in zip(started.job_id, started.card_type, strict=True) if allowed[jid]]
     assert len(pinned) > 50 and all(ct in allowed[jid] for jid, ct in pinned)
     assert res.summary["utilization.allocated"] > 0
+
+
+@pytest.mark.parametrize("name", ["placement_oversubscribed", "heterogeneity"])
+def test_cluster_experiment_files_run(repo, name):
+    res = run_training(repo / "workloads" / f"{name}.yaml", overrides={"duration": "1d"})
+    s = res.summary
+    assert s["training.jobs.finished"] > 50 and 0 < s["utilization.allocated"] < 1
+    assert s["training.mfu"] is not None and 0 < s["training.mfu"] < 1
+
+
+def test_fragmentation_experiment_file_runs(repo, traces):
+    res = run_training(repo / "workloads" / "fragmentation_openb.yaml",
+                       overrides={"training.trace.max_jobs": 1500})
+    assert res.record.meta["n_cards"] == 4662  # the openb GPU nodes scaled to 75%
+    assert res.summary["training.jobs.submitted"] == 1500
+    assert res.timeline["submitted_cards"].iloc[-1] > 0
+
+
+def test_pai_cluster_with_philly_finetune_durations(traces):
+    cfg = {"seed": 4, "duration": "2d",
+           "cluster": {"topology": {"builder": "pai_machines",
+                                    "path": str(traces / "alibaba_pai_v2020" / "pai_machine_spec.csv")}},
+           "training": {"generator": {"kind": "industry_mix", "n_jobs": 300, "jobs_per_hour": 20,
+                                      "params": {"philly_durations": True, "classes": ["finetune"]}}}}
+    res = run_training(cfg)
+    assert res.record.meta["n_cards"] == 6742
+    j = res.jobs
+    assert (j.kind == "finetune").all() and (j.num_cards <= 8).all()
+    assert res.summary["training.jobs.finished"] > 200
+    with pytest.raises(ConfigError, match="unknown class 'huge'"):
+        run_training(cfg, overrides={"training.generator.params.classes": ["huge"]})

@@ -17,6 +17,12 @@ node id, then the lowest card id, so decisions are deterministic.
 * ``fragmentation_aware`` (FGD, Weng et al. ATC'23): scores each candidate node by how much its
   expected fragmentation grows, where fragmentation of a node for a task class is the free GPU
   capacity that class cannot use, averaged over the distribution of recent request sizes.
+
+Host resources (a layout with per-node CPU and memory, ``ClusterView.has_host``): as in
+Kubernetes / FGD, a node is feasible for a job only if its free CPU and memory cover the job's
+share (:meth:`ClusterView.host_cards`); every policy filters on it, and FGD's task classes carry
+the request's CPU and memory, so a node too short of CPU/memory for a class counts all its free
+GPU capacity as fragmented for that class.
 """
 
 from __future__ import annotations
@@ -39,18 +45,35 @@ WHOLE = 1000
 
 
 # ---- shared building blocks ------------------------------------------------------------------
-def _whole_cards_on(view: ClusterView, nodes: np.ndarray, k: int) -> np.ndarray:
-    """The first ``k`` whole free cards over ``nodes`` (in the given node order, card id order)."""
+def _whole_cards_on(view: ClusterView, nodes: np.ndarray, k: int,
+                    limit: np.ndarray | None = None) -> np.ndarray:
+    """The first ``k`` whole free cards over ``nodes`` (in the given node order, card id order),
+    at most ``limit[i]`` from ``nodes[i]`` when given."""
     rows = view.node_cards[nodes]
     free = view.card_free_ext[rows] == WHOLE
+    if limit is not None:
+        free &= np.cumsum(free, axis=1) <= np.asarray(limit)[:, None]
     picked = rows[free]  # row-major: node order, then slot order
     return picked[:k]
+
+
+def _host(view: ClusterView, job: JobView) -> bool:
+    """True when host CPU/memory constrain ``job`` on this cluster."""
+    return bool(view.has_host) and job.host
+
+
+def _usable_whole(view: ClusterView, job: JobView, nodes: np.ndarray) -> np.ndarray:
+    """Whole free cards of ``nodes`` the job can use there (host CPU/memory permitting)."""
+    fw = view.node_free_whole[nodes]
+    return np.minimum(fw, view.host_cards(nodes, job)) if _host(view, job) else fw
 
 
 def _fractional(view: ClusterView, job: JobView, mask: int, best: bool) -> Placement | None:
     cards = view.cards_of(mask)
     free = view.card_free_ext[cards]
     ok = free >= job.card_milli
+    if _host(view, job):
+        ok &= view.host_cards(view.card_node[cards], job) >= 1
     if not ok.any():
         return None
     if best:
@@ -61,10 +84,21 @@ def _fractional(view: ClusterView, job: JobView, mask: int, best: bool) -> Place
 
 
 def _single_node(view: ClusterView, job: JobView, mask: int, best: bool) -> Placement | None:
-    node = view.node_with(mask, job.num_cards, best)
+    k = job.num_cards
+    node = view.node_with(mask, k, best)
     if node < 0:
         return None
-    return Placement(_whole_cards_on(view, np.array([node]), job.num_cards))
+    one = np.array([node])
+    if _host(view, job) and view.host_cards(one, job)[0] < k:
+        # the GPU-best node lacks CPU/memory: best (worst) fit among the host-feasible nodes
+        nodes = view.nodes_of(mask)
+        fw = view.node_free_whole[nodes]
+        ok = (fw >= k) & (view.host_cards(nodes, job) >= k)
+        if not ok.any():
+            return None
+        cand, fwc = nodes[ok], fw[ok]
+        one = cand[np.lexsort((cand, fwc if best else -fwc))[:1]]
+    return Placement(_whole_cards_on(view, one, k))
 
 
 def _span_most_free(view: ClusterView, job: JobView, mask: int) -> Placement | None:
@@ -73,12 +107,14 @@ def _span_most_free(view: ClusterView, job: JobView, mask: int) -> Placement | N
     if view.free_whole_in(mask) < k:
         return None
     nodes = view.nodes_of(mask)
-    fw = view.node_free_whole[nodes]
+    fw = _usable_whole(view, job, nodes)
     has = fw > 0
     cand, fwc = nodes[has], fw[has]
+    if int(fwc.sum()) < k:
+        return None
     order = np.lexsort((cand, -fwc))
     m = int(np.searchsorted(np.cumsum(fwc[order]), k)) + 1
-    return Placement(_whole_cards_on(view, cand[order[:m]], k))
+    return Placement(_whole_cards_on(view, cand[order[:m]], k, fwc[order[:m]]))
 
 
 def _whole(view: ClusterView, job: JobView, mask: int, best: bool) -> Placement | None:
@@ -120,9 +156,11 @@ class Spread(Params):
         if view.free_whole_in(job.type_mask) < k:
             return None
         nodes = view.nodes_of(job.type_mask)
-        fw = view.node_free_whole[nodes]
+        fw = _usable_whole(view, job, nodes)
         has = fw > 0
         cand, fwc = nodes[has], fw[has]
+        if int(fwc.sum()) < k:
+            return None
         leaf = view.node_leaf[cand]
         # rank of each node inside its leaf (most free first), then interleave leaves
         order = np.lexsort((cand, -fwc, leaf))
@@ -131,7 +169,7 @@ class Spread(Params):
         rank = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
         rr = order[np.lexsort((leaf_sorted, rank))]
         m = int(np.searchsorted(np.cumsum(fwc[rr]), k)) + 1
-        return Placement(_whole_cards_on(view, cand[rr[:m]], k))
+        return Placement(_whole_cards_on(view, cand[rr[:m]], k, fwc[rr[:m]]))
 
 
 class TopologyAware(Params):
@@ -149,7 +187,9 @@ class TopologyAware(Params):
         if view.free_whole_in(mask) < k:
             return None
         nodes = view.nodes_of(mask)
-        fw = view.node_free_whole[nodes]
+        fw = _usable_whole(view, job, nodes)
+        if int(fw.sum()) < k:
+            return None
         dom_size = int(view.domain_size[view.node_domain[nodes]].max())
         if k <= dom_size:
             return self._in_domain(view, job, nodes, fw)
@@ -161,10 +201,10 @@ class TopologyAware(Params):
         ok = fw >= k
         if ok.any():
             i = int(np.argmin(np.where(ok, fw, 1 << 30)))
-            return _whole_cards_on(view, nodes[i:i + 1], k)
+            return _whole_cards_on(view, nodes[i:i + 1], k, fw[i:i + 1])
         order = np.lexsort((nodes, -fw))
         m = int(np.searchsorted(np.cumsum(fw[order]), k)) + 1
-        return _whole_cards_on(view, nodes[order[:m]], k)
+        return _whole_cards_on(view, nodes[order[:m]], k, fw[order[:m]])
 
     def _in_domain(self, view: ClusterView, job: JobView, nodes: np.ndarray,
                    fw: np.ndarray) -> Placement | None:
@@ -201,7 +241,7 @@ class TopologyAware(Params):
             dom = view.node_domain[ln]
             dom_free = np.bincount(dom, weights=lf, minlength=view.domain_size.size)[dom]
             order = np.lexsort((ln, -lf, dom, -dom_free))
-            got = _whole_cards_on(view, ln[order], need)
+            got = _whole_cards_on(view, ln[order], need, lf[order])
             picked.append(got)
             need -= got.size
             if need <= 0:
@@ -237,38 +277,57 @@ class HeterogeneityAware(Params):
 
 # ---- fragmentation gradient descent -------------------------------------------------------------
 def task_classes(view: ClusterView, job: JobView, max_classes: int) -> tuple[np.ndarray, ...]:
-    """Popular request classes ``(num_cards, milli, type_mask, probability)`` from the recent window.
+    """Popular request classes ``(num_cards, milli, type_mask, probability, cpu_milli, memory_mib)``
+    from the recent window.
 
     The current job is counted too, so the set is never empty. At most ``max_classes`` most
-    frequent classes are kept (ties by class value) and their probabilities renormalised.
+    frequent classes are kept (ties by class value) and their probabilities renormalised. The
+    host CPU (thousandths of a core) and memory (MiB) requests are part of a class only on a
+    cluster that models them (``view.has_host``); else they are 0.
     """
     n = int(view.recent_len[0])
     num = np.append(view.recent_num_cards[:n], job.num_cards).astype(np.int64)
     milli = np.append(view.recent_milli[:n], job.card_milli).astype(np.int64)
     mask = np.append(view.recent_mask[:n], np.uint64(job.type_mask)).astype(np.uint64)
-    key = np.stack([num, milli, mask.view(np.int64)], axis=1)
-    uniq, counts = np.unique(key, axis=0, return_counts=True)
+    cols = [num, milli, mask.view(np.int64)]
+    if view.has_host:
+        cols += [np.append(view.recent_cpu_milli[:n], job.cpu_milli).astype(np.int64),
+                 np.append(view.recent_memory_mib[:n], job.memory_mib).astype(np.int64)]
+    uniq, counts = np.unique(np.stack(cols, axis=1), axis=0, return_counts=True)
     order = np.lexsort((np.arange(counts.size), -counts))[:max_classes]
     uniq, counts = uniq[order], counts[order]
     p = counts / counts.sum()
-    return uniq[:, 0], uniq[:, 1], uniq[:, 2].view(np.uint64), p
+    zero = np.zeros(uniq.shape[0], np.int64)
+    cpu, mem = (uniq[:, 3], uniq[:, 4]) if view.has_host else (zero, zero)
+    return uniq[:, 0], uniq[:, 1], uniq[:, 2].view(np.uint64), p, cpu, mem
 
 
-def node_fragmentation(free: np.ndarray, node_type: np.ndarray, classes: tuple[np.ndarray, ...]) -> np.ndarray:
+def node_fragmentation(free: np.ndarray, node_type: np.ndarray, classes: tuple[np.ndarray, ...],
+                       cpu_free: np.ndarray | None = None, mem_free: np.ndarray | None = None) -> np.ndarray:
     """Expected fragmentation (milli-cards) of nodes with per-card ``free`` milli (``(n, slots)``).
 
     For a task class needing ``k`` cards of ``r`` milli on allowed types: if the node cannot host
     it, all its free capacity is fragmented for that class; else the free capacity of cards
     holding less than ``r`` is (FGD, Weng et al. 2023, section 4). Averaged over class
-    probabilities.
+    probabilities. ``classes`` is :func:`task_classes`' tuple (the host columns are optional);
+    with ``cpu_free`` / ``mem_free`` (per node, thousandths of a core / MiB) a class whose CPU or
+    memory request exceeds the node's free amount cannot be hosted either (all its free GPU
+    capacity is fragmented for it, as in FGD).
     """
-    num, milli, mask, prob = classes
+    num, milli, mask, prob = classes[:4]
+    host = len(classes) >= 6 and (cpu_free is not None or mem_free is not None)
+    cpus, mems = (classes[4].tolist(), classes[5].tolist()) if host else ([0] * len(prob), [0] * len(prob))
     total = free.sum(axis=1).astype(np.float64)
     out = np.zeros(free.shape[0])
     tbits = np.left_shift(np.uint64(1), node_type.astype(np.uint64))
     whole_cnt = (free >= WHOLE).sum(axis=1)
-    for k, r, m, p in zip(num.tolist(), milli.tolist(), mask.tolist(), prob.tolist(), strict=True):
+    for k, r, m, p, c, g in zip(num.tolist(), milli.tolist(), mask.tolist(), prob.tolist(), cpus, mems,
+                                strict=True):
         allowed = (np.uint64(m) & tbits) != 0
+        if c > 0 and cpu_free is not None:
+            allowed = allowed & (cpu_free >= c)
+        if g > 0 and mem_free is not None:
+            allowed = allowed & (mem_free >= g)
         usable = free >= r
         fits = (whole_cnt >= k) if r >= WHOLE else usable.any(axis=1)
         small = np.where(usable, 0, free).sum(axis=1)
@@ -279,6 +338,8 @@ def node_fragmentation(free: np.ndarray, node_type: np.ndarray, classes: tuple[n
 class FragmentationAware(Params):
     """FGD: place on the node (and card) whose expected fragmentation grows least.
 
+    Ties (equal growth) go to the fullest node, then the lowest node id.
+
     Parameters
     ----------
     max_classes : int
@@ -287,56 +348,72 @@ class FragmentationAware(Params):
 
     registry_name = "fragmentation_aware"
 
-    def __init__(self, max_classes: int = 16) -> None:
+    def __init__(self, max_classes: int = 64) -> None:
         self.max_classes = max_classes
 
     def place(self, job: JobView, cluster: ClusterView) -> Placement | None:
         """Choose cards for ``job`` (None = cannot place now)."""
         view, k, r = cluster, job.num_cards, job.card_milli
         nodes = view.nodes_of(job.type_mask)
+        host = _host(view, job)
         if job.whole:
             if view.max_node_free(job.type_mask) < k:
                 return None if job.single_node else _span_most_free(view, job, job.type_mask)
             cand = nodes[view.node_free_whole[nodes] >= k]
         else:
             cand = nodes[view.node_free_milli[nodes] >= r]
+        if host and cand.size:
+            cand = cand[view.host_cards(cand, job) >= k]
         if cand.size == 0:
-            return None
+            return None if job.single_node or not job.whole else _span_most_free(view, job, job.type_mask)
         free = view.card_free_ext[view.node_cards[cand]].astype(np.int64)
         if not job.whole:
             feasible = (free >= r).any(axis=1)
             cand, free = cand[feasible], free[feasible]
             if cand.size == 0:
                 return None
-        # nodes in identical states score identically: score each distinct state once
+        classes = task_classes(view, job, self.max_classes)
+        # nodes in identical states score identically: score each distinct state once. Host free
+        # amounts are clipped at the largest request that can matter (keeps comparisons exact).
         srt = np.sort(free, axis=1)
         ntype = view.node_type[cand].astype(np.int64)
-        states, inv = np.unique(np.column_stack([ntype, srt]), axis=0, return_inverse=True)
+        cols = [ntype[:, None]]
+        if view.has_host:
+            cap_c = int(classes[4].max()) + job.cpu_milli
+            cap_m = int(classes[5].max()) + job.memory_mib
+            cols += [np.minimum(view.node_cpu_free[cand], cap_c)[:, None],
+                     np.minimum(view.node_mem_free[cand], cap_m)[:, None]]
+        h = len(cols)
+        states, inv = np.unique(np.hstack([*cols, srt]), axis=0, return_inverse=True)
         inv = inv.reshape(-1)
-        st_type, st_free = states[:, 0], states[:, 1:]
-        classes = task_classes(view, job, self.max_classes)
-        before = node_fragmentation(st_free, st_type, classes)
+        st_type, st_free = states[:, 0], states[:, h:]
+        st_cpu, st_mem = (states[:, 1], states[:, 2]) if h == 3 else (None, None)
+        before = node_fragmentation(st_free, st_type, classes, st_cpu, st_mem)
         slots = st_free.shape[1]
+        # host left after placing the job on the node (single node: it takes its whole request)
+        a_cpu = None if st_cpu is None else st_cpu - job.cpu_milli
+        a_mem = None if st_mem is None else st_mem - job.memory_mib
         if job.whole:
             after_free = st_free.copy()
             after_free[:, slots - k:] = 0  # sorted ascending: the last k slots are whole free cards
-            delta = node_fragmentation(after_free, st_type, classes) - before
+            delta = node_fragmentation(after_free, st_type, classes, a_cpu, a_mem) - before
             value = np.full(states.shape[0], WHOLE)
         else:
             variants = np.repeat(st_free[:, None, :], slots, axis=1)  # (U, choice, slots)
             idx = np.arange(slots)
             variants[:, idx, idx] -= r
             ok = st_free >= r
+            rep_host = [None if a is None else np.repeat(a, slots) for a in (a_cpu, a_mem)]
             after = node_fragmentation(variants.reshape(-1, slots), np.repeat(st_type, slots),
-                                       classes).reshape(-1, slots)
+                                       classes, *rep_host).reshape(-1, slots)
             d = np.where(ok, after - before[:, None], np.inf)
             # among equal deltas prefer the tightest card (smallest free value)
             choice = np.lexsort((np.where(ok, st_free, 1 << 30), d), axis=1)[:, 0]
             delta = d[np.arange(states.shape[0]), choice]
             value = st_free[np.arange(states.shape[0]), choice]
         node_delta = delta[inv]
-        best = np.flatnonzero(node_delta == node_delta.min())
-        i = int(best[np.argmin(cand[best])])
+        # least fragmentation growth; ties: the fullest node (best fit), then the lowest id
+        i = int(np.lexsort((cand, free.sum(axis=1), node_delta))[0])
         node = int(cand[i])
         if job.whole:
             return Placement(_whole_cards_on(view, np.array([node]), k))

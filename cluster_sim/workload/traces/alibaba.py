@@ -131,6 +131,32 @@ class NodeInventory:
                 "cpu_only_nodes": int((self.gpus == 0).sum()), "total_gpus": self.total_gpus,
                 "total_nodes": len(self)}
 
+    def host_groups(self, scale: float = 1.0) -> list[tuple[str, int, int, int, int]]:
+        """GPU node groups with host resources: ``[(card_type, gpus_per_node, node_count,
+        cpu_milli, memory_mib), ...]``, in the order of :meth:`to_cluster_spec`'s groups, each
+        split by (cpu_milli, memory_mib) ascending. ``memory_mib = -1`` = not given by the trace.
+
+        ``scale`` multiplies each (type, gpus) group's node count first (rounded, at least 1, as
+        ``cluster.topology.scale`` does), then shares it over its host variants by largest
+        remainder (ties: the variant listed first), so the scaled GPU count does not depend on
+        how many host variants a group has.
+        """
+        gpu = self.gpus > 0
+        out: list[tuple[str, int, int, int, int]] = []
+        for t, g, c in self.to_cluster_spec()["node_groups"]:
+            sel = gpu & (self.card_type == t) & (self.gpus == g)
+            keys, counts = np.unique(np.stack([self.cpu_milli[sel], self.memory_mib[sel]], axis=1),
+                                     axis=0, return_counts=True)
+            target = max(1, round(c * scale)) if scale != 1.0 else c
+            exact = counts * (target / c)
+            n = np.floor(exact).astype(np.int64)
+            rest = exact - n
+            for i in np.lexsort((np.arange(rest.size), -rest))[: target - int(n.sum())].tolist():
+                n[i] += 1
+            out += [(t, g, int(k), int(cpu), int(mem)) for (cpu, mem), k in zip(keys.tolist(), n.tolist(),
+                                                                                strict=True) if k]
+        return out
+
     def stats(self) -> dict[str, Any]:
         """Node, GPU and per-type counts (the numbers quoted in the traces README)."""
         gpu = self.gpus > 0
@@ -239,6 +265,8 @@ class _Pods:
     name: np.ndarray
     num_gpu: np.ndarray
     gpu_milli: np.ndarray
+    cpu_milli: np.ndarray
+    memory_mib: np.ndarray
     gpu_spec: np.ndarray | None
     times: _PodTimes | None
 
@@ -247,6 +275,8 @@ def _load_pods(path: PathLike) -> _Pods:
     t = read_csv(path, _POD_BASE, optional=_POD_TIMED)
     num_gpu = t.ints("num_gpu", min_value=0, max_value=64)
     gpu_milli = t.ints("gpu_milli", min_value=0, max_value=1000)
+    cpu = t.ints("cpu_milli", min_value=0, max_value=2**31 - 1)
+    mem = t.ints("memory_mib", min_value=0, max_value=2**31 - 1)
     bad = (num_gpu > 0) & (gpu_milli == 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -272,9 +302,9 @@ def _load_pods(path: PathLike) -> _Pods:
                 raise t.error(i, col, f"earlier than {what}")
         times = _PodTimes(t.choices("qos", tuple(QOS_PRIORITY)), t.choices("pod_phase", _PHASES),
                           creation, scheduled, deletion)
-        return _Pods(t.name, t.text("name"), num_gpu, gpu_milli, t.text("gpu_spec"), times)
+        return _Pods(t.name, t.text("name"), num_gpu, gpu_milli, cpu, mem, t.text("gpu_spec"), times)
     spec = t.text("gpu_spec") if t.has("gpu_spec") else None
-    return _Pods(t.name, t.text("name"), num_gpu, gpu_milli, spec, None)
+    return _Pods(t.name, t.text("name"), num_gpu, gpu_milli, cpu, mem, spec, None)
 
 
 def _spec_masks(specs: np.ndarray, card_types: list[str]) -> np.ndarray:
@@ -345,6 +375,7 @@ def read_openb_pods(path: PathLike, *, default_duration_s: float | None = None,
     return JobTable(job_id=idx.astype(np.int64), submit_s=submit[idx], num_cards=pods.num_gpu[idx],
                     duration_s=duration[idx], card_milli=pods.gpu_milli[idx], type_mask=masks[idx],
                     priority=priority[idx], preemptible=preemptible[idx], kind=KIND_TRACE,
+                    cpu_milli=pods.cpu_milli[idx], memory_mib=pods.memory_mib[idx],
                     name=pods.name[idx], card_types=tuple(types), tenants=("openb",))
 
 

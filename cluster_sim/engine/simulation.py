@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from ..config.plans import job_plan
 from ..rng import Streams
 from .cluster_state import ClusterLayout, ClusterState
 from .failures import FailureModel
@@ -340,31 +341,6 @@ def build_simulation(cfg: Any) -> Simulation:
     return sim
 
 
-def _plan(jc: Any) -> Any:
-    """ParallelPlan of an explicit job config (dp and micro-batches defaulted as documented)."""
-    from ..errors import ConfigError
-    from ..workload.parallelism import ParallelPlan
-
-    pc = jc.parallel
-    inner = pc.tp * pc.pp * pc.cp
-    dp = pc.dp or max(1, jc.cards // inner)
-    mbs = pc.microbatch_size
-    if pc.microbatches is not None:
-        m = pc.microbatches
-    elif jc.global_batch_tokens is not None:
-        m = max(1, round(jc.global_batch_tokens / jc.seq_len / (dp * mbs)))
-    elif jc.global_batch is not None:
-        m = max(1, round(jc.global_batch / (dp * mbs)))
-    else:
-        m = 8 * pc.pp if pc.pp > 1 else 1
-    try:
-        return ParallelPlan(tp=pc.tp, pp=pc.pp, dp=dp, ep=pc.ep, cp=pc.cp, microbatches=m, microbatch_size=mbs,
-                            virtual_stages=pc.virtual_stages, recompute=pc.recompute, zero=pc.zero,
-                            sequence_parallel=pc.sequence_parallel, dp_overlap=pc.dp_overlap)
-    except ConfigError as exc:
-        raise ConfigError(f"training.jobs[{jc.name}].{exc}") from None
-
-
 class _ModelJobSpeed:
     """Speed hook of an explicit model job: perf-model step time at the reference vs actual cards."""
 
@@ -395,7 +371,7 @@ def _explicit_jobs(cfg: Any, layout: ClusterLayout) -> tuple[Any, dict[str, Any]
     topo = layout.topology
     for k, jc in enumerate(cfg.training.jobs):
         where = f"training.jobs[{k}]"
-        plan = _plan(jc) if jc.model else None
+        plan = job_plan(jc, where)[0] if jc.model else None
         duration = jc.duration
         if jc.model and topo is not None:
             from ..perf.training import estimate_step

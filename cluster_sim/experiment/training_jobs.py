@@ -23,12 +23,12 @@ from typing import Any
 import pandas as pd
 
 from .. import catalog
+from ..config.plans import BATCH_TOLERANCE, DEFAULT_MICROBATCHES_PER_STAGE, job_plan, requalify
 from ..config.schema import ExperimentConfig, TrainingJobConfig
 from ..errors import ClusterSimError, ConfigError
 from ..perf.training import ScalingPoint, TrainingEstimate, estimate_step, pick_cards, scaling_curve
-from ..units import GIB, fmt_count
+from ..units import GIB
 from ..workload.models import ModelSpec, model
-from ..workload.parallelism import ParallelPlan
 
 __all__ = [
     "BATCH_TOLERANCE",
@@ -41,23 +41,6 @@ __all__ = [
     "scaling_frame",
     "scaling_for_job",
 ]
-
-DEFAULT_MICROBATCHES_PER_STAGE = 8
-"""Micro-batches per pipeline stage when no global batch is given (bubble (p-1)/(m+p-1) < 11%)."""
-
-BATCH_TOLERANCE = 0.10
-"""Largest relative gap between a requested global batch and explicit micro-batches ("4M" tokens
-vs 512 x 8192 = 4.19M is fine, with a note; a larger gap is a contradiction)."""
-
-
-def _requalify(exc: ClusterSimError, where: str) -> ClusterSimError:
-    """The same error class with ``where`` prefixed (``parallel.tp: ...`` -> ``<where>.parallel.tp: ...``)."""
-    msg = str(exc)
-    if msg.startswith("training.") or msg.startswith(where):
-        return exc
-    sep = "." if msg.startswith("parallel") else ": "
-    return type(exc)(f"{where}{sep}{msg}")
-
 
 @dataclass(frozen=True)
 class JobEstimate:
@@ -85,65 +68,6 @@ class JobEstimate:
             "memory_capacity_gib": e.memory_capacity_bytes / GIB,
             "notes": [*self.notes, *e.notes],
         }
-
-
-def job_plan(job: TrainingJobConfig, where: str = "training.jobs[0]") -> tuple[ParallelPlan, tuple[str, ...]]:
-    """The job's :class:`ParallelPlan` with ``dp`` and micro-batches filled in, plus notes.
-
-    Raises
-    ------
-    ConfigError
-        When tp*pp*cp does not divide the cards, an explicit ``dp`` does not match them, or
-        the global batch does not fit the plan.
-    """
-    p = job.parallel
-    unit = p.tp * p.pp * p.cp
-    if p.dp is None:
-        if job.cards % unit:
-            raise ConfigError(f"{where}.parallel: tp*pp*cp = {unit} does not divide the job's {job.cards} cards")
-        dp = job.cards // unit
-    else:
-        dp = p.dp
-        if dp * unit != job.cards:
-            raise ConfigError(f"{where}.parallel: tp*pp*dp*cp = {p.tp}*{p.pp}*{dp}*{p.cp} = {dp * unit} "
-                              f"does not match the job's {job.cards} cards")
-    notes: list[str] = []
-    per = dp * p.microbatch_size  # sequences per micro-batch round
-    if job.global_batch is not None:
-        seqs, field_name = float(job.global_batch), "global_batch"
-        asked = f"{job.global_batch} sequences"
-    elif job.global_batch_tokens is not None:
-        seqs, field_name = job.global_batch_tokens / job.seq_len, "global_batch_tokens"
-        asked = f"{fmt_count(job.global_batch_tokens)} tokens"
-    else:
-        seqs, field_name, asked = None, "", ""
-    if p.microbatches is not None:
-        m = p.microbatches
-        if seqs is not None and abs(m * per - seqs) > BATCH_TOLERANCE * seqs:
-            raise ConfigError(
-                f"{where}.parallel.microbatches: {m} micro-batches x dp={dp} x microbatch_size="
-                f"{p.microbatch_size} = {m * per} sequences contradicts {field_name} = {asked} "
-                f"({seqs:.6g} sequences of {job.seq_len})")
-    elif seqs is not None:
-        m = int(round(seqs / per))
-        if m < 1:
-            raise ConfigError(f"{where}.{field_name}: {asked} = {seqs:.6g} sequences is less than one "
-                              f"micro-batch per data-parallel rank (dp={dp} x microbatch_size={p.microbatch_size})")
-    else:
-        m = 1 if p.pp == 1 else DEFAULT_MICROBATCHES_PER_STAGE * p.pp
-        notes.append(f"{where}: no global batch given; using {m} micro-batches per step "
-                     f"({m * per} sequences)")
-    if seqs is not None and abs(m * per - seqs) > 1e-9 * seqs:
-        notes.append(f"{where}: global batch is {m * per} sequences = {fmt_count(m * per * job.seq_len)} "
-                     f"tokens ({m} micro-batches x dp={dp} x {p.microbatch_size}); {field_name} asked {asked}")
-    try:
-        plan = ParallelPlan(tp=p.tp, pp=p.pp, dp=dp, ep=p.ep, cp=p.cp, microbatches=m,
-                            microbatch_size=p.microbatch_size, virtual_stages=p.virtual_stages,
-                            recompute=p.recompute, zero=p.zero, sequence_parallel=p.sequence_parallel,
-                            dp_overlap=p.dp_overlap)
-    except ClusterSimError as exc:
-        raise _requalify(exc, where) from None
-    return plan, tuple(notes)
 
 
 def _job_model(job: TrainingJobConfig, where: str) -> ModelSpec:
@@ -188,7 +112,7 @@ def estimate_job(job: TrainingJobConfig, topology: Any, where: str = "training.j
         cards = pick_cards(topology, job.cards, card_type)
         est = estimate_step(spec, plan, topology, cards, seq_len=job.seq_len, dtype=job.dtype)
     except ClusterSimError as exc:
-        raise _requalify(exc, where) from None
+        raise requalify(exc, where) from None
     days = est.days_to_train(job.tokens) if job.tokens else None
     return JobEstimate(name=job.name, where=where, estimate=est, tokens=job.tokens, days_to_train=days,
                        notes=notes)

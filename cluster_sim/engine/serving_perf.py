@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import PerfModelError
 from ..perf.base import Breakdown
-from ..perf.inference import refine_iterations
+from ..perf.series import refine_iterations
 
 __all__ = ["LinearServingPerf"]
 

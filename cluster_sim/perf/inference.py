@@ -48,7 +48,6 @@ Fast scalar methods (pure float math, no allocation; seconds):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..catalog import AcceleratorSpec, accelerator
@@ -58,6 +57,14 @@ from ..topology.levels import CommLevel
 from ..units import GIB
 from ..workload.models import ModelSpec, model
 from .base import Breakdown
+from .series import (
+    UNBOUNDED_ITERATIONS,
+    arith_sum,
+    crossing,
+    refine_iterations,
+    solve_series,
+    sum_max_affine,
+)
 
 __all__ = ["PHASES", "UNBOUNDED_ITERATIONS", "ReplicaPerf", "causal_pairs", "refine_iterations"]
 
@@ -67,7 +74,6 @@ SCALEUP_LATENCY_S = 2e-6  # default alpha of the TP group (SystemSpec-like)
 RUNTIME_RESERVE_BYTES = 1 * GIB  # CUDA context, NCCL buffers, CUDA graphs per card
 WORKSPACE_TOKENS = 8192  # activations of one prefill chunk of this many tokens are reserved
 PHASES = ("idle", "prefill", "decode", "mixed")
-UNBOUNDED_ITERATIONS = 2**62  # decode_iterations_within for an infinite budget
 # SplitwiseSim per-GPU power defaults (DOMAIN.md 3.4, V): idle / prefill / decode watts.
 SPLITWISE_W = {
     "a100-40gb": (63.0, 400.0, 250.0),
@@ -77,19 +83,6 @@ SPLITWISE_W = {
 # Other cards: fractions of TDP, the mean of SplitwiseSim's A100 (0.625) and H100 (0.543).
 PREFILL_POWER_FRACTION = 1.0
 DECODE_POWER_FRACTION = 0.58
-
-
-def refine_iterations(stretch: Callable[[int, float, int], float], batch: int, context_tokens: float, k: int, budget_s: float) -> int:
-    """Correct a closed-form guess ``k`` to the largest ``k`` with ``stretch(batch, ctx, k) <= budget_s``.
-
-    The closed-form solution of the quadratic can be off by one in floating point; this
-    steps it down or up by whole iterations against the exact stretch sum.
-    """
-    while k > 0 and stretch(batch, context_tokens, k) > budget_s:
-        k -= 1
-    while stretch(batch, context_tokens, k + 1) <= budget_s:
-        k += 1
-    return k
 
 
 def causal_pairs(new_tokens: float, cached_tokens: float = 0.0) -> float:
@@ -439,7 +432,7 @@ class ReplicaPerf:
         if batch <= 0 or iterations <= 0:
             return 0.0
         a1, b1, a2, b2, d = self._stretch_terms(batch, context_tokens)
-        return _sum_max(a1, b1, a2, b2, iterations) + d * iterations
+        return sum_max_affine(a1, b1, a2, b2, iterations) + d * iterations
 
     def decode_stretch_breakdown(self, batch: int, context_tokens: float, iterations: int) -> Breakdown:
         """:meth:`decode_stretch_s` by component (seconds summed over the stretch)."""
@@ -447,8 +440,8 @@ class ReplicaPerf:
             return Breakdown(compute=0.0, memory=0.0, tp_comm=0.0, ep_comm=0.0, overhead=0.0)
         a1, b1, a2, b2, _ = self._stretch_terms(batch, context_tokens)
         n = iterations
-        compute = _arith(a1, b1, 0, n)
-        both = _sum_max(a1, b1, a2, b2, n)
+        compute = arith_sum(a1, b1, 0, n)
+        both = sum_max_affine(a1, b1, a2, b2, n)
         tp, ep = self._comm(batch)
         return Breakdown(compute=compute, memory=max(0.0, both - compute), tp_comm=tp * n, ep_comm=ep * n,
                          overhead=self.overhead_s * n)
@@ -468,17 +461,17 @@ class ReplicaPerf:
             return UNBOUNDED_ITERATIONS
         a1, b1, a2, b2, d = self._stretch_terms(batch, context_tokens)
         if a1 >= a2 and b1 >= b2:
-            k = _solve_series(a1 + d, b1, budget_s)
+            k = solve_series(a1 + d, b1, budget_s)
         elif a1 <= a2 and b1 <= b2:
-            k = _solve_series(a2 + d, b2, budget_s)
+            k = solve_series(a2 + d, b2, budget_s)
         else:
-            kx = _crossing(a1, b1, a2, b2, 2**62)  # first index of the second piece
+            kx = crossing(a1, b1, a2, b2, 2**62)  # first index of the second piece
             (pa, pb), (qa, qb) = ((a1, b1), (a2, b2)) if a1 > a2 else ((a2, b2), (a1, b1))
-            first = _arith(pa + d, pb, 0, kx)
+            first = arith_sum(pa + d, pb, 0, kx)
             if first >= budget_s:
-                k = min(kx, _solve_series(pa + d, pb, budget_s))
+                k = min(kx, solve_series(pa + d, pb, budget_s))
             else:
-                k = kx + _solve_series(qa + qb * kx + d, qb, budget_s - first)
+                k = kx + solve_series(qa + qb * kx + d, qb, budget_s - first)
         return refine_iterations(self.decode_stretch_s, batch, context_tokens, k, budget_s)
 
     # ---- chunked prefill ---------------------------------------------------------------------
@@ -550,42 +543,3 @@ class ReplicaPerf:
     def decode_stretch_energy_j(self, batch: int, context_tokens: float, iterations: int) -> float:
         """Joules of a decode stretch (:meth:`decode_stretch_s` at decode power)."""
         return self.power_w("decode") * self.decode_stretch_s(batch, context_tokens, iterations)
-
-
-# ---- arithmetic series helpers ---------------------------------------------------------------
-def _arith(a: float, b: float, k0: int, k1: int) -> float:
-    """Sum over ``k0 <= k < k1`` of ``a + b k``."""
-    n = k1 - k0
-    if n <= 0:
-        return 0.0
-    return n * a + b * n * (k0 + k1 - 1) * 0.5
-
-
-def _crossing(a1: float, b1: float, a2: float, b2: float, cap: int) -> int:
-    """First integer ``k`` at or after the crossing of two lines (at most ``cap``)."""
-    kx = (a2 - a1) / (b1 - b2)
-    return cap if not kx < cap else min(cap, math.ceil(kx))
-
-
-def _sum_max(a1: float, b1: float, a2: float, b2: float, n: int) -> float:
-    """Sum over ``0 <= k < n`` of ``max(a1 + b1 k, a2 + b2 k)``."""
-    if a1 >= a2 and b1 >= b2:
-        return _arith(a1, b1, 0, n)
-    if a1 <= a2 and b1 <= b2:
-        return _arith(a2, b2, 0, n)
-    s = _crossing(a1, b1, a2, b2, n)
-    if a1 > a2:
-        return _arith(a1, b1, 0, s) + _arith(a2, b2, s, n)
-    return _arith(a2, b2, 0, s) + _arith(a1, b1, s, n)
-
-
-def _solve_series(a: float, b: float, budget: float) -> int:
-    """Largest ``n >= 0`` with ``n a + b n (n - 1) / 2 <= budget`` (approximately; caller checks)."""
-    if budget <= 0.0:
-        return 0
-    qa, qb = 0.5 * b, a - 0.5 * b  # qa n^2 + qb n - budget = 0
-    if qa <= 0.0:
-        return int(budget / qb) if qb > 0 else UNBOUNDED_ITERATIONS
-    disc = qb * qb + 4.0 * qa * budget
-    root = 2.0 * budget / (qb + math.sqrt(disc)) if qb >= 0 else (-qb + math.sqrt(disc)) / (2.0 * qa)
-    return max(0, int(root))

@@ -17,10 +17,9 @@ from cluster_sim.perf.base import Breakdown
 from cluster_sim.perf.inference import (
     UNBOUNDED_ITERATIONS,
     ReplicaPerf,
-    _solve_series,
-    _sum_max,
     causal_pairs,
 )
+from cluster_sim.perf.series import solve_series, sum_max_affine
 from cluster_sim.topology.levels import CommLevel
 from cluster_sim.units import GIB
 from cluster_sim.workload.models import model
@@ -117,13 +116,13 @@ def test_iterations_within_equals_loop_search(r, batch, ctx_per, budget):
 @given(a1=st.floats(0, 10), b1=st.floats(0, 1), a2=st.floats(0, 10), b2=st.floats(0, 1), n=st.integers(0, 200))
 def test_sum_of_max_of_two_lines(a1, b1, a2, b2, n):
     want = sum(max(a1 + b1 * k, a2 + b2 * k) for k in range(n))
-    assert _sum_max(a1, b1, a2, b2, n) == pytest.approx(want, rel=1e-9, abs=1e-9)
+    assert sum_max_affine(a1, b1, a2, b2, n) == pytest.approx(want, rel=1e-9, abs=1e-9)
 
 
 @settings(max_examples=200, deadline=None)
 @given(a=st.floats(1e-6, 10), b=st.floats(0, 1), budget=st.floats(0, 1000))
 def test_series_solver_is_close(a, b, budget):
-    n = _solve_series(a, b, budget)
+    n = solve_series(a, b, budget)
     s = lambda k: k * a + b * k * (k - 1) / 2  # noqa: E731
     assert s(n) <= budget * (1 + 1e-9) + 1e-12
     assert s(n + 2) > budget

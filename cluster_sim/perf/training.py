@@ -139,20 +139,15 @@ def _shared(levels: tuple[CommLevel, ...], union: tuple[CommLevel, ...]) -> tupl
     is smaller than one group's alone.
     """
     cap = {lv.tier: lv.bandwidth_Bps for lv in union}
-    return tuple(
-        CommLevel(lv.tier, lv.fanout, min(lv.bandwidth_Bps, cap.get(lv.tier, lv.bandwidth_Bps)),
-                  lv.latency_s, lv.efficiency)
-        for lv in levels
-    )
+    return tuple(replace(lv, bandwidth_Bps=min(lv.bandwidth_Bps, cap.get(lv.tier, lv.bandwidth_Bps)))
+                 for lv in levels)
 
 
 def _scale_scaleout(levels: tuple[CommLevel, ...], share: float) -> tuple[CommLevel, ...]:
     if share >= 1.0:
         return levels
-    return tuple(
-        CommLevel(lv.tier, lv.fanout, lv.bandwidth_Bps * share, lv.latency_s, lv.efficiency)
-        if lv.tier != "scaleup" else lv for lv in levels
-    )
+    return tuple(replace(lv, bandwidth_Bps=lv.bandwidth_Bps * share) if lv.tier != "scaleup" else lv
+                 for lv in levels)
 
 
 def _crosses(levels: Sequence[CommLevel]) -> bool:

@@ -277,17 +277,16 @@ class Topology:
         g = self.graph
         if nx.is_connected(g):
             return
-        comps = [c for c in nx.connected_components(g)]
-        main = max(comps, key=lambda c: (sum(1 for n in c if isinstance(n, (int, np.integer))),
-                                         -min((n for n in c if isinstance(n, (int, np.integer))),
-                                              default=self.n_cards)))
-        anchor = min(n for n in main if isinstance(n, (int, np.integer)))
+        # cards are int nodes, switches str: the cards of each component, sorted
+        groups = [sorted(n for n in c if not isinstance(n, str)) for c in nx.connected_components(g)]
+        main = max((cs for cs in groups if cs), key=lambda cs: (len(cs), -cs[0]))
+        reached = set(main)
         for card in range(self.n_cards):
-            if card not in main:
+            if card not in reached:
                 raise TopologyError(
                     f"topology {self.name!r}: card {card} (node {int(self.node[card])}, domain "
-                    f"{int(self.domain[card])}) is not connected to card {anchor} and the "
-                    f"{sum(1 for n in main if isinstance(n, (int, np.integer))) - 1} cards reachable from it")
+                    f"{int(self.domain[card])}) is not connected to card {main[0]} and the "
+                    f"{len(main) - 1} cards reachable from it")
 
     # ---- summary -------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

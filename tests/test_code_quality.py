@@ -50,3 +50,18 @@ def test_no_machine_paths_in_repo():
             if re.search(r"/(root|home/\w+|work/main)/", text):
                 bad.append(name)
     assert not bad, bad
+
+
+def test_every_hypothesis_test_has_a_finite_deadline():
+    """A hang is a bug: ``deadline=None`` would turn one into a hung suite instead of a failure."""
+    bad = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "tests").rglob("*.py")
+           for i, line in enumerate(p.read_text().splitlines(), 1)
+           if re.search(r"deadline\s*=\s*None", line) and "re.search" not in line]
+    assert not bad, f"give these hypothesis settings a finite deadline: {bad}"
+
+
+def test_pytest_fails_hung_tests():
+    """pytest-timeout is configured, so a test that hangs fails with its stack instead of stalling CI."""
+    text = (REPO / "pyproject.toml").read_text()
+    assert re.search(r"^timeout\s*=\s*\d+", text, re.M), "set [tool.pytest.ini_options] timeout"
+    assert "pytest-timeout" in text

@@ -19,7 +19,7 @@ def well_formed(t: np.ndarray, horizon: float) -> bool:
             and (len(t) == 0 or (t[0] >= 0.0 and t[-1] < horizon)))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=10_000)
 @given(rate=rates, horizon=horizons, seed=seeds)
 def test_poisson_sorted_in_range_deterministic(rate, horizon, seed):
     t = arrivals.poisson(rate, horizon, rng=seed)
@@ -27,7 +27,7 @@ def test_poisson_sorted_in_range_deterministic(rate, horizon, seed):
     assert np.array_equal(t, arrivals.poisson(rate, horizon, rng=seed))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=10_000)
 @given(rate=st.floats(0.01, 200.0), cv=st.floats(0.1, 20.0), horizon=horizons, seed=seeds)
 def test_gamma_sorted_in_range_deterministic(rate, cv, horizon, seed):
     t = arrivals.gamma(rate, cv, horizon, rng=seed)
@@ -35,7 +35,7 @@ def test_gamma_sorted_in_range_deterministic(rate, cv, horizon, seed):
     assert np.array_equal(t, arrivals.gamma(rate, cv, horizon, rng=seed))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=10_000)
 @given(rate=rates, horizon=horizons, ratio=st.floats(1.0, 20.0), period=st.floats(1.0, 1e5),
        phase=st.floats(-1e5, 1e5), seed=seeds)
 def test_diurnal_sorted_in_range_deterministic(rate, horizon, ratio, period, phase, seed):
@@ -45,7 +45,7 @@ def test_diurnal_sorted_in_range_deterministic(rate, horizon, ratio, period, pha
                                               period_s=period, phase_s=phase))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=10_000)
 @given(rate=st.floats(0.01, 0.5), seed=seeds, table=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=48)
        .filter(lambda x: sum(x) > 0.1))
 def test_diurnal_hourly_zero_slots_get_nothing(rate, seed, table):
@@ -56,7 +56,7 @@ def test_diurnal_hourly_zero_slots_get_nothing(rate, seed, table):
     assert not np.isin(slot, zero).any()
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=10_000)
 @given(n=st.integers(0, 60), seed=seeds, data=st.data())
 def test_request_table_take_keeps_rows_together(n, seed, data):
     rng = np.random.default_rng(seed)

@@ -98,7 +98,7 @@ def check_certificate(flows, cap, demand, r):
         assert ok, f"flow {i} has no bottleneck link"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=10_000)
 @given(instances(), st.sampled_from(list(MODES)))
 def test_feasible_within_demand_and_max_min_optimal(inst, mode):
     flows, cap, demand = inst
@@ -107,7 +107,7 @@ def test_feasible_within_demand_and_max_min_optimal(inst, mode):
     check_certificate(flows, cap, demand, r)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=10_000)
 @given(instances(), st.sampled_from(list(MODES)))
 def test_equals_textbook_progressive_filling(inst, mode):
     flows, cap, demand = inst
@@ -115,7 +115,7 @@ def test_equals_textbook_progressive_filling(inst, mode):
                                rtol=1e-9, atol=1e-12)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=10_000)
 @given(instances(), st.integers(0, 13), st.integers(2, 5))
 def test_identical_flows_get_identical_rates(inst, which, copies):
     flows, cap, demand = inst
@@ -130,7 +130,7 @@ def test_identical_flows_get_identical_rates(inst, which, copies):
     np.testing.assert_allclose(twins, twins[0], rtol=1e-12, atol=1e-15)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=10_000)
 @given(instances(with_demand=False), st.floats(1.0, 10.0))
 def test_more_capacity_never_lowers_the_smallest_rate(inst, factor):
     flows, cap, _ = inst
@@ -151,7 +151,7 @@ ops_st = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=10_000)
 @given(ops_st)
 def test_link_shares_reproduces_the_pure_function(ops):
     cap = np.array([5.0, 1.0, 7.5, 5.0, 1.0])

@@ -215,7 +215,7 @@ def workloads(draw):
     return [x / 1024 for x in ticks], prompt, output, perf, opts, draw(st.integers(1, 2))
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
 @given(workloads())
 def test_fast_forward_equals_iteration_loop(w):
     arrival, prompt, output, perf, opts, replicas = w
@@ -233,7 +233,7 @@ def test_fast_forward_equals_iteration_loop(w):
         assert got == (want["admit"], want["first"], want["last"], want["npre"]), (i, got, want)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=10_000)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["wait", "preempt"]), st.booleans(), st.integers(1, 3))
 def test_real_perf_close_to_iteration_loop(seed, on_kv_full, chunked, replicas):
     """With the roofline ReplicaPerf (non-dyadic times) the engines agree to rounding."""
@@ -257,7 +257,7 @@ def test_real_perf_close_to_iteration_loop(seed, on_kv_full, chunked, replicas):
             assert row.last_token_s == pytest.approx(want["last"], rel=1e-9, abs=1e-9)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=10_000)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["wait", "preempt"]), st.booleans(),
        st.sampled_from([None, 1.5, 4.0]), st.booleans())
 def test_requests_end_once_and_tokens_are_conserved(seed, on_kv_full, chunked, horizon, least_loaded):

@@ -256,7 +256,7 @@ levels_st = st.lists(level_st, min_size=0, max_size=3).map(tuple)
 size_st = st.floats(0, 1e11)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=10_000)
 @given(size_st, levels_st, st.sampled_from(KINDS))
 def test_auto_never_costs_more_than_a_named_algorithm(size, levels, kind):
     auto = collective(kind, size, levels)
@@ -265,7 +265,7 @@ def test_auto_never_costs_more_than_a_named_algorithm(size, levels, kind):
     assert auto.time_s == approx(auto.latency_s + auto.transfer_s)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=10_000)
 @given(size_st, size_st, levels_st, st.sampled_from(KINDS),
        st.floats(1.0, 100.0), st.sampled_from(["auto", "named"]))
 def test_monotone_in_size_and_bandwidth(s1, s2, levels, kind, speedup, which):

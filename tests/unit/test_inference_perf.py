@@ -84,7 +84,7 @@ def test_prefill_flops_match_model_spec():
 
 
 # ---- closed-form stretch and search ----------------------------------------------------------
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=10_000)
 @given(r=st.sampled_from(REPLICAS), batch=st.integers(1, 600), ctx_per=st.floats(0, 8000),
        n=st.integers(0, 300))
 def test_stretch_equals_loop(r, batch, ctx_per, n):
@@ -92,7 +92,7 @@ def test_stretch_equals_loop(r, batch, ctx_per, n):
     assert r.decode_stretch_s(batch, ctx, n) == pytest.approx(loop_stretch(r, batch, ctx, n), rel=1e-9, abs=1e-12)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=10_000)
 @given(r=st.sampled_from(REPLICAS), batch=st.integers(1, 600), ctx_per=st.floats(0, 8000),
        budget=st.floats(0, 3.0))
 def test_iterations_within_equals_loop_search(r, batch, ctx_per, budget):
@@ -112,14 +112,14 @@ def test_iterations_within_equals_loop_search(r, batch, ctx_per, budget):
     assert r.decode_stretch_s(batch, ctx, k) <= budget < r.decode_stretch_s(batch, ctx, k + 1)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=10_000)
 @given(a1=st.floats(0, 10), b1=st.floats(0, 1), a2=st.floats(0, 10), b2=st.floats(0, 1), n=st.integers(0, 200))
 def test_sum_of_max_of_two_lines(a1, b1, a2, b2, n):
     want = sum(max(a1 + b1 * k, a2 + b2 * k) for k in range(n))
     assert sum_max_affine(a1, b1, a2, b2, n) == pytest.approx(want, rel=1e-9, abs=1e-9)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=10_000)
 @given(a=st.floats(1e-6, 10), b=st.floats(0, 1), budget=st.floats(0, 1000))
 def test_series_solver_is_close(a, b, budget):
     n = solve_series(a, b, budget)

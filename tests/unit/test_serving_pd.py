@@ -126,7 +126,7 @@ def test_decode_kv_full_makes_transfers_wait():
     assert (df.status == "finished").all()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=10_000)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["wait", "preempt"]), st.sampled_from([None, 2.0]),
        st.integers(1, 3), st.integers(1, 3), st.sampled_from(["fixed", "queue", "latency"]))
 def test_pd_requests_end_once_tokens_conserved(seed, on_kv_full, horizon, n_pre, n_dec, scaler):
@@ -155,7 +155,7 @@ def test_pd_requests_end_once_tokens_conserved(seed, on_kv_full, horizon, n_pre,
         assert (df.status != "unfinished").all()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=10_000)
 @given(st.integers(1, 6).flatmap(lambda links: st.tuples(
     st.lists(st.floats(0.5, 100.0), min_size=links, max_size=links),
     st.lists(st.lists(st.integers(0, links - 1), min_size=1, max_size=3), min_size=1, max_size=12))))

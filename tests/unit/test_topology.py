@@ -199,7 +199,7 @@ def test_comm_levels_rejects_bad_cards():
         t.comm_levels([])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=10_000)
 @given(system=st.sampled_from(["hgx-h100", "dgx-a100", "atlas-800t-a2", "l40s-8"]),
        nodes=st.integers(1, 24), radix=st.sampled_from([8, 16, 64]), osub=st.sampled_from([1, 2, 4]),
        tiers=st.sampled_from([None, 3]), data=st.data())

@@ -200,6 +200,7 @@ def _fmt_scaled(x: float, steps: list[tuple[float, str]], digits: int = 3) -> st
 
 def fmt_bytes(n: float, binary: bool = True) -> str:
     """Format bytes: ``fmt_bytes(80 * 2**30) == '80 GiB'``."""
+    steps: list[tuple[float, str]]
     if binary:
         steps = [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB"), (1, "B")]
     else:

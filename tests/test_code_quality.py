@@ -53,7 +53,7 @@ def test_no_machine_paths_in_repo():
 
 
 def test_every_hypothesis_test_has_a_finite_deadline():
-    """A hang is a bug: ``deadline=None`` would turn one into a hung suite instead of a failure."""
+    """A hang is a bug: a ``deadline`` of ``None`` would turn one into a hung suite instead of a failure."""
     bad = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "tests").rglob("*.py")
            for i, line in enumerate(p.read_text().splitlines(), 1)
            if re.search(r"deadline\s*=\s*None", line) and "re.search" not in line]
@@ -65,3 +65,19 @@ def test_pytest_fails_hung_tests():
     text = (REPO / "pyproject.toml").read_text()
     assert re.search(r"^timeout\s*=\s*\d+", text, re.M), "set [tool.pytest.ini_options] timeout"
     assert "pytest-timeout" in text
+
+
+def test_mypy_config_checks_against_stubs_not_global_ignores():
+    """Missing stubs are ignored per module only, and the dev extra installs the stub packages."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
+    mypy = cfg["tool"]["mypy"]
+    assert "ignore_missing_imports" not in mypy, "ignore missing imports per module ([[tool.mypy.overrides]])"
+    ignored = {m for o in mypy.get("overrides", []) if o.get("ignore_missing_imports") for m in o["module"]}
+    assert not ignored & {"pandas", "yaml", "networkx", "pyarrow", "numpy", "simpy"}, ignored
+    dev = " ".join(cfg["project"]["optional-dependencies"]["dev"])
+    for stubs in ("pandas-stubs", "types-PyYAML", "types-networkx", "pyarrow-stubs"):
+        assert stubs in dev, f"{stubs} missing from the dev extra"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -57,6 +58,7 @@ def _cmd_scaling(args: argparse.Namespace, console: Console) -> int:
         for col in ("cards", "dp", "global batch", "step s", "tokens/s", "TFLOP/s/card", "MFU", "speedup",
                     "linear speedup", "comm share"):
             t.add_column(col, justify="right", no_wrap=True)
+        r: Any  # an itertuples row: attribute per column
         for r in df.itertuples():
             t.add_row(f"{r.cards:,}", str(r.dp), f"{r.global_batch:,}", f"{r.step_time_s:.4g}",
                       fmt_count(r.tokens_per_s), f"{r.tflops_per_card:.1f}", f"{r.mfu:.1%}",

@@ -148,7 +148,7 @@ def topology_links(topology: Any) -> tuple[np.ndarray, Callable[[int, int], Rout
     return cap, route
 
 
-def nic_links(card_nic_Bps: Sequence[float], latency_s: float) -> tuple[np.ndarray, Callable[[int, int], Route]]:
+def nic_links(card_nic_Bps: Sequence[float] | np.ndarray, latency_s: float) -> tuple[np.ndarray, Callable[[int, int], Route]]:
     """Virtual-card fabric: link ``2c`` = egress of card ``c``, ``2c + 1`` = its ingress."""
     cap = np.repeat(np.asarray(card_nic_Bps, dtype=np.float64), 2)
 

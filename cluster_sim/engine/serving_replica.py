@@ -128,7 +128,7 @@ class Replica:
         self.warm_token = 0      # identifies the current warm-up (a stale activation is ignored)
         self.on_since = 0.0      # cards allocated since (when active or warming)
         self.alloc_s = 0.0       # allocated seconds before on_since
-        self.cards = None        # card ids (numpy) once placed
+        self.cards: Any = None   # card ids (numpy) once placed
         self.xq: deque[tuple[int, Any]] = deque()  # decode role: transfers waiting for KV room
         self.busy_prefill_s = 0.0
         self.busy_decode_s = 0.0
@@ -323,7 +323,7 @@ class Replica:
         rs = self.rs
         total = rs.prompt[r] + rs.gen[r]
         cache = self.cache
-        if cache is None:
+        if cache is None or rs.blocks is None:
             return total, 0
         hashes = rs.blocks[r]
         if hashes is None or not len(hashes):
@@ -337,7 +337,7 @@ class Replica:
         self.pending -= rs.prompt[r]
         if rs.t_admit[r] < 0.0:
             rs.t_admit[r] = t
-        if self.cache is not None and rs.blocks[r] is not None:
+        if self.cache is not None and rs.blocks is not None and rs.blocks[r] is not None:
             self.cache.use(self.cache_idx, rs.blocks[r])
             if c > rs.cached[r]:
                 rs.cached[r] = c

@@ -242,9 +242,13 @@ def _type_costs(card_types: tuple[str, ...]) -> dict[str, list[float]]:
         try:
             a = accelerator(t)
         except CatalogError:
-            tdp.append(0.0), idle.append(0.0), price.append(0.0)
+            tdp.append(0.0)
+            idle.append(0.0)
+            price.append(0.0)
             continue
-        tdp.append(a.tdp_w), idle.append(a.idle_w), price.append(a.price_usd_per_hour)
+        tdp.append(a.tdp_w)
+        idle.append(a.idle_w)
+        price.append(a.price_usd_per_hour)
     return {"type_tdp_w": tdp, "type_idle_w": idle, "type_price_usd_per_hour": price}
 
 
@@ -373,7 +377,7 @@ def _explicit_jobs(cfg: Any, layout: ClusterLayout) -> tuple[Any, dict[str, Any]
         where = f"training.jobs[{k}]"
         plan = job_plan(jc, where)[0] if jc.model else None
         duration = jc.duration
-        if jc.model and topo is not None:
+        if plan is not None and topo is not None:  # plan is set exactly when jc.model is
             from ..perf.training import estimate_step
 
             ctype = jc.card_type or (jc.allowed_types[0] if jc.allowed_types else None)
@@ -411,7 +415,8 @@ def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> tuple[Any, 
     from ..workload.jobs import JobTable
 
     tc = cfg.training
-    tables, hooks_by_name = [], {}
+    tables: list[Any] = []
+    hooks_by_name: dict[str, Any] = {}
     if tc.jobs:
         t, hooks_by_name = _explicit_jobs(cfg, layout)
         tables.append(t)

@@ -4,9 +4,12 @@ Lifecycle (STYLE 13): build (topology, models, plans) -> run (estimates, scaling
 cluster and serving engines when the experiment has work for them) -> collect (one flat
 summary dict and DataFrames).
 
->>> import cluster_sim as cs                                     # doctest: +SKIP
->>> res = cs.simulate(cs.load_config("workloads/train_llama3_70b.yaml"))   # doctest: +SKIP
->>> res.summary["training.mfu"], res.plot.breakdown()            # doctest: +SKIP
+>>> import cluster_sim as cs
+>>> res = cs.simulate(cs.load_config("workloads/train_llama3_70b.yaml"))  # from the repo root
+>>> round(res.summary["training.mfu"], 3)
+0.497
+>>> type(res.plot.breakdown()).__name__
+'Figure'
 """
 
 from __future__ import annotations
@@ -375,7 +378,6 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
         _merge_summary(summary, sres.summary)
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)
-        notes += sres.notes   # rejections by reason, truncations, missing prices (serving engine)
         done += 1
         _progress(progress, done, phases)
     if wants_cluster and wants_serving:
@@ -397,9 +399,13 @@ def _check_services(cfg: ExperimentConfig, topology: Any) -> list[str]:
         except ClusterSimError as exc:
             raise type(exc)(f"{where}.model: {exc}") from None
         d = svc.deployment
-        pools = ([("", d.card_type, d.replicas, d.tp)] if d.mode == "colocated" else
-                 [(".prefill", d.prefill.card_type, d.prefill.replicas, d.prefill.tp),
-                  (".decode", d.decode.card_type, d.decode.replicas, d.decode.tp)])
+        if d.mode == "colocated":
+            assert d.card_type is not None and d.replicas is not None  # DeploymentConfig._shape
+            pools = [("", d.card_type, d.replicas, d.tp)]
+        else:
+            assert d.prefill is not None and d.decode is not None  # DeploymentConfig._shape
+            pools = [(".prefill", d.prefill.card_type, d.prefill.replicas, d.prefill.tp),
+                     (".decode", d.decode.card_type, d.decode.replicas, d.decode.tp)]
         for suffix, card_type, replicas, tp in pools:
             try:
                 name = catalog.accelerator(card_type).name

@@ -10,11 +10,7 @@ Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
 * **SLO met** = finished and every set SLO met (TTFT, TPOT, E2E). **Attainment** = met /
   decided requests, where decided = finished + rejected + unfinished requests that had already
   missed an SLO at the end of the run (no first token after ``slo_ttft``, or older than
-  ``slo_e2e``); unfinished requests with nothing missed yet are left out. A **rejected** request
-  (too long for the context or the KV cache) counts as a **miss**.
-* **Rejections**: ``rejected`` and ``rejected.<reason>`` per reason of
-  :mod:`cluster_sim.engine.serving_admission`; ``truncated`` = requests whose prompt was cut
-  (``overlong: truncate``).
+  ``slo_e2e``); unfinished requests with nothing missed yet are left out.
 * **Goodput** = SLO-met requests / run duration (requests/s).
 * **Tokens/s** = output tokens generated / run duration; **per card** divides by every card the
   service(s) hold (all pools). Input tokens/s likewise over prompt tokens of admitted requests.
@@ -28,13 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
 
 from ..engine.serving import ServingEngine
-from ..engine.serving_results import REASONS, ServingRun
+from ..engine.serving_results import ServingRun
 from ..engine.serving_setup import ServingOptions, options_from_config, services_from_config
 from ..rng import Streams
 
@@ -62,11 +58,6 @@ class ServingResult:
     summary: dict[str, float]
     run: ServingRun
 
-    @property
-    def notes(self) -> tuple[str, ...]:
-        """Warnings of the run (rejections by reason, truncations, missing prices, ...)."""
-        return self.run.notes
-
 
 def latency_percentiles(values: pd.Series | np.ndarray, prefix: str) -> dict[str, float]:
     """``{prefix.p50, prefix.p90, prefix.p99, prefix.mean}`` of the non-NaN values (NaN if none)."""
@@ -80,7 +71,8 @@ def latency_percentiles(values: pd.Series | np.ndarray, prefix: str) -> dict[str
 def _slo_columns(requests: pd.DataFrame, services: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     slo = services.set_index("service")
     names = requests["service"].astype(str)
-    return tuple(names.map(slo[c]).to_numpy(dtype=np.float64) for c in ("slo_ttft_s", "slo_tpot_s", "slo_e2e_s"))
+    ttft, tpot, e2e = (names.map(slo[c]).to_numpy(dtype=np.float64) for c in ("slo_ttft_s", "slo_tpot_s", "slo_e2e_s"))
+    return ttft, tpot, e2e
 
 
 def slo_met(requests: pd.DataFrame, services: pd.DataFrame) -> np.ndarray:
@@ -111,6 +103,10 @@ def attainment(requests: pd.DataFrame, services: pd.DataFrame, end_s: float) -> 
     return (float(met.sum() / n) if n else math.nan), int(met.sum()), n
 
 
+@overload
+def level_means(timeline: pd.DataFrame, by: None = None) -> pd.Series: ...
+@overload
+def level_means(timeline: pd.DataFrame, by: str | list[str]) -> pd.DataFrame: ...
 def level_means(timeline: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFrame | pd.Series:
     """Time-weighted means of the timeline levels (optionally per group)."""
     cols = ["batch_size", "queue_len", "kv_used_tokens", "kv_occupancy", "busy_fraction"]
@@ -143,8 +139,6 @@ def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFram
         f"{prefix}.requests": float(len(requests)),
         f"{prefix}.finished": float((status == "finished").sum()),
         f"{prefix}.rejected": float((status == "rejected").sum()),
-        **{f"{prefix}.rejected.{r}": float((requests["reason"] == r).sum()) for r in REASONS[1:]},
-        f"{prefix}.truncated": float((requests["truncated_tokens"] > 0).sum()),
         f"{prefix}.unfinished": float((status == "unfinished").sum()),
         f"{prefix}.slo_attainment": att,
         f"{prefix}.slo_met": float(met),

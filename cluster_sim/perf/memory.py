@@ -1,12 +1,36 @@
 """Training memory per card: weights, gradients, optimizer state and activations.
 
-Mixed-precision Adam keeps 16 bytes per parameter (BF16 weights 2 + BF16 grads 2 + FP32
-master, momentum and variance 12; DOMAIN.md section 5). Weights split over ``tp * pp``
-(experts over ``ep`` as well); ZeRO-1 shards the 12 optimizer bytes over DP, ZeRO-2 also the
-gradients, ZeRO-3 also the weights. Activations follow Korthikanti et al.:
-``s*b*h*(34 + 5*a*s/h)`` bytes per layer per micro-batch (16-bit), divided by ``tp`` with
-sequence parallelism; selective recompute keeps ``34*s*b*h/tp``; full recompute keeps each
-layer's input ``2*s*b*h``. Under 1F1B the first stage holds ``pp`` micro-batches in flight.
+Mixed-precision Adam keeps 16 bytes per parameter: BF16 weights 2 + BF16 gradients 2 + FP32
+master weights, momentum and variance 12 (ZeRO, Rajbhandari et al., SC'20, section 3.1:
+``2 + 2 + K`` with ``K = 12``; DOMAIN.md section 5).
+
+Where the parameters live. Dense parameters (attention, dense FFNs, shared experts, routers,
+embeddings) are split over ``tp * pp``; routed experts over ``ep * pp`` (each card holds
+``experts / ep`` whole experts: no expert-TP). ZeRO stage ``k`` then shards a state over the
+ranks that hold a *replica of the same shard*:
+
+* dense states over the data-parallel degree ``dp``;
+* expert states over the expert data-parallel degree ``dp_expert = dp * tp * cp / ep``, the
+  number of copies of each expert shard (Megatron-Core MoE, "MoE parallel folding":
+  ``ETP * EP * EDP = TP * CP * DP`` for the expert layers, here with ``ETP = 1``; DeepSpeed-MoE,
+  Rajbhandari et al., ICML'22: ZeRO over the expert-data-parallel group). Dividing expert
+  states by ``dp`` as well would count each shard's memory ``ep / (tp * cp)`` times too small.
+
+Per card, with ``D`` dense and ``E`` expert parameters held (before ZeRO)::
+
+    shard_k(D, E) = D / dp + E / dp_expert   if zero >= k   else   D + E
+    weights = 2 * shard_3,   gradients = 2 * shard_2,   optimizer = 12 * shard_1
+
+Activations follow Korthikanti et al.: ``s*b*h*(34 + 5*a*s/h)`` bytes per layer per
+micro-batch (16-bit), divided by ``tp`` with sequence parallelism; selective recompute keeps
+``34*s*b*h/tp``; full recompute keeps each layer's input ``2*s*b*h``. Under 1F1B the first
+stage holds ``pp`` micro-batches in flight (interleaved: ``pp + (pp - 1) / v``).
+
+>>> from cluster_sim.workload.models import model
+>>> mem = training_memory(model("qwen3-235b-a22b"), ParallelPlan(dp=8, ep=8, zero=3,
+...                       recompute="full"), seq_len=4096)
+>>> mem.total_bytes / GIB > 400        # expert states are not sharded: dp_expert = 8*1*1/8 = 1
+True
 """
 
 from __future__ import annotations
@@ -17,7 +41,8 @@ from ..units import GIB
 from ..workload.models import ModelSpec
 from ..workload.parallelism import ParallelPlan
 
-__all__ = ["WORKSPACE_BYTES", "TrainingMemory", "training_memory"]
+__all__ = ["WORKSPACE_BYTES", "TrainingMemory", "expert_data_parallel", "param_split",
+           "params_per_card", "sharded_params", "training_memory"]
 
 WORKSPACE_BYTES = 2.0 * GIB  # CUDA context, NCCL buffers, allocator fragmentation (assumed)
 
@@ -45,15 +70,34 @@ class TrainingMemory:
                 "workspace": self.workspace_bytes, "total": self.total_bytes}
 
 
-def params_per_card(model: ModelSpec, plan: ParallelPlan) -> float:
-    """Parameters held by one card (before ZeRO-3 sharding)."""
+def param_split(model: ModelSpec, plan: ParallelPlan) -> tuple[float, float]:
+    """(dense, routed-expert) parameters held by one card before ZeRO sharding."""
     total = model.total_params
     if not model.is_moe:
-        return total / (plan.tp * plan.pp)
+        return total / (plan.tp * plan.pp), 0.0
     expert = (3 if model.gated_ffn else 2) * model.hidden * model.moe_ffn_hidden
     routed = model.moe_layers * model.experts * expert
-    dense = total - routed
-    return dense / (plan.tp * plan.pp) + routed / (plan.ep * plan.pp)  # experts: EP, no expert-TP
+    return (total - routed) / (plan.tp * plan.pp), routed / (plan.ep * plan.pp)
+
+
+def params_per_card(model: ModelSpec, plan: ParallelPlan) -> float:
+    """Parameters held by one card (before ZeRO sharding)."""
+    dense, expert = param_split(model, plan)
+    return dense + expert
+
+
+def expert_data_parallel(plan: ParallelPlan) -> int:
+    """Replicas of each expert shard: ``dp * tp * cp / ep`` (Megatron-Core's EDP with ETP 1)."""
+    return plan.dp * plan.tp * plan.cp // plan.ep
+
+
+def sharded_params(model: ModelSpec, plan: ParallelPlan, stage: int) -> float:
+    """Parameters per card of a state that ZeRO shards from ``stage`` on (1 optimizer, 2
+    gradients, 3 weights): dense over ``dp``, experts over :func:`expert_data_parallel`."""
+    dense, expert = param_split(model, plan)
+    if plan.zero < stage:
+        return dense + expert
+    return dense / plan.dp + expert / expert_data_parallel(plan)
 
 
 def training_memory(model: ModelSpec, plan: ParallelPlan, seq_len: int,
@@ -68,11 +112,9 @@ def training_memory(model: ModelSpec, plan: ParallelPlan, seq_len: int,
     unfused_attention : bool
         Keep the ``5*a*s/h`` attention-score activations (no flash attention).
     """
-    p = params_per_card(model, plan)
-    dp = plan.dp
-    weights = 2.0 * p / (dp if plan.zero >= 3 else 1)
-    grads = 2.0 * p / (dp if plan.zero >= 2 else 1)
-    optim = 12.0 * p / (dp if plan.zero >= 1 else 1)
+    weights = 2.0 * sharded_params(model, plan, 3)
+    grads = 2.0 * sharded_params(model, plan, 2)
+    optim = 12.0 * sharded_params(model, plan, 1)
     s = seq_len / plan.cp
     b = plan.microbatch_size
     h = model.hidden
@@ -85,7 +127,7 @@ def training_memory(model: ModelSpec, plan: ParallelPlan, seq_len: int,
         attn = 5.0 * model.heads * s / h if unfused_attention else 0.0
         per_layer = s * b * h * (34.0 + attn) / t
     layers_per_stage = model.layers / plan.pp
-    in_flight = min(plan.pp, plan.microbatches)
+    in_flight: float = min(plan.pp, plan.microbatches)
     if plan.virtual_stages > 1:
         in_flight = min(plan.microbatches * plan.virtual_stages,
                         plan.pp + (plan.pp - 1) / plan.virtual_stages)

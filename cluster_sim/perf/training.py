@@ -29,7 +29,13 @@ from ..units import DAY, GIB
 from ..workload.models import ModelSpec
 from ..workload.parallelism import ParallelPlan
 from .base import Breakdown
-from .memory import TrainingMemory, params_per_card, training_memory
+from .memory import (
+    TrainingMemory,
+    expert_data_parallel,
+    params_per_card,
+    sharded_params,
+    training_memory,
+)
 
 __all__ = [
     "ELEMENTWISE_TRAFFIC",
@@ -223,10 +229,16 @@ def estimate_step(
     capacity = min(a.hbm_bytes for a in accs.values())
     if check_memory and mem.total_bytes > capacity:
         short = (mem.total_bytes - capacity) / GIB
+        fixes = ["raise tp/pp"] + [f for f, unused in (("use recompute=full", plan.recompute != "full"),
+                                                       ("zero=3", plan.zero < 3)) if unused]
+        hint = fixes[0] if len(fixes) == 1 else ", ".join(fixes[:-1]) + " or " + fixes[-1]
+        if model.is_moe:
+            hint += (f"; expert states shard only over the dp*tp*cp/ep = {expert_data_parallel(plan)} "
+                     "copies of each expert shard")
         raise ConfigError(
             f"plan tp={plan.tp} pp={plan.pp} dp={plan.dp} ep={plan.ep} does not fit {model.name} in memory: "
             f"needs {mem.total_bytes / GIB:.1f} GiB per card, {capacity / GIB:.1f} GiB usable "
-            f"({short:.1f} GiB short); raise tp/pp, use recompute=full or zero=3")
+            f"({short:.1f} GiB short); {hint}")
 
     # ---- per micro-batch, per stage ------------------------------------------------------------
     b, s, h, L = plan.microbatch_size, seq_len, model.hidden, model.layers
@@ -312,7 +324,7 @@ def estimate_step(
         t_dp_exposed = max(t_dp * (1.0 - plan.dp_overlap), t_dp - window)
 
     # ---- optimizer ---------------------------------------------------------------------------------
-    opt_params = params_per_card(model, plan) / (plan.dp if plan.zero >= 1 else 1)
+    opt_params = sharded_params(model, plan, 1)  # ZeRO-1+: dense over dp, experts over dp_expert
     t_opt = opt_params * OPTIMIZER_BYTES_PER_PARAM / stage_acc[slow].achievable_hbm_bytes_per_s
 
     parts = {

@@ -229,6 +229,7 @@ class ClusterView:
     node_mem_free: np.ndarray
     recent_cpu_milli: np.ndarray
     recent_memory_mib: np.ndarray
+    first_node: Any  # bound method (type, free) -> lowest node id in that level, -1 if empty
 
     def host_cards(self, nodes: np.ndarray, job: JobView) -> np.ndarray:
         """Per node in ``nodes``: the most of ``job``'s cards (at most ``num_cards``) its free host

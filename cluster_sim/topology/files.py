@@ -21,7 +21,7 @@ Validation is strict: unknown keys, wrong types and unknown names raise
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def _check_keys(raw: dict[str, Any], allowed: list[str], prefix: str) -> None:
             raise _Bad(f"{prefix}{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
-def _convert(raw: dict[str, Any], schema: dict[str, tuple[str, Callable[[Any], Any]]], prefix: str) -> dict[str, Any]:
+def _convert(raw: dict[str, Any], schema: Mapping[str, tuple[str, Callable[[Any], Any]]], prefix: str) -> dict[str, Any]:
     out = {}
     for key, value in raw.items():
         if key in schema:

@@ -230,7 +230,7 @@ class Topology:
     @functools.cached_property
     def graph(self) -> nx.Graph:
         """The networkx graph (built on first use; cards are ints, switches strings)."""
-        g = nx.Graph(name=self.name)
+        g: nx.Graph[Any] = nx.Graph(name=self.name)
         c = self.cards
         names = c.system_names
         sys_type = [s.accelerator for s in self._systems]

@@ -7,12 +7,31 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cluster_sim.catalog import accelerator
 from cluster_sim.errors import ConfigError
 from cluster_sim.network import collectives as coll
-from cluster_sim.perf.training import estimate_step, pick_cards, scaling_curve
+from cluster_sim.perf.memory import (
+    expert_data_parallel,
+    param_split,
+    params_per_card,
+    training_memory,
+)
+from cluster_sim.perf.training import (
+    OPTIMIZER_BYTES_PER_PARAM,
+    estimate_step,
+    pick_cards,
+    scaling_curve,
+)
 from cluster_sim.topology import builders as B
-from cluster_sim.workload.models import model
+from cluster_sim.units import GIB
+from cluster_sim.workload.models import ModelSpec, model
 from cluster_sim.workload.parallelism import ParallelPlan
+
+# 4 MoE layers, h 64, 4 heads of 16, 8 gated experts of width 32, vocab 100 (untied):
+# attention 4 * 64 * 64 = 16,384 and router 64 * 8 = 512 per layer; one expert 3 * 64 * 32 = 6,144;
+# routed 4 * 8 * 6,144 = 196,608; embeddings 2 * 100 * 64 = 12,800; total 276,992, dense 80,384.
+TINY_MOE = ModelSpec(name="tiny-moe", layers=4, hidden=64, heads=4, vocab=100, gated_ffn=True,
+                     experts=8, experts_per_token=2, moe_ffn_hidden=32)
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +161,61 @@ def test_moe_expert_parallel_all_to_all(h100):
     e = estimate_step(m, plan, h100, seq_len=4096)
     assert e.breakdown["ep_comm"] > 0
     assert 0 < e.mfu < 0.7
+    # the optimizer reads/writes the states this card keeps: dense / dp + experts / dp_expert (4)
+    dense, expert = param_split(m, plan)
+    hbm = accelerator("h100-sxm").achievable_hbm_bytes_per_s
+    assert e.breakdown["optimizer"] == pytest.approx(
+        (dense / 32 + expert / 4) * OPTIMIZER_BYTES_PER_PARAM / hbm, rel=1e-12)
+
+
+def test_moe_memory_closed_form():
+    assert TINY_MOE.total_params == 276_992
+    plan = ParallelPlan(tp=2, pp=2, dp=4, ep=4, zero=1)  # dp_expert = 4 * 2 * 1 / 4 = 2
+    assert expert_data_parallel(plan) == 2
+    dense, expert = 80_384 / (2 * 2), 196_608 / (4 * 2)  # 20,096 over tp*pp, 24,576 over ep*pp
+    assert param_split(TINY_MOE, plan) == (dense, expert)
+    assert params_per_card(TINY_MOE, plan) == dense + expert
+    mem = training_memory(TINY_MOE, plan, seq_len=16)
+    assert (mem.weights_bytes, mem.gradients_bytes) == (2 * 44_672, 2 * 44_672)
+    assert mem.optimizer_bytes == 12 * (dense / 4 + expert / 2) == 207_744
+    z2 = training_memory(TINY_MOE, dataclasses.replace(plan, zero=2), seq_len=16)
+    assert (z2.weights_bytes, z2.gradients_bytes) == (2 * 44_672, 2 * 17_312)
+    z3 = training_memory(TINY_MOE, dataclasses.replace(plan, zero=3), seq_len=16)
+    assert (z3.weights_bytes, z3.gradients_bytes, z3.optimizer_bytes) == (2 * 17_312, 2 * 17_312, 207_744)
+    z0 = training_memory(TINY_MOE, dataclasses.replace(plan, zero=0), seq_len=16)
+    assert z0.optimizer_bytes == 12 * 44_672
+    # ep over every dp*tp rank: each expert shard has one copy, ZeRO cannot shard expert states
+    full_ep = ParallelPlan(tp=2, pp=2, dp=4, ep=8, zero=3)
+    assert expert_data_parallel(full_ep) == 1
+    assert training_memory(TINY_MOE, full_ep, 16).optimizer_bytes == 12 * (dense / 4 + 196_608 / 16)
+
+
+def test_qwen3_235b_tp1_ep8_does_not_fit_on_8_h100(h100):
+    """Issue 7: 8 experts' shards of 16 bytes per parameter, one copy each (dp_expert 1): ~440 GiB."""
+    m = model("qwen3-235b-a22b")
+    plan = ParallelPlan(tp=1, dp=8, ep=8, zero=3, recompute="full")
+    mem = training_memory(m, plan, seq_len=4096)
+    _, expert = param_split(m, plan)
+    assert expert_data_parallel(plan) == 1
+    assert mem.optimizer_bytes > 12 * expert > 300 * GIB
+    with pytest.raises(ConfigError) as exc:
+        estimate_step(m, plan, h100, seq_len=4096)
+    assert str(exc.value).endswith(
+        "needs 443.2 GiB per card, 77.6 GiB usable (365.6 GiB short); raise tp/pp; expert states "
+        "shard only over the dp*tp*cp/ep = 1 copies of each expert shard")
+
+
+def test_deepseek_v3_published_plan_still_fits():
+    """DeepSeek-V3 report (arXiv 2412.19437, 3.2): 2,048 H800, PP 16, EP 64 over 8 nodes, ZeRO-1 DP,
+    no TP; 4K sequences. dp = 128, dp_expert = 128 / 64 = 2."""
+    m = model("deepseek-v3")
+    plan = ParallelPlan(tp=1, pp=16, dp=128, ep=64, microbatches=16, recompute="selective", zero=1)
+    assert plan.cards == 2048 and expert_data_parallel(plan) == 2
+    mem = training_memory(m, plan, seq_len=4096)
+    dense, expert = param_split(m, plan)
+    assert mem.optimizer_bytes == pytest.approx(12 * (dense / 128 + expert / 2))
+    assert mem.total_bytes < accelerator("h800").hbm_bytes
+    assert mem.total_bytes / GIB == pytest.approx(68.7, abs=0.05)
 
 
 def test_scaling_curve_weak_and_strong(h100):

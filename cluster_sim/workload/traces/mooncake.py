@@ -43,7 +43,7 @@ def _fast(path: Any) -> Columns | None:
         return None
     if not set(FIELDS) <= set(tb.column_names) or any(tb.column(f).null_count for f in FIELDS):
         return None
-    h = tb.column("hash_ids").combine_chunks()
+    h: Any = tb.column("hash_ids").combine_chunks()  # a ListArray once the type check below passes
     if not pa.types.is_list(h.type) or not pa.types.is_integer(h.type.value_type) or h.values.null_count:
         return None
     cols = []

@@ -231,6 +231,9 @@ class ServiceConfig(Strict):
     deployment: DeploymentConfig
     arrivals: ArrivalsConfig
     dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    overlong: Literal["reject", "truncate"] = Field(
+        "reject", description="a request longer than the model's context: reject it, or truncate its prompt "
+        "(keeping the last tokens) so prompt + output fits")
 
 
 class InferenceConfig(Strict):

@@ -38,12 +38,21 @@ from ..errors import PlacementError
 from ..perf.inference import ReplicaPerf
 from ..perf.prefix_cache import PrefixCaches
 from ..policies.serving.autoscaling import FixedReplicas
-from ..policies.serving.base import AutoscalingView, RoutingView, readonly
+from ..policies.serving.base import RoutingView, readonly
 from ..policies.serving.routing import RoundRobin
+from .serving_admission import (
+    card_price,
+    mark_rejections,
+    nic_bandwidth,
+    placed_levels,
+    service_where,
+    truncate_overlong,
+)
 from .serving_pd import KVNetwork, nic_links, place_pools, topology_links
 from .serving_replica import COLOCATED, DECODE, PREFILL, Replica, RequestState
 from .serving_results import REASONS, ServingRun, build_run
-from .serving_setup import PoolSpec, ServiceSpec, ServingOptions, nan_if_none
+from .serving_scaling import apply_target, scale_view
+from .serving_setup import PoolSpec, ServiceSpec, ServingOptions
 
 __all__ = ["ServingEngine", "ServingRun"]
 
@@ -68,6 +77,7 @@ class _Pool:
         self.pend = np.zeros(n, dtype=np.int64)
         self.kvcap = np.zeros(n, dtype=np.int64)
         self.gids = np.arange(first_id, first_id + n, dtype=np.int64)
+        self.price = math.nan   # catalog USD per card-hour (NaN: none; the engine notes it)
         self.ro = tuple(readonly(a) for a in (self.q, self.run, self.pend, self.kvu, self.kvcap))
         self.zeros = readonly(np.zeros(n, dtype=np.int64))
         self.local = np.zeros(0, dtype=np.int64)
@@ -139,6 +149,12 @@ class ServingEngine:
         prompt = np.concatenate([t.prompt_tokens for t in tables]).astype(np.int64) if n else np.zeros(0, np.int64)
         output = np.concatenate([t.output_tokens for t in tables]).astype(np.int64) if n else np.zeros(0, np.int64)
         self.svc_of = np.repeat(np.arange(len(tables)), [len(t) for t in tables]).astype(np.int64)
+        self.truncated = np.zeros(n, dtype=np.int64)   # prompt tokens cut (overlong: truncate)
+        for k, s in enumerate(self.services):
+            if s.overlong == "truncate":
+                lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+                self.truncated[lo:hi] = truncate_overlong(prompt[lo:hi], output[lo:hi], s.max_context)
+        prompt = prompt - self.truncated
         blocks: list[Any] | None = None
         if any(t.block_hashes is not None for t in tables):
             blocks = [None] * n
@@ -149,11 +165,13 @@ class ServingEngine:
                 assert t.block_offsets is not None  # RequestTable sets both or neither
                 h, off = t.block_hashes.tolist(), t.block_offsets.tolist()
                 base = int(self.offsets[k])
-                for i in range(len(t)):
-                    blocks[base + i] = tuple(h[off[i]:off[i + 1]])
+                cut = self.truncated[base:base + len(t)].tolist()
+                for i in range(len(t)):  # a truncated prompt no longer starts with its hashed prefix
+                    blocks[base + i] = None if cut[i] else tuple(h[off[i]:off[i + 1]])
         self.rs = RequestState(prompt.tolist(), output.tolist(), blocks)
         self.prompt_np, self.output_np = prompt, output
         self.reason = np.zeros(n, dtype=np.int8)
+        self.notes: list[str] = []   # warnings for the run's notes (rejections, missing prices, ...)
 
     def _build_pools(self) -> None:
         self.pools: list[_Pool] = []
@@ -171,6 +189,11 @@ class ServingEngine:
             self.entry.append(made[0])
             self.decode_pool.append(made[1] if len(made) == 2 else None)
         self.n_replicas = gid
+        for p in self.pools:
+            where = f"{service_where(self.services[p.service])} {p.kind} pool"
+            p.price, note = card_price(p.spec.card_type, where)
+            if note:
+                self.notes.append(note)
 
     def _bin_width(self) -> float:
         if self.options.timeline_interval_s:
@@ -200,7 +223,7 @@ class ServingEngine:
         self.replicas: list[Replica] = []
         for p, cards in zip(self.pools, placed, strict=True):
             role = _ROLE[p.kind]
-            perfs = [self._placed_perf(p.spec, i, cards[i]) for i in range(p.spec.replicas)]
+            perfs = [self._placed_perf(p, i, cards[i]) for i in range(p.spec.replicas)]
             if opt.prefix_cache and rs.blocks is not None and role != DECODE:
                 per = opt.prefix_cache_blocks
                 caps = [per if per is not None else int(x.kv_capacity_tokens) // self.block_tokens for x in perfs]
@@ -223,50 +246,30 @@ class ServingEngine:
                 ncards = sum(len(c) for cs in placed for c in cs)
                 nic = np.zeros(ncards)
                 for p, cs in zip(self.pools, placed, strict=True):
-                    bw = _nic_Bps(p.spec.card_type)
+                    if not self.services[p.service].disaggregated:
+                        continue
+                    bw = nic_bandwidth(p.spec.card_type, f"{service_where(self.services[p.service])} {p.kind} pool")
                     for c in cs:
                         nic[c] = bw
                 cap, route = nic_links(nic, opt.kv_latency_s)
             self.net = KVNetwork(cap, route)
         self._reject()
 
-    def _placed_perf(self, spec: PoolSpec, i: int, cards: np.ndarray) -> Any:
+    def _placed_perf(self, pool: _Pool, i: int, cards: np.ndarray) -> Any:
+        spec = pool.spec
         perf = spec.perf_of(i)
         if self.topology is None or spec.replica_perfs is not None or not isinstance(perf, ReplicaPerf):
             return perf
-        tp, ep = perf.tp, perf.ep
-        kw = {}
-        if tp > 1:
-            kw["comm_levels"] = self.topology.comm_levels(cards[:tp])
-        if ep > 1:
-            kw["ep_comm_levels"] = self.topology.comm_levels(cards[::tp][:ep])
-        if not kw:
-            return perf
-        try:
-            return dataclasses.replace(perf, **kw)
-        except Exception:  # unbalanced group: keep the default levels
-            return perf
+        where = f"{service_where(self.services[pool.service])} {pool.kind} pool replica {i}"
+        kw = placed_levels(self.topology, perf.tp, perf.ep, cards, where, self.notes)
+        return dataclasses.replace(perf, **kw) if kw else perf
 
     def _reject(self) -> None:
-        """Mark requests no replica can ever serve (vectorised), with a reason code."""
-        opt = self.options
-        for k, s in enumerate(self.services):
-            lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
-            p, o = self.prompt_np[lo:hi], self.output_np[lo:hi]
-            ctx = s.max_context or np.iinfo(np.int64).max
-            caps = [min(int(r.cap) for r in pool.replicas) for pool in (self.pools[i] for i in self._pool_ids(k))]
-            if s.disaggregated:
-                prompt_cap, d_cap = caps[0], caps[1]
-            else:
-                prompt_cap = d_cap = caps[0]
-            total_cap = d_cap if opt.upfront else d_cap - int(opt.kv_watermark * d_cap) - 1
-            if not s.disaggregated and not opt.upfront:
-                prompt_cap = total_cap - 1
-            reason = np.zeros(hi - lo, dtype=np.int8)
-            for code, bad in ((5, p + o > total_cap), (4, p + o > ctx), (3, p > prompt_cap), (2, p > ctx),
-                              (1, (p < 1) | (o < 1))):
-                reason[bad] = code
-            self.reason[lo:hi] = reason
+        """Mark requests no replica can ever serve, with a reason code; note them."""
+        caps = [[min(int(r.cap) for r in self.pools[i].replicas) for i in self._pool_ids(k)]
+                for k in range(len(self.services))]
+        self.reason[:] = mark_rejections(self.services, self.offsets, self.prompt_np, self.output_np,
+                                         self.truncated, caps, self.options, self.notes)
         st = self.rs.status
         for i in np.flatnonzero(self.reason).tolist():
             st[i] = 2
@@ -359,59 +362,14 @@ class ServingEngine:
         return reps[loc_i]
 
     # ---- autoscaling ----------------------------------------------------------------------
-    def _scale_view(self, pool: _Pool, t: float, dt: float) -> AutoscalingView:
-        s = self.services[pool.service]
-        ttft = tpot = math.nan
-        if self._recent is not None:
-            buf, pos = self._recent[pool.service]
-            if pos:
-                recent = buf[:min(pos, len(buf))]
-                ttft = float(np.nanpercentile(recent[:, 0], 90))
-                tp = recent[:, 1][~np.isnan(recent[:, 1])]
-                tpot = float(np.percentile(tp, 90)) if len(tp) else math.nan
-        act = [r for r in pool.replicas if r.active]
-        occ = float(np.mean([r.kv / r.cap for r in act])) if act else 0.0
-        return AutoscalingView(
-            now_s=t, service=s.name, pool=pool.kind, max_replicas=len(pool.replicas), active=len(act),
-            warming=sum(r.warming for r in pool.replicas), queue_len=int(pool.q.sum()),
-            running=int(pool.run.sum()),
-            arrival_rate_per_s=(pool.arrivals - pool.arrivals_at_tick) / dt if dt > 0 else 0.0,
-            ttft_p90_s=ttft, tpot_p90_s=tpot, slo_ttft_s=nan_if_none(s.slo_ttft_s),
-            slo_tpot_s=nan_if_none(s.slo_tpot_s), kv_occupancy=occ)
-
     def _tick(self, pool: _Pool, t: float) -> None:
         interval = pool.scaler.interval_s
         dt = interval if (interval and t > 0) else 0.0
-        d = pool.scaler.scale(self._scale_view(pool, t, dt))
+        recent = self._recent[pool.service] if self._recent is not None else None
+        d = pool.scaler.scale(scale_view(pool, self.services[pool.service], recent, t, dt))
         pool.arrivals_at_tick = pool.arrivals
-        n = len(pool.replicas)
-        target = min(max(int(d.target_replicas), 1), n)
-        reps = pool.replicas
-        on = [r for r in reps if r.active or r.warming]
-        if target > len(on):
-            for r in [r for r in reps if not (r.active or r.warming)][:target - len(on)]:
-                r.note(t)
-                r.on_since = t
-                if t <= 0.0 or d.warmup_s <= 0.0:
-                    r.active = True
-                else:
-                    r.warming = True
-                    r.warm_token += 1
-                    self._push(t + d.warmup_s, K_ACTIVATE, r, r.warm_token)
-        elif target < len(on):
-            drop = sorted(on, key=lambda r: (r.active, -r.local))[:len(on) - target]
-            for r in drop:
-                r.note(t)
-                r.alloc_s += t - r.on_since
-                r.active = r.warming = False
-        if not any(r.active for r in reps):  # keep one serving
-            keep = min(reps, key=lambda r: (not r.warming, r.local))
-            if keep.warming:
-                keep.warming = False
-            else:
-                keep.on_since = t
-            keep.active = True
-        pool.refresh()
+        for r in apply_target(pool, d.target_replicas, d.warmup_s, t):
+            self._push(t + d.warmup_s, K_ACTIVATE, r, r.warm_token)
         if interval and self.nfinished < self.n_live:  # stop ticking once every request is done
             self._push(t + interval, K_TICK, pool)
 
@@ -558,15 +516,6 @@ class ServingEngine:
         wall = time.perf_counter() - self._wall0
         self._closed = build_run(self, end_s, wall)
         return self._closed
-
-
-def _nic_Bps(card_type: str) -> float:
-    from ..catalog import accelerator
-
-    try:
-        return accelerator(card_type).nic_bytes_per_s if card_type else 50e9
-    except Exception:
-        return 50e9
 
 
 __all__ += ["REASONS"]

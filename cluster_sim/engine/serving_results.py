@@ -1,8 +1,10 @@
 """Collect a serving run into DataFrames: requests, time-weighted timeline, replicas, services.
 
 ``requests`` (one row per request; times in seconds, NaN when not reached):
-``request_id, service, arrival_s, prompt_tokens, output_tokens, status`` (``finished`` /
-``rejected`` / ``unfinished`` at the horizon), ``reason`` (rejections), ``replica`` (the
+``request_id, service, arrival_s, prompt_tokens`` (served: after any truncation),
+``output_tokens``, ``truncated_tokens`` (prompt tokens cut by ``overlong: truncate``), ``status``
+(``finished`` / ``rejected`` / ``unfinished`` at the horizon), ``reason`` (rejections:
+:mod:`~cluster_sim.engine.serving_admission`), ``replica`` (the
 colocated or prefill replica), ``decode_replica``, ``admit_s`` (first scheduled),
 ``first_token_s``, ``last_token_s``, ``kv_ready_s`` (PD: KV arrived at the decode replica),
 ``ttft_s = first_token - arrival``, ``tpot_s = (last - first) / (output - 1)`` (NaN for one
@@ -15,7 +17,8 @@ cache, the most over the request's admissions).
 ``kv_occupancy`` (used / capacity), ``busy_fraction``.
 
 ``replicas``: placement, busy seconds by phase, allocated seconds, IT energy (J) from the
-perf model's phase powers, cost (USD) from the catalog card-hour price.
+perf model's phase powers, cost (USD) from the catalog card-hour price (NaN for a card without
+one; the run's notes say so).
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .serving_admission import REASONS
 from .serving_replica import PHASE_DECODE, PHASE_MIXED, PHASE_PREFILL
 
 __all__ = ["REASONS", "STATUSES", "ServingRun", "build_run"]
 
-REASONS = ("", "empty_request", "prompt_exceeds_context", "prompt_exceeds_kv", "request_exceeds_context",
-           "request_exceeds_kv")
 STATUSES = ("unfinished", "finished", "rejected")
 
 
@@ -49,15 +51,7 @@ class ServingRun:
     wall_s: float
     pue: float
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _price(card_type: str) -> float:
-    from ..catalog import accelerator
-
-    try:
-        return float(accelerator(card_type).price_usd_per_hour) if card_type else 0.0
-    except Exception:
-        return 0.0
+    notes: tuple[str, ...] = ()
 
 
 def _close_replicas(eng: Any, end: float) -> None:
@@ -109,6 +103,7 @@ def _requests_frame(eng: Any) -> pd.DataFrame:
         "arrival_s": arrival,
         "prompt_tokens": prompt,
         "output_tokens": output,
+        "truncated_tokens": eng.truncated,
         "status": pd.Categorical.from_codes(status.astype(np.int8), categories=pd.Index(STATUSES)),
         "reason": pd.Categorical.from_codes(eng.reason, categories=pd.Index(REASONS)),
         "replica": np.asarray(rs.rep, dtype=np.int64),
@@ -169,7 +164,7 @@ def _replicas_frame(eng: Any, end: float) -> pd.DataFrame:
             energy = (power("prefill") * rep.busy_prefill_s + power("decode") * rep.busy_decode_s
                       + power("mixed") * rep.busy_mixed_s + power("idle") * max(0.0, alloc - busy))
         cards = int(getattr(perf, "cards", spec.cards_per_replica))
-        price = _price(spec.card_type)
+        price = rep.pool.price   # NaN without a catalog price: the cost excludes it (noted)
         rows.append({
             "replica": rep.rid, "service": eng.services[rep.pool.service].name, "pool": rep.pool.kind,
             "card_type": spec.card_type, "cards": cards,
@@ -215,4 +210,4 @@ def build_run(eng: Any, end_s: float, wall_s: float) -> ServingRun:
         info["prefix_hit_rate"] = hits / looked
     return ServingRun(requests=_requests_frame(eng), timeline=_timeline_frame(eng),
                       replicas=_replicas_frame(eng, end_s), services=_services_frame(eng), end_s=end_s,
-                      events=eng.events, wall_s=wall_s, pue=eng.options.pue, info=info)
+                      events=eng.events, wall_s=wall_s, pue=eng.options.pue, info=info, notes=tuple(eng.notes))

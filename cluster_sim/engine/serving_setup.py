@@ -137,7 +137,12 @@ class PoolSpec:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One inference service: its requests, SLOs and pools (one colocated, or prefill + decode)."""
+    """One inference service: its requests, SLOs and pools (one colocated, or prefill + decode).
+
+    ``overlong``: what to do with a request longer than ``max_context`` — ``reject`` (default)
+    or ``truncate`` its prompt to fit (:mod:`cluster_sim.engine.serving_admission`).
+    ``meta["where"]`` names the service in notes (``inference.services[0] chat``).
+    """
 
     name: str
     requests: RequestTable
@@ -148,11 +153,16 @@ class ServiceSpec:
     max_context: int | None = None
     model: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    overlong: str = "reject"
 
     def __post_init__(self) -> None:
         kinds = tuple(p.kind for p in self.pools)
         if kinds not in (("colocated",), ("prefill", "decode")):
             raise ConfigError(f"service {self.name!r}: pools must be (colocated,) or (prefill, decode), got {kinds}")
+        if self.overlong not in ("reject", "truncate"):
+            raise ConfigError(f"service {self.name!r}: overlong must be 'reject' or 'truncate', got {self.overlong!r}")
+        if self.max_context is not None and self.max_context < 1:
+            raise ConfigError(f"service {self.name!r}: max_context must be >= 1, got {self.max_context!r}")
 
     @property
     def disaggregated(self) -> bool:
@@ -252,7 +262,8 @@ def services_from_config(cfg: Any, streams: Streams | None = None) -> list[Servi
         out.append(ServiceSpec(
             name=s.name, requests=requests_for(s, i, cfg, streams), pools=pools,
             slo_ttft_s=s.slo.ttft, slo_tpot_s=s.slo.tpot, slo_e2e_s=s.slo.e2e,
-            max_context=model_spec(s.model).max_context, model=s.model))
+            max_context=model_spec(s.model).max_context, model=s.model, overlong=s.overlong,
+            meta={"where": f"inference.services[{i}] {s.name}"}))
     return out
 
 

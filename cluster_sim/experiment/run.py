@@ -378,6 +378,7 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
         _merge_summary(summary, sres.summary)
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)
+        notes += sres.notes   # rejections by reason, truncations, missing prices (serving engine)
         done += 1
         _progress(progress, done, phases)
     if wants_cluster and wants_serving:

@@ -10,7 +10,11 @@ Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
 * **SLO met** = finished and every set SLO met (TTFT, TPOT, E2E). **Attainment** = met /
   decided requests, where decided = finished + rejected + unfinished requests that had already
   missed an SLO at the end of the run (no first token after ``slo_ttft``, or older than
-  ``slo_e2e``); unfinished requests with nothing missed yet are left out.
+  ``slo_e2e``); unfinished requests with nothing missed yet are left out. A **rejected** request
+  (too long for the context or the KV cache) counts as a **miss**.
+* **Rejections**: ``rejected`` and ``rejected.<reason>`` per reason of
+  :mod:`cluster_sim.engine.serving_admission`; ``truncated`` = requests whose prompt was cut
+  (``overlong: truncate``).
 * **Goodput** = SLO-met requests / run duration (requests/s).
 * **Tokens/s** = output tokens generated / run duration; **per card** divides by every card the
   service(s) hold (all pools). Input tokens/s likewise over prompt tokens of admitted requests.
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.serving import ServingEngine
-from ..engine.serving_results import ServingRun
+from ..engine.serving_results import REASONS, ServingRun
 from ..engine.serving_setup import ServingOptions, options_from_config, services_from_config
 from ..rng import Streams
 
@@ -57,6 +61,11 @@ class ServingResult:
     services: pd.DataFrame
     summary: dict[str, float]
     run: ServingRun
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Warnings of the run (rejections by reason, truncations, missing prices, ...)."""
+        return self.run.notes
 
 
 def latency_percentiles(values: pd.Series | np.ndarray, prefix: str) -> dict[str, float]:
@@ -139,6 +148,8 @@ def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFram
         f"{prefix}.requests": float(len(requests)),
         f"{prefix}.finished": float((status == "finished").sum()),
         f"{prefix}.rejected": float((status == "rejected").sum()),
+        **{f"{prefix}.rejected.{r}": float((requests["reason"] == r).sum()) for r in REASONS[1:]},
+        f"{prefix}.truncated": float((requests["truncated_tokens"] > 0).sum()),
         f"{prefix}.unfinished": float((status == "unfinished").sum()),
         f"{prefix}.slo_attainment": att,
         f"{prefix}.slo_met": float(met),

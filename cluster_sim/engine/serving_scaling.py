@@ -1,0 +1,80 @@
+"""Autoscaling inside the serving engine: what a policy sees, and how its decision is applied.
+
+:func:`scale_view` builds the read-only :class:`~cluster_sim.policies.serving.base.AutoscalingView`
+of one pool (p90 TTFT/TPOT over the service's recent finished requests, arrival rate since the
+last tick, KV occupancy); :func:`apply_target` moves the pool towards the policy's target.
+Scale-up starts the lowest-numbered idle replicas (serving at once at ``t = 0`` or without
+warm-up, else after ``warmup_s``); scale-down stops routing to the highest-numbered ones,
+warming ones first, which drain their batches. One replica always keeps serving.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..policies.serving.base import AutoscalingView
+from .serving_setup import nan_if_none
+
+__all__ = ["apply_target", "scale_view"]
+
+
+def scale_view(pool: Any, service: Any, recent: tuple[np.ndarray, int] | None, t: float,
+               dt: float) -> AutoscalingView:
+    """The view of ``pool`` (of ``service``) at ``t``; ``recent``: (ring of (TTFT, TPOT), count)."""
+    ttft = tpot = math.nan
+    if recent is not None:
+        buf, pos = recent
+        if pos:
+            window = buf[:min(pos, len(buf))]
+            ttft = float(np.nanpercentile(window[:, 0], 90))
+            tp = window[:, 1][~np.isnan(window[:, 1])]
+            tpot = float(np.percentile(tp, 90)) if len(tp) else math.nan
+    act = [r for r in pool.replicas if r.active]
+    occ = float(np.mean([r.kv / r.cap for r in act])) if act else 0.0
+    return AutoscalingView(
+        now_s=t, service=service.name, pool=pool.kind, max_replicas=len(pool.replicas), active=len(act),
+        warming=sum(r.warming for r in pool.replicas), queue_len=int(pool.q.sum()),
+        running=int(pool.run.sum()),
+        arrival_rate_per_s=(pool.arrivals - pool.arrivals_at_tick) / dt if dt > 0 else 0.0,
+        ttft_p90_s=ttft, tpot_p90_s=tpot, slo_ttft_s=nan_if_none(service.slo_ttft_s),
+        slo_tpot_s=nan_if_none(service.slo_tpot_s), kv_occupancy=occ)
+
+
+def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float) -> list[Any]:
+    """Start or stop replicas of ``pool`` towards ``target_replicas`` (clamped to 1..max).
+
+    Returns the replicas that started warming, in order: the caller schedules their
+    activation at ``t + warmup_s`` (token ``replica.warm_token``).
+    """
+    reps = pool.replicas
+    target = min(max(int(target_replicas), 1), len(reps))
+    on = [r for r in reps if r.active or r.warming]
+    warming = []
+    if target > len(on):
+        for r in [r for r in reps if not (r.active or r.warming)][:target - len(on)]:
+            r.note(t)
+            r.on_since = t
+            if t <= 0.0 or warmup_s <= 0.0:
+                r.active = True
+            else:
+                r.warming = True
+                r.warm_token += 1
+                warming.append(r)
+    elif target < len(on):
+        drop = sorted(on, key=lambda r: (r.active, -r.local))[:len(on) - target]
+        for r in drop:
+            r.note(t)
+            r.alloc_s += t - r.on_since
+            r.active = r.warming = False
+    if not any(r.active for r in reps):  # keep one serving
+        keep = min(reps, key=lambda r: (not r.warming, r.local))
+        if keep.warming:
+            keep.warming = False
+        else:
+            keep.on_since = t
+        keep.active = True
+    pool.refresh()
+    return warming

@@ -37,6 +37,7 @@ bench: $(DEVSTAMP)
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy cluster_sim
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

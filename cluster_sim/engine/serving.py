@@ -261,8 +261,11 @@ class ServingEngine:
         if self.topology is None or spec.replica_perfs is not None or not isinstance(perf, ReplicaPerf):
             return perf
         where = f"{service_where(self.services[pool.service])} {pool.kind} pool replica {i}"
-        kw = placed_levels(self.topology, perf.tp, perf.ep, cards, where, self.notes)
-        return dataclasses.replace(perf, **kw) if kw else perf
+        tp_levels, ep_levels = placed_levels(self.topology, perf.tp, perf.ep, cards, where, self.notes)
+        if tp_levels is None and ep_levels is None:
+            return perf
+        return dataclasses.replace(perf, comm_levels=tp_levels or perf.comm_levels,
+                                   ep_comm_levels=ep_levels or perf.ep_comm_levels)
 
     def _reject(self) -> None:
         """Mark requests no replica can ever serve, with a reason code; note them."""

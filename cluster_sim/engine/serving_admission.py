@@ -211,27 +211,28 @@ def flat_levels(levels: Sequence[CommLevel], ranks: int) -> tuple[CommLevel, ...
                       worst.efficiency),)
 
 
-def placed_levels(topology: Any, tp: int, ep: int, cards: np.ndarray, where: str,
-                  notes: list[str]) -> dict[str, tuple[CommLevel, ...]]:
-    """``comm_levels`` / ``ep_comm_levels`` of a replica placed on ``cards`` of ``topology``.
+def placed_levels(topology: Any, tp: int, ep: int, cards: np.ndarray, where: str, notes: list[str]
+                  ) -> tuple[tuple[CommLevel, ...] | None, tuple[CommLevel, ...] | None]:
+    """(TP levels, EP levels) of a replica placed on ``cards`` of ``topology``.
 
-    Groups of one rank are left out (the perf model's default); an unbalanced group becomes
-    :func:`flat_levels`, with a note naming ``where``.
+    ``None`` for a group of one rank (the perf model's default stays); an unbalanced group
+    becomes :func:`flat_levels`, with a note naming ``where``.
     """
-    kw: dict[str, tuple[CommLevel, ...]] = {}
-    for name, ranks, group in (("comm_levels", tp, cards[:tp]), ("ep_comm_levels", ep, cards[::tp][:ep])):
+    out: list[tuple[CommLevel, ...] | None] = []
+    for what, ranks, group in (("TP", tp, cards[:tp]), ("EP", ep, cards[::tp][:ep])):
         if ranks <= 1:
+            out.append(None)
             continue
         levels = tuple(topology.comm_levels(group))
         if not balanced(levels, ranks):
             flat = flat_levels(levels, ranks)
-            notes.append(f"{where}: its {ranks}-card {'TP' if name == 'comm_levels' else 'EP'} group spans "
+            notes.append(f"{where}: its {ranks}-card {what} group spans "
                          f"{' x '.join(f'{lv.tier} {lv.fanout}' for lv in levels)} unevenly; modelled as one "
                          f"flat ring at the {flat[0].tier} bottleneck ({flat[0].bandwidth_Bps / 1e9:g} GB/s "
                          "per rank)")
             levels = flat
-        kw[name] = levels
-    return kw
+        out.append(levels)
+    return out[0], out[1]
 
 
 def balanced(levels: Sequence[CommLevel], ranks: int) -> bool:

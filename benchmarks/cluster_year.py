@@ -69,7 +69,7 @@ def run_one(n_jobs: int, *, load: float | None, placement: str, backfill: bool, 
         "cycles": s["sim.cycles"], "peak_rss_mib": peak_rss_mib(),
         "finished": s["training.jobs.finished"], "utilization_allocated": s["utilization.allocated"],
         "queueing_p50_s": s["training.queueing_s.p50"], "queueing_p99_s": s["training.queueing_s.p99"],
-        "jct_p50_s": s["training.jct_s.p50"], "mfu": s["training.mfu"],
+        "jct_p50_s": s["training.jct_s.p50"], "mfu": s["training.jobs.mfu"],
         "finished_frac": s["training.jobs.finished"] / max(n_jobs, 1),
     }
 

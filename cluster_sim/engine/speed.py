@@ -16,6 +16,12 @@
 * ``r_x = 1 / share``: ``share`` in (0, 1] is the worst ratio, over the leaves the job spans, of
   the max-min fair rate its flow gets on that leaf's uplink to the demand (its cards there times
   the NIC line rate). Jobs under one leaf, or under non-blocking leaves, have ``share = 1``.
+
+Busy (docs/engine.md, "Busy cards"): a running job's cards count as busy in the share
+:func:`busy_fraction` ``= rate / isolated_speed`` (clipped to [0, 1]), where the isolated speed is
+``type_ratio``, its speed at the reference placement (fewest domains, no link sharing, no
+checkpoint stalls) on the same card type. A job slowed by a split placement, by its share of an
+oversubscribed uplink or by checkpoint stalls holds all its cards but keeps only that share busy.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 
 from .cluster_state import ClusterLayout
 
-__all__ = ["DEFAULT_MFU", "KIND_ALPHA", "LeafContention", "PlacementInfo", "SpeedModel",
+__all__ = ["DEFAULT_MFU", "KIND_ALPHA", "LeafContention", "PlacementInfo", "SpeedModel", "busy_fraction",
            "default_comm_fraction", "throughput_matrix", "water_fill"]
 
 KIND_ALPHA = (0.85, 1.0, 0.85, 0.9)
@@ -123,6 +129,11 @@ class SpeedModel:
         row = self._tr[min(kind, len(self._tr) - 1)]
         return row[t] / row[ref]
 
+    def isolated_speed(self, kind: int, ref: int, info: PlacementInfo) -> float:
+        """Speed of the job at its reference placement on ``info``'s slowest card type: the
+        contention-free speed :func:`busy_fraction` divides by (``type_ratio``)."""
+        return self.type_ratio(kind, ref, info.slowest_type)
+
     def info(self, kind: int, cards: np.ndarray) -> PlacementInfo:
         """Placement facts of ``cards`` for a job of ``kind``."""
         c0 = int(cards[0])
@@ -158,6 +169,18 @@ class SpeedModel:
             c_in, c_x = comm, 0.0
         r_in = self.nic_ratio[info.slowest_type] / share if info.split else 1.0
         return tr / ((1.0 - comm) + c_in * r_in + c_x / share)
+
+
+def busy_fraction(rate: float, isolated: float) -> float:
+    """Share of a running job's held cards that is busy: ``rate / isolated`` clipped to [0, 1].
+
+    ``rate`` is the job's progress (work-seconds per second, 0 in a restart stall) and
+    ``isolated`` its speed at the reference placement on the same card type
+    (:meth:`SpeedModel.isolated_speed`).
+    """
+    if not isolated > 0.0:
+        raise ValueError(f"busy_fraction: isolated speed must be > 0, got {isolated!r}")
+    return min(max(rate / isolated, 0.0), 1.0)
 
 
 def water_fill(demands: Sequence[float], capacity: float) -> list[float]:

@@ -23,7 +23,7 @@ from ..policies.base import JobsView, JobView, Placement, RunningView, TenantUsa
 from ..workload.jobs import ANY_TYPE, KIND_TRACE, JobTable
 from .cycle import Scheduler
 from .failures import FailureModel
-from .speed import DEFAULT_MFU, LeafContention
+from .speed import DEFAULT_MFU, LeafContention, busy_fraction
 
 __all__ = ["STATUS_NAMES", "TrainingEngine"]
 
@@ -32,6 +32,7 @@ STATUS_NAMES = ("pending", "queued", "running", "finished", "rejected", "restart
 FINISH, STARTED, REQUEUE, REPAIR, FAILURE, RECYCLE = range(6)
 INF = math.inf
 NAN = math.nan
+BUSY_SCALE = 1_000_000  # busy level units per milli-card
 
 
 class TrainingEngine:
@@ -151,7 +152,9 @@ class TrainingEngine:
         self.spans = np.zeros((n, 3), np.int32)  # (nodes, domains, leaves) of the latest placement
         self.info: dict[int, Any] = {}
         self.tmilli: dict[int, list[tuple[int, int]]] = {}
-        self.busy = [0] * T
+        self.busy = [0.0] * T  # busy milli-cards per type (docs/engine.md, "Busy cards")
+        self._busy_u = [0] * T  # the same x BUSY_SCALE, as exact integer sums
+        self.busy_frac = [0.0] * n  # busy share of each job's cards (speed.busy_fraction)
         self.running_set: dict[int, None] = {}
         self.n_tenants = max(len(J.tenants), 1)
         self.tenant_running = np.zeros(self.n_tenants)
@@ -387,9 +390,7 @@ class TrainingEngine:
         sp = self.sp[i]
         self.rate[i] = sp
         self.run_start[i] = t
-        busy = self.busy
-        for tt, mm in self.tmilli[i]:
-            busy[tt] += mm
+        self._set_busy(i, sp)
         self.ver[i] += 1
         heapq.heappush(self._heap, (t + self.remaining[i] / sp, FINISH, i, self.ver[i]))
 
@@ -411,18 +412,29 @@ class TrainingEngine:
         if self.rate[i] > 0:
             self._progress(i, t)
             self.rate[i] = sp
+            self._set_busy(i, sp)
             self.ver[i] += 1
             heapq.heappush(self._heap, (t + max(self.remaining[i], 0.0) / sp, FINISH, i, self.ver[i]))
             self.events += 1
             self.rate_epoch += 1
 
+    def _set_busy(self, i: int, rate: float) -> None:
+        """Set job ``i``'s part of the busy level to :func:`~.speed.busy_fraction` of its cards."""
+        f = 0.0
+        if rate > 0.0:
+            f = busy_fraction(rate, self.speed.isolated_speed(self.kind[i], self.ref[i], self.info[i]))
+        old = self.busy_frac[i]
+        if f != old:
+            u = self._busy_u
+            for tt, mm in self.tmilli[i]:  # integers: what a job adds, it removes exactly
+                u[tt] += round(mm * f * BUSY_SCALE) - round(mm * old * BUSY_SCALE)
+                self.busy[tt] = u[tt] / BUSY_SCALE
+            self.busy_frac[i] = f
+
     def _stop(self, i: int, t: float) -> None:
         """Common part of finish, preemption and failure: account and release the cards."""
         self._progress(i, t)
-        if self.rate[i] > 0:
-            busy = self.busy
-            for tt, mm in self.tmilli[i]:
-                busy[tt] -= mm
+        self._set_busy(i, 0.0)
         self.rate[i] = 0.0
         self.ver[i] += 1
         self.state.release(i)

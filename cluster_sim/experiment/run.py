@@ -41,14 +41,17 @@ __all__ = ["HEADLINE_KEYS", "PlotAccessor", "Result", "check", "compare", "load_
 
 HEADLINE_KEYS = (
     "training.mfu", "training.linear_speedup", "training.step_time_s", "training.tokens_per_s",
-    "training.days_to_train", "training.jct_s.p50", "training.jct_s.p99", "training.queueing_s.p50",
-    "training.queueing_s.p99", "inference.ttft_s.p50", "inference.ttft_s.p99", "inference.tpot_s.p50",
-    "inference.tpot_s.p99", "inference.e2e_s.p50", "inference.e2e_s.p99", "inference.slo_attainment",
-    "inference.goodput_rps", "inference.tokens_per_s_per_card", "utilization.allocated",
-    "utilization.busy", "fragmentation.unallocated_cards", "energy_kwh", "cost_usd", "sim.events",
-    "sim.wall_s",
+    "training.days_to_train", "training.jobs.mfu", "training.cluster_mfu", "training.jct_s.p50",
+    "training.jct_s.p99", "training.queueing_s.p50", "training.queueing_s.p99", "inference.ttft_s.p50",
+    "inference.ttft_s.p99", "inference.tpot_s.p50", "inference.tpot_s.p99", "inference.e2e_s.p50",
+    "inference.e2e_s.p99", "inference.slo_attainment", "inference.goodput_rps",
+    "inference.tokens_per_s_per_card", "inference.utilization.busy", "utilization.allocated",
+    "utilization.busy", "fragmentation.unallocated_cards", "energy_kwh", "cost_usd", "cost.installed_usd",
+    "sim.events", "sim.wall_s",
 )
-"""Summary keys DESIGN.md 4 promises (when the experiment measures them), in display order."""
+"""Summary keys DESIGN.md 4 promises (when the experiment measures them), in display order: the
+perf model's estimate of the explicit job(s) (``training.mfu`` ... ``training.days_to_train``),
+then what the cluster and serving engines measured; ``summary["sources"]`` says which is which."""
 
 Progress = Callable[[float, float], None]
 
@@ -209,6 +212,10 @@ class PlotAccessor:
 
 # ---- simulate --------------------------------------------------------------------------------
 def _estimate_summary(estimates: Sequence[JobEstimate]) -> dict[str, Any]:
+    """The perf model's keys: ``training.mfu`` (model-FLOP-weighted over the explicit jobs),
+    ``training.tokens_per_s`` (summed), the single job's step time, TFLOP/s and days to train,
+    and every job's own ``training.job.<name>.*``. The cluster engine's MFU over the jobs it
+    scheduled is ``training.jobs.mfu`` (``metrics.summary``), never these."""
     out: dict[str, Any] = {}
     if not estimates:
         return out
@@ -293,11 +300,24 @@ def _wants_cluster_engine(cfg: ExperimentConfig) -> tuple[bool, str | None]:
     return False, None
 
 
-_SUMMED = ("energy_kwh", "cost_usd", "sim.events")  # both engines report these: add them up
+_SUMMED = ("energy_kwh", "energy.it_kwh", "cost_usd", "sim.events")  # both engines report these: add them up
 
 
-def _merge_summary(summary: dict[str, Any], engine: Mapping[str, Any]) -> None:
-    """Engine-measured values win over estimates, except where the engine has none (None)."""
+def _key_group(key: str) -> str:
+    """The group a summary key is attributed by in ``summary["sources"]``: ``training.<x>`` keys
+    alone or as ``training.<x>.*``, every other dotted key as ``<first part>.*``."""
+    parts = key.split(".")
+    if len(parts) == 1 or (parts[0] == "training" and len(parts) == 2):
+        return key
+    return f"{'.'.join(parts[:2])}.*" if parts[0] == "training" else f"{parts[0]}.*"
+
+
+def _merge_summary(summary: dict[str, Any], engine: Mapping[str, Any], source: str) -> None:
+    """Merge one producer's keys (``source``: estimate, scaling curves, cluster engine, serving
+    engine) and record it in ``summary["sources"]`` (key group -> producers, e.g.
+    ``{"training.mfu": "estimate", "utilization.*": "cluster engine", "cost_usd": "cluster engine
+    + serving engine"}``). Later values win, except None over a value; :data:`_SUMMED` keys add up."""
+    sources: dict[str, str] = summary.pop("sources", {})
     for k, v in engine.items():
         if v is None and summary.get(k) is not None:
             continue
@@ -305,6 +325,14 @@ def _merge_summary(summary: dict[str, Any], engine: Mapping[str, Any]) -> None:
             summary[k] = summary[k] + v
         else:
             summary[k] = v
+        g = _key_group(k)
+        have = sources.get(g)
+        if have is None:
+            sources[g] = source
+        elif source not in have.split(" + "):
+            sources[g] = f"{have} + {source}"
+    if sources:
+        summary["sources"] = sources  # kept last
 
 
 def _progress(progress: Progress | None, done: int, total: int) -> None:
@@ -358,8 +386,8 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
         notes += more
     summary: dict[str, Any] = {"experiment": cfg.name, "seed": cfg.seed, "cluster.topology": topology.name,
                                "cluster.cards": topology.n_cards}
-    summary.update(_estimate_summary(estimates))
-    summary.update(_scaling_summary(curves))
+    _merge_summary(summary, _estimate_summary(estimates), "estimate")
+    _merge_summary(summary, _scaling_summary(curves), "scaling curves")
     done = 1
     _progress(progress, done, phases)
 
@@ -368,14 +396,14 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     trace = None
     if wants_cluster:
         tres = run_training(cfg)
-        _merge_summary(summary, tres.summary)
+        _merge_summary(summary, tres.summary, "cluster engine")
         jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
         tables["segments"] = tres.segments
         done += 1
         _progress(progress, done, phases)
     if wants_serving:
         sres = run_serving(cfg, topology=topology)
-        _merge_summary(summary, sres.summary)
+        _merge_summary(summary, sres.summary, "serving engine")
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)
         notes += sres.notes   # rejections by reason, truncations, missing prices (serving engine)

@@ -24,11 +24,12 @@ from ..engine.cluster_state import ClusterLayout, layout_from_node_groups, layou
 from ..engine.failures import FailureModel
 from ..engine.simulation import RunRecord, Simulation, build_layout, build_simulation
 from ..policies import registry
+from .costs import DEFAULT_PUE
 from .recorder import jobs_frame, segments_frame, timeline_frame
 from .summary import jain, percentiles, summarize_training
 from .trace_export import chrome_trace, write_chrome_trace
 
-__all__ = ["TrainingResult", "chrome_trace", "compare", "jain", "jobs_frame", "percentiles", "result_from_record",
+__all__ = ["DEFAULT_PUE", "TrainingResult", "chrome_trace", "compare", "jain", "jobs_frame", "percentiles", "result_from_record",
            "run_training", "segments_frame", "summarize_training", "timeline_frame", "write_chrome_trace"]
 
 
@@ -49,12 +50,13 @@ class TrainingResult:
         return chrome_trace(self.segments, self.timeline)
 
 
-def result_from_record(rec: RunRecord) -> TrainingResult:
-    """Frames and summary of a finished run's record."""
+def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResult:
+    """Frames and summary of a finished run's record (``pue``: facility / IT power for energy)."""
     jobs, timeline = jobs_frame(rec), timeline_frame(rec)
     ctx = {"card_types": rec.card_types, "capacity_by_type": rec.capacity_by_type,
            "type_peak_flops": rec.type_peak_flops, "t_end_s": rec.t_end_s, "events": rec.events,
-           "wall_s": rec.wall_s, **{k: v for k, v in rec.meta.items() if k.startswith(("type_", "cycles"))}}
+           "wall_s": rec.wall_s, "pue": pue,
+           **{k: v for k, v in rec.meta.items() if k.startswith(("type_", "cycles"))}}
     return TrainingResult(summarize_training(jobs, timeline, ctx), jobs, timeline, segments_frame(rec), rec)
 
 
@@ -80,7 +82,7 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
                  admission: Any = "accept_all", ordering: Any = "fifo", placement: Any = "packed",
                  preemption: Any = "none", backfill: bool = False, failures: FailureModel | None = None,
                  seed: int = 0, horizon_s: float | None = None, base_dir: str = ".",
-                 **kwargs: Any) -> TrainingResult:
+                 pue: float | None = None, **kwargs: Any) -> TrainingResult:
     """Run the cluster engine on training jobs and collect frames and the summary.
 
     Give either an experiment (``cfg``: path, mapping or ExperimentConfig, plus ``overrides``),
@@ -90,6 +92,8 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
     names, PolicyRefs or objects), ``backfill``, ``failures``, ``seed`` and ``horizon_s``. Extra
     keyword arguments go to :class:`Simulation` (``timeline_step_s``, ``throughput``...) or, for
     ``backfill_depth``, ``preempt_overhead_s``, ``max_segments``, to the training engine.
+    ``pue`` (facility / IT power) scales the energy; default: the experiment's ``inference.pue``,
+    else :data:`~cluster_sim.metrics.costs.DEFAULT_PUE` (1.2).
     """
     if simulation is not None:
         sim = simulation
@@ -98,6 +102,8 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
             src = cfg.model_dump() if isinstance(cfg, ExperimentConfig) else cfg
             cfg = load_config(src, overrides)
         sim = build_simulation(cfg)
+        if pue is None and cfg.inference is not None:
+            pue = cfg.inference.pue
     else:
         if cluster is None or jobs is None:
             raise TypeError("run_training: give cfg, simulation, or cluster and jobs")
@@ -108,7 +114,7 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
                          placement=_policy("placement", placement), preemption=_policy("preemption", preemption),
                          backfill=backfill, failures=failures, **eng_kw)
     sim.run(until)
-    return result_from_record(sim.collect())
+    return result_from_record(sim.collect(), DEFAULT_PUE if pue is None else pue)
 
 
 def compare(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str], factor: str,

@@ -18,9 +18,15 @@ Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
 * **Goodput** = SLO-met requests / run duration (requests/s).
 * **Tokens/s** = output tokens generated / run duration; **per card** divides by every card the
   service(s) hold (all pools). Input tokens/s likewise over prompt tokens of admitted requests.
-* **Cost** = sum over replicas of allocated card-hours x catalog price; per million output tokens.
-* **Energy** = PUE x IT energy (phase powers from the perf model x busy/idle seconds); per output
-  token. PUE default 1.2 (DOMAIN 3.4: 1.1-1.25).
+* **Cost** = sum over replicas of provisioned (warming or serving) card-hours x catalog price, so
+  it depends on the autoscaler; per million output tokens. ``cost.installed_usd``: every replica
+  of the deployment for the whole run.
+* **Energy** = PUE x IT energy (phase powers from the perf model x busy seconds, idle power x
+  provisioned-but-idle seconds; :func:`~cluster_sim.metrics.costs.facility_kwh` applies PUE);
+  per output token. PUE default 1.2 (DOMAIN 3.4: 1.1-1.25).
+* **Utilization** of the deployment's cards ``D`` (every replica, provisioned or not):
+  ``utilization.allocated = sum_r cards_r x provisioned_s_r / (D x T)``, ``utilization.busy`` the
+  same over the seconds a replica's batch is non-empty (an iteration is running).
 * **KV occupancy / batch size / queue length / busy**: time-weighted means from the timeline.
 """
 
@@ -37,6 +43,7 @@ from ..engine.serving import ServingEngine
 from ..engine.serving_results import REASONS, ServingRun
 from ..engine.serving_setup import ServingOptions, options_from_config, services_from_config
 from ..rng import Streams
+from .costs import J_PER_KWH, facility_kwh, held_cost_usd
 
 __all__ = [
     "ServingResult",
@@ -130,6 +137,22 @@ def level_means(timeline: pd.DataFrame, by: str | list[str] | None = None) -> pd
     return sums[cols].div(sums["_w"], axis=0)
 
 
+def _held(replicas: pd.DataFrame, duration_s: float, prefix: str) -> dict[str, float]:
+    """Utilization of the deployment's cards (provisioned = allocated, non-empty batch = busy)
+    and the cost of holding all of them for the whole run (``cost.installed_usd``)."""
+    if not len(replicas) or not duration_s > 0:
+        return {f"{prefix}.utilization.allocated": math.nan, f"{prefix}.utilization.busy": math.nan,
+                f"{prefix}.cost.installed_usd": 0.0}
+    cards = replicas["cards"].to_numpy(dtype=np.float64)
+    busy = replicas[["busy_prefill_s", "busy_decode_s", "busy_mixed_s"]].sum(axis=1).to_numpy(dtype=np.float64)
+    held = replicas["allocated_s"].to_numpy(dtype=np.float64)
+    deployed = float(cards.sum()) * duration_s
+    price = np.nan_to_num(replicas["price_usd_per_card_hour"].to_numpy(dtype=np.float64))  # unpriced: excluded
+    return {f"{prefix}.utilization.allocated": float((cards * held).sum() / deployed),
+            f"{prefix}.utilization.busy": float((cards * busy).sum() / deployed),
+            f"{prefix}.cost.installed_usd": held_cost_usd(cards * duration_s, price)}
+
+
 def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFrame, timeline: pd.DataFrame,
            duration_s: float, pue: float, prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
@@ -143,7 +166,8 @@ def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFram
     in_tokens = float(requests.loc[requests["admit_s"].notna(), "prompt_tokens"].sum())
     dur = duration_s if duration_s > 0 else math.nan
     cost = float(replicas["cost_usd"].sum()) if len(replicas) else 0.0
-    energy_j = float(replicas["energy_it_j"].sum()) * pue if len(replicas) else 0.0
+    it_j = float(replicas["energy_it_j"].sum()) if len(replicas) else 0.0
+    energy_j = facility_kwh(it_j, pue) * J_PER_KWH
     out.update({
         f"{prefix}.requests": float(len(requests)),
         f"{prefix}.finished": float((status == "finished").sum()),
@@ -166,6 +190,7 @@ def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFram
         f"{prefix}.energy_kwh": energy_j / 3.6e6,
         f"{prefix}.energy_j_per_token": energy_j / out_tokens if out_tokens else math.nan,
     })
+    out.update(_held(replicas, duration_s, prefix))
     lv = level_means(timeline)
     for c in ("batch_size", "queue_len", "kv_occupancy", "busy_fraction"):
         out[f"{prefix}.{c}_mean"] = float(lv[c])
@@ -188,6 +213,8 @@ def summarize(run: ServingRun) -> dict[str, float]:
                 out[f"inference.{name}.{pool}.kv_occupancy_mean"] = float(lv["kv_occupancy"])
                 out[f"inference.{name}.{pool}.busy_fraction_mean"] = float(lv["busy_fraction"])
     out["energy_kwh"] = out["inference.energy_kwh"]
+    out["energy.it_kwh"] = facility_kwh(float(reps["energy_it_j"].sum()) if len(reps) else 0.0, 1.0)
+    out["energy.pue"] = float(run.pue)
     out["cost_usd"] = out["inference.cost_usd"]
     out["sim.events"] = float(run.events)
     out["sim.wall_s"] = float(run.wall_s)

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .costs import DEFAULT_PUE, card_it_joules, facility_kwh, held_cost_usd
+
 __all__ = ["jain", "percentiles", "summarize_training"]
 
 
@@ -46,6 +48,29 @@ def _integrals(timeline: pd.DataFrame) -> pd.Series:
     return pd.Series(body.to_numpy().T @ width if len(body) else np.zeros(body.shape[1]), index=body.columns)
 
 
+def _cost_energy(I: pd.Series, types: Sequence[str], cap: np.ndarray, t_end: float,
+                 ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """Cost of the card-hours held, energy drawn (busy at TDP, held-idle at idle power) x PUE,
+    and the installed cluster's cost and energy apart (docs/metrics.md)."""
+    zeros = [0.0] * len(types)
+    tdp = [float(x) for x in ctx.get("type_tdp_w", zeros)]
+    idle = [float(x) for x in ctx.get("type_idle_w", zeros)]
+    price = [float(x) for x in ctx.get("type_price_usd_per_hour", zeros)]
+    pue = float(ctx.get("pue", DEFAULT_PUE))
+    busy = [float(I[f"busy_cards.{t}"]) for t in types]
+    held = [float(I[f"allocated_cards.{t}"]) for t in types]
+    avail = [float(I[f"available_cards.{t}"]) for t in types]
+    it_j = card_it_joules(busy, held, tdp, idle)
+    return {
+        "energy_kwh": _f(facility_kwh(it_j, pue)),
+        "energy.it_kwh": _f(facility_kwh(it_j, 1.0)),
+        "energy.installed_kwh": _f(facility_kwh(card_it_joules(busy, avail, tdp, idle), pue)),
+        "energy.pue": pue,
+        "cost_usd": _f(held_cost_usd(held, price)),
+        "cost.installed_usd": _f(held_cost_usd([float(c) * t_end for c in cap], price)),
+    }
+
+
 def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """The training/cluster summary of a run.
 
@@ -56,7 +81,11 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
         :func:`~cluster_sim.metrics.recorder.timeline_frame`.
     ctx : mapping
         ``card_types``, ``capacity_by_type``, ``type_peak_flops``, ``t_end_s`` and optionally
-        ``events``, ``wall_s``, ``cycles``, ``type_tdp_w``, ``type_idle_w``, ``type_price_usd_per_hour``.
+        ``events``, ``wall_s``, ``cycles``, ``type_tdp_w``, ``type_idle_w``, ``type_price_usd_per_hour``
+        and ``pue`` (default :data:`~.costs.DEFAULT_PUE`).
+
+    Every key here is measured by the cluster engine; the perf model's estimate of an explicit
+    job has its own keys (``training.mfu``, ``training.job.<name>.*``; experiment layer).
     """
     s: dict[str, Any] = {}
     types = list(ctx["card_types"])
@@ -75,8 +104,7 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
     s.update(percentiles(started["queueing_s"] if len(started) else [], "training.queueing_s"))
     s.update(percentiles(fin["slowdown"] if len(fin) else [], "training.slowdown"))
     model = jobs[jobs["peak_flop_s"] > 0] if len(jobs) else jobs
-    s["training.mfu"] = _f(model["useful_flops"].sum() / model["peak_flop_s"].sum()) if len(model) else None
-    s["training.linear_speedup"] = None  # single-job scaling: `cluster-sim scaling`
+    s["training.jobs.mfu"] = _f(model["useful_flops"].sum() / model["peak_flop_s"].sum()) if len(model) else None
     s["training.makespan_s"] = _f(fin["finish_s"].max() - jobs["submit_s"].min()) if len(fin) else None
     s["training.restarts"] = int(jobs["restarts"].sum()) if len(jobs) else 0
     s["training.preemptions"] = int(jobs["preemptions"].sum()) if len(jobs) else 0
@@ -106,13 +134,7 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
         s["queue.mean_jobs"] = _f(I["queued_jobs"] / t_end)
         useful = float(model["useful_flops"].sum()) if len(model) else 0.0
         s["training.cluster_mfu"] = _f(useful / pc) if pc > 0 and len(model) else None
-        tdp = np.asarray(ctx.get("type_tdp_w", np.zeros(len(types))), dtype=np.float64)
-        idle = np.asarray(ctx.get("type_idle_w", np.zeros(len(types))), dtype=np.float64)
-        price = np.asarray(ctx.get("type_price_usd_per_hour", np.zeros(len(types))), dtype=np.float64)
-        joules = sum(tdp[k] * I[f"busy_cards.{t}"] + idle[k] * (I[f"available_cards.{t}"] - I[f"busy_cards.{t}"])
-                     for k, t in enumerate(types))
-        s["energy_kwh"] = _f(joules / 3.6e6)
-        s["cost_usd"] = _f(sum(price[k] * I[f"available_cards.{t}"] / 3600.0 for k, t in enumerate(types)))
+        s.update(_cost_energy(I, types, cap, t_end, ctx))
     s["sim.t_end_s"] = t_end
     s["sim.events"] = int(ctx.get("events", 0))
     wall = float(ctx.get("wall_s", 0.0))

@@ -49,6 +49,8 @@ def format_value(key: str, value: Any) -> str:
     """A human string for a summary value: shares as %, ``*_s`` as durations, big numbers grouped."""
     if value is None:
         return "-"
+    if isinstance(value, Mapping):  # summary["sources"]: key group -> producer
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     v = float(value)
@@ -102,9 +104,15 @@ def _table(df: pd.DataFrame, formats: Mapping[str, Any] | None = None) -> str:
 def _summary_table(summary: Mapping[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{_html.escape(k)}</td><td>{_html.escape(format_value(k, v))}</td></tr>"
-        for k, v in summary.items()
+        for k, v in summary.items() if not isinstance(v, Mapping)
     )
     return f"<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _sources_table(sources: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{_html.escape(str(k))}</td><td>{_html.escape(str(v))}</td></tr>"
+                   for k, v in sources.items())
+    return f"<table><thead><tr><th>keys</th><th>produced by</th></tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _img(fig: Figure | bytes, caption: str) -> str:
@@ -132,7 +140,8 @@ def render_html(
     title : str
         Page title (the experiment name).
     summary : mapping
-        Flat headline metrics (``summary.json``); shares shown as %, ``*_s`` as durations.
+        Flat headline metrics (``summary.json``); shares shown as %, ``*_s`` as durations. A
+        ``sources`` mapping (key group -> producer) is shown as its own table.
     tables : mapping caption -> DataFrame
         Extra tables (step breakdown per job, scaling points, ...).
     figures : mapping caption -> Figure or PNG bytes
@@ -152,6 +161,8 @@ def render_html(
     if description:
         parts.append(f"<p>{_html.escape(description)}</p>")
     parts += ["<h2>Summary</h2>", _summary_table(summary)]
+    if isinstance(summary.get("sources"), Mapping) and summary["sources"]:
+        parts += ["<h2>Where each number comes from</h2>", _sources_table(summary["sources"])]
     for caption, df in tables.items():
         if df is not None and len(df):
             parts += [f"<h2>{_html.escape(caption)}</h2>", _table(df)]

@@ -66,4 +66,4 @@ def test_golden_summary():
     # the scenario exercises what it claims to
     assert s["training.restarts"] > 0 and s["training.preemptions"] > 0 and s["training.jobs.rejected"] >= 0
     assert 0 < s["utilization.busy"] <= s["utilization.allocated"] < 1
-    assert np.isfinite(s["training.mfu"]) and 0 < s["training.mfu"] < 1
+    assert np.isfinite(s["training.jobs.mfu"]) and 0 < s["training.jobs.mfu"] < 1

@@ -59,8 +59,8 @@ def test_explicit_model_jobs_slow_down_across_an_oversubscribed_spine():
     assert (gj.status == "finished").all() and (bj.status == "finished").all()
     # the perf model's step time at the reference placement gives duration_s; MFU from the estimate
     assert gj.jct_s.max() == pytest.approx(gj.duration_s.max(), rel=0.05)
-    assert 0.2 < good.summary["training.mfu"] < 0.8
-    assert bad.summary["training.mfu"] < 0.85 * good.summary["training.mfu"]
+    assert 0.2 < good.summary["training.jobs.mfu"] < 0.8
+    assert bad.summary["training.jobs.mfu"] < 0.85 * good.summary["training.jobs.mfu"]
     assert bad.summary["training.jct_s.mean"] > 1.1 * good.summary["training.jct_s.mean"]
 
 
@@ -103,7 +103,7 @@ def test_cluster_experiment_files_run(repo, name):
     res = run_training(repo / "workloads" / f"{name}.yaml", overrides={"duration": "1d"})
     s = res.summary
     assert s["training.jobs.finished"] > 50 and 0 < s["utilization.allocated"] < 1
-    assert s["training.mfu"] is not None and 0 < s["training.mfu"] < 1
+    assert s["training.jobs.mfu"] is not None and 0 < s["training.jobs.mfu"] < 1
 
 
 def test_fragmentation_experiment_file_runs(repo, traces):

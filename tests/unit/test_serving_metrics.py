@@ -22,6 +22,7 @@ from cluster_sim.metrics.serving import (
     slo_met,
     summarize,
 )
+from cluster_sim.policies.serving.autoscaling import QueueDriven
 from cluster_sim.workload.requests import RequestTable
 
 SERVICES = pd.DataFrame({"service": ["a", "b"], "slo_ttft_s": [1.0, np.nan], "slo_tpot_s": [0.1, np.nan],
@@ -80,6 +81,44 @@ def test_cost_energy_and_tokens_per_card_by_hand():
     assert s["inference.tokens_per_s_per_card"] == pytest.approx(5 / 10 / 2)
     assert s["inference.goodput_rps"] == pytest.approx(0.1) and s["inference.slo_attainment"] == 1.0
     assert s["inference.busy_fraction_mean"] == pytest.approx(0.3)
+
+
+def _two_replicas(autoscaling=None):
+    # one request on replica 0 (prefill 1 s, 4 decode iterations 2 s); replica 1 never gets work
+    perf = LinearServingPerf(prefill_s=1.0, decode_s=0.5, cards=2, kv_capacity_tokens=10_000,
+                             power_w_by_phase=(100.0, 1000.0, 500.0))
+    reqs = RequestTable.from_arrays([0.0], [100], [5])
+    svc = ServiceSpec("s", reqs, (PoolSpec("colocated", 2, perf, "h100-sxm", tp=2),))
+    return ServingEngine([svc], autoscaling=autoscaling, options=ServingOptions(horizon_s=10.0, pue=1.5)).run()
+
+
+def test_idle_provisioned_replica_is_allocated_not_busy():
+    run = _two_replicas()
+    s = summarize(run)
+    price = accelerator("h100-sxm").price_usd_per_hour
+    # both replicas provisioned the whole 10 s; replica 0 has a batch 3 s, replica 1 never
+    assert s["inference.utilization.allocated"] == pytest.approx(1.0)
+    assert s["inference.utilization.busy"] == pytest.approx((3.0 + 0.0) / 20.0)
+    assert s["inference.s.utilization.busy"] == pytest.approx(0.15)
+    assert s["inference.cost_usd"] == pytest.approx(2 * 2 * price * 10 / 3600)
+    assert s["inference.cost.installed_usd"] == pytest.approx(s["inference.cost_usd"])
+    # replica 1 draws idle power for its 10 provisioned seconds; PUE applied once
+    assert s["inference.energy_kwh"] == pytest.approx((2700 + 100 * 10) * 1.5 / 3.6e6)
+    assert s["energy.it_kwh"] == pytest.approx((2700 + 100 * 10) / 3.6e6) and s["energy.pue"] == 1.5
+
+
+def test_autoscaler_that_holds_fewer_replicas_costs_less():
+    fixed = summarize(_two_replicas())
+    scaled = summarize(_two_replicas(QueueDriven(initial_replicas=1, min_replicas=1)))
+    price = accelerator("h100-sxm").price_usd_per_hour
+    # the queue-driven autoscaler never needs the second replica: half the card-hours held
+    assert scaled["inference.utilization.allocated"] == pytest.approx(0.5)
+    assert scaled["inference.utilization.busy"] == pytest.approx(fixed["inference.utilization.busy"])
+    assert scaled["cost_usd"] == pytest.approx(2 * price * 10 / 3600)
+    assert fixed["cost_usd"] == pytest.approx(2 * scaled["cost_usd"])
+    assert scaled["inference.cost.installed_usd"] == pytest.approx(fixed["inference.cost.installed_usd"])
+    assert scaled["energy_kwh"] == pytest.approx(2700 * 1.5 / 3.6e6)
+    assert fixed["energy_kwh"] - scaled["energy_kwh"] == pytest.approx(100 * 10 * 1.5 / 3.6e6)
 
 
 DESIGN_KEYS = ["inference.ttft_s.p50", "inference.ttft_s.p99", "inference.tpot_s.p50", "inference.tpot_s.p99",

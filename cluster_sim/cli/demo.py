@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..config import load_config
 from ..errors import ConfigError
-from ..experiment import simulate
+from ..experiment import check_out_dir, simulate
 from ..experiment.store import to_jsonable
 from ._common import emit_json
 from .run import RAW, print_summary, progress_bar
@@ -31,6 +31,7 @@ def demo_config_path() -> Path:
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
     path = Path(args.config) if args.config else demo_config_path()
     cfg = load_config(path)
+    check_out_dir(args.out)  # refuse a bad --out before the run, not after
     with progress_bar(not args.json, f"demo: {cfg.name}") as progress:
         result = simulate(cfg, progress=progress)
     out = result.save(args.out)

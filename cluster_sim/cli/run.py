@@ -19,12 +19,13 @@ from rich.text import Text
 
 from ..config import ExperimentConfig, load_config
 from ..errors import ConfigError
-from ..experiment import HEADLINE_KEYS, Result, compare, simulate
+from ..experiment import HEADLINE_KEYS, Result, check_out_dir, compare, simulate
 from ..experiment.store import to_jsonable
 from ..report.html import format_value
 from ._common import emit_json, stderr_console
 
-__all__ = ["add_experiment_args", "load_experiment", "parse_factor", "print_summary", "progress_bar", "register"]
+__all__ = ["add_experiment_args", "load_experiment", "parse_factor", "parse_overrides", "print_summary", "progress_bar",
+           "register"]
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -37,15 +38,20 @@ def add_experiment_args(p: argparse.ArgumentParser) -> None:
                    "(repeatable)")
 
 
-def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
-    """Load ``args.experiment`` with ``args.overrides`` applied (one ConfigError on any mistake)."""
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["seed=3", "duration=2h"]`` -> ``{"seed": "3", "duration": "2h"}`` (one ConfigError on a bad item)."""
     overrides: dict[str, str] = {}
-    for item in args.overrides:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seed=3")
         overrides[key.strip()] = value
-    return load_config(args.experiment, overrides=overrides)
+    return overrides
+
+
+def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
+    """Load ``args.experiment`` with ``args.overrides`` applied (one ConfigError on any mistake)."""
+    return load_config(args.experiment, overrides=parse_overrides(args.overrides))
 
 
 def parse_factor(text: str) -> tuple[str, list[str]]:
@@ -90,6 +96,8 @@ def print_summary(console: Console, result: Result, *, full: bool = False) -> No
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
+    if args.out:
+        check_out_dir(args.out)  # refuse a bad --out before the run, not after
     with progress_bar(not args.json, f"simulating {cfg.name}") as progress:
         result = simulate(cfg, progress=progress)
     out = result.save(args.out) if args.out else None
@@ -106,8 +114,9 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     factor, values = parse_factor(args.factor)
     with progress_bar(not args.json, f"compare {factor}") as progress:
-        table = compare(cfg, factor, values, out_dir=args.out,
-                        progress=progress)
+        # each variant re-reads the file with --set and the factor, exactly as `run --set` does
+        table = compare(args.experiment, factor, values, overrides=parse_overrides(args.overrides),
+                        out_dir=args.out, progress=progress)
     if args.json:
         emit_json(to_jsonable(table.to_dict(orient="records")))
         return 0

@@ -1,4 +1,4 @@
-"""``cluster-sim topology show FILE [--json] [--png PATH]``."""
+"""``cluster-sim topology show FILE [--json] [--out DIR | --png PATH]``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..report.files import safe_filename
 from ..report.topology_plot import plot_topology
 from ..topology import load_topology
 from ..units import fmt_bandwidth, fmt_duration
 from ._common import emit_json, stderr_console
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_OUT", "drawing_path", "register"]
+
+DEFAULT_OUT = "runs/topology"
+"""Where ``topology show`` draws ``<name>.png`` without ``--png`` or ``--out``."""
 
 
 def _bw(bytes_per_s: float) -> str:
@@ -64,16 +68,24 @@ def _print_summary(s: dict, console: Console) -> None:
     console.print(f"Bisection bandwidth (per direction, docs/topology.md): {_bw(s['bisection_Bps'])}")
 
 
+def drawing_path(name: str, png: str | None, out: str | None) -> Path:
+    """``--png PATH`` as given, else ``<out>/<name>.png`` with the name made safe (never outside ``out``)."""
+    if png:
+        return Path(png)
+    return Path(out or DEFAULT_OUT) / f"{safe_filename(name, default='topology')}.png"
+
+
 def _cmd_show(args: argparse.Namespace, console: Console) -> int:
     topo = load_topology(args.file)
     summary = topo.summary()
     if args.json:
         emit_json(summary)
-        if args.png:
-            stderr_console().print(f"Drawing written to {plot_topology(topo, args.png)}")
+        if args.png or args.out:
+            path = plot_topology(topo, drawing_path(topo.name, args.png, args.out))
+            stderr_console().print(f"Drawing written to {path}")
         return 0
     _print_summary(summary, console)
-    path = plot_topology(topo, Path(args.png) if args.png else Path(f"{topo.name}.png"))
+    path = plot_topology(topo, drawing_path(topo.name, args.png, args.out))
     console.print(f"Drawing written to {path}")
     return 0
 
@@ -86,8 +98,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = top_sub.add_parser(
         "show", help="print a topology summary and draw it",
         description="Print cards by type, scale-up domains, link tiers with oversubscription, "
-        "bisection bandwidth, sites and DCI links; write a PNG drawing (default <name>.png here).")
+        f"bisection bandwidth, sites and DCI links; write a PNG drawing (default {DEFAULT_OUT}/<name>.png, "
+        "the name made file-safe).")
     show.add_argument("file", metavar="FILE", help="topology YAML file")
-    show.add_argument("--json", action="store_true", help="print the summary as JSON (no PNG unless --png)")
-    show.add_argument("--png", metavar="PATH", help="where to write the drawing (default: <name>.png)")
+    show.add_argument("--json", action="store_true",
+                      help="print the summary as JSON (no PNG unless --png or --out)")
+    show.add_argument("--out", metavar="DIR", help=f"folder for <name>.png (default: {DEFAULT_OUT})")
+    show.add_argument("--png", metavar="PATH", help="write the drawing to exactly this file instead")
     show.set_defaults(handler=_cmd_show)

@@ -1,15 +1,10 @@
-"""Experiments: ``simulate(cfg) -> Result``, ``compare``, ``check``, the run directory, training estimates."""
+"""Experiments: ``simulate(cfg) -> Result``, ``compare``, ``check``, run directories, training estimates."""
 
-from .run import (
-    HEADLINE_KEYS,
-    PlotAccessor,
-    Result,
-    check,
-    compare,
-    load_cluster,
-    scaling_curves,
-    simulate,
-)
+from .checks import check
+from .cluster import Cluster, load_cluster
+from .comparison import compare
+from .outdir import check_out_dir
+from .run import HEADLINE_KEYS, PlotAccessor, Result, scaling_curves, simulate
 from .store import save_run
 from .training_jobs import (
     JobEstimate,
@@ -22,11 +17,13 @@ from .training_jobs import (
 
 __all__ = [
     "HEADLINE_KEYS",
+    "Cluster",
     "JobEstimate",
     "PlotAccessor",
     "Result",
     "ScalingSpec",
     "check",
+    "check_out_dir",
     "compare",
     "estimate_job",
     "estimate_jobs",

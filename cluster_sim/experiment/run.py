@@ -24,20 +24,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import catalog
-from ..config import ExperimentConfig, load_config, resolve_path
-from ..engine.serving_setup import services_from_config
-from ..engine.simulation import build_simulation
-from ..errors import ClusterSimError, ConfigError
+from ..config import ExperimentConfig, load_config
 from ..metrics import run_training
 from ..metrics.serving import run_serving
-from ..policies import registry
 from ..report import plots
-from ..topology import load_topology
-from ..workload.models import model
+from .cluster import Cluster, load_cluster
 from .store import save_run
 from .training_jobs import JobEstimate, ScalingSpec, estimate_jobs, scaling_for_job, scaling_frame
 
-__all__ = ["HEADLINE_KEYS", "PlotAccessor", "Result", "check", "compare", "load_cluster", "scaling_curves", "simulate"]
+__all__ = ["HEADLINE_KEYS", "PlotAccessor", "Result", "load_cluster", "scaling_curves", "simulate",
+           "wants_cluster_engine"]
 
 HEADLINE_KEYS = (
     "training.mfu", "training.linear_speedup", "training.step_time_s", "training.tokens_per_s",
@@ -54,17 +50,6 @@ perf model's estimate of the explicit job(s) (``training.mfu`` ... ``training.da
 then what the cluster and serving engines measured; ``summary["sources"]`` says which is which."""
 
 Progress = Callable[[float, float], None]
-
-
-def load_cluster(spec: str | Mapping[str, Any], base_dir: str | Path = ".", where: str = "cluster.topology") -> Any:
-    """Load a topology from a file path (resolved against ``base_dir``) or an inline builder spec."""
-    try:
-        if isinstance(spec, str):
-            return load_topology(resolve_path(spec, base_dir))
-        return load_topology(dict(spec), base_dir=base_dir)
-    except ClusterSimError as exc:
-        msg = str(exc)
-        raise type(exc)(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
 
 # ---- result ----------------------------------------------------------------------------------
@@ -285,18 +270,43 @@ def _scaling_summary(curves: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     return out
 
 
-def _wants_cluster_engine(cfg: ExperimentConfig) -> tuple[bool, str | None]:
-    """Whether the cluster engine has work: a generator, a trace, or several jobs with a length."""
+def _speedup_note(curves: Mapping[str, pd.DataFrame], spec: ScalingSpec,
+                  estimates: Sequence[JobEstimate]) -> str:
+    """Say at which card count ``training.linear_speedup`` is, when the job's own numbers are not."""
+    label, df = next(iter(curves.items()))
+    n0, n = int(df["cards"].iloc[0]), int(df["cards"].iloc[-1])
+    own = [e for e in estimates if int(e.estimate.cards) != n]
+    tail = ""
+    if len(own) == 1:
+        tail = f", not at {own[0].name}'s {own[0].estimate.cards:,} cards"
+    elif own:
+        tail = f", not at the jobs' own card counts ({', '.join(f'{e.name}: {e.estimate.cards:,}' for e in own)})"
+    return (f"training.linear_speedup is at {n:,} cards (scaling curve from N0 = {n0:,}, {spec.mode}, "
+            f"on {label}){tail}")
+
+
+def wants_cluster_engine(cfg: ExperimentConfig) -> tuple[bool, str | None]:
+    """Whether the cluster engine has work, and a note when jobs are only estimated.
+
+    It runs for a generator, a trace, or explicit jobs that all have ``tokens`` or ``duration``:
+    one such job is a cluster of one job (queueing, failures and restarts apply to it as to any).
+    """
     tr = cfg.training
     if tr is None:
         return False, None
     if tr.generator is not None or tr.trace is not None:
         return True, None
+    if not tr.jobs:
+        return False, None
+    untimed = [f"training.jobs[{i}]" for i, j in enumerate(tr.jobs) if j.tokens is None and j.duration is None]
+    if not untimed:
+        return True, None
     if len(tr.jobs) > 1:
-        if all(j.tokens is not None or j.duration is not None for j in tr.jobs):
-            return True, None
         return False, ("training.jobs: several jobs without tokens or duration were estimated, not "
                        "scheduled (give each job tokens or duration to run the cluster engine)")
+    if cfg.failures is not None:
+        return False, (f"failures: not simulated: {untimed[0]} has no tokens or duration, so it was only "
+                       "estimated (give it tokens or duration to run it through the cluster engine)")
     return False, None
 
 
@@ -347,7 +357,8 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
 
     Runs what the experiment asks for: step-time estimates of ``training.jobs``; the scaling
     curves of a ``scaling`` section; the cluster engine (:func:`cluster_sim.metrics.run_training`)
-    for a training generator or trace, or several jobs with tokens/duration; the serving engine
+    for a training generator or trace, or explicit jobs that all have tokens or duration (a single
+    job too: one job is a cluster of one, so ``failures`` apply to it); the serving engine
     (:func:`cluster_sim.metrics.serving.run_serving`) for ``inference.services``. The training
     and serving engines run as separate simulations on the same topology.
 
@@ -368,24 +379,34 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     t0 = time.perf_counter()
     if not isinstance(cfg, ExperimentConfig):
         cfg = load_config(cfg)
-    wants_cluster, skip_note = _wants_cluster_engine(cfg)
+    wants_cluster, skip_note = wants_cluster_engine(cfg)
     wants_serving = cfg.inference is not None and bool(cfg.inference.services)
     phases = 1 + int(wants_cluster) + int(wants_serving)
     _progress(progress, 0, phases)
 
-    topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
-    estimates = estimate_jobs(cfg, topology)
-    notes = [n for e in estimates for n in (*e.notes, *(f"{e.where}: {x}" for x in e.estimate.notes))]
+    cluster = Cluster.load(cfg)
+    topology = cluster.topology
+    notes: list[str] = []
+    estimates: tuple[JobEstimate, ...] = ()
+    if topology is not None:
+        estimates = estimate_jobs(cfg, topology)
+        notes += [n for e in estimates for n in (*e.notes, *(f"{e.where}: {x}" for x in e.estimate.notes))]
+    elif cfg.training is not None and cfg.training.jobs:
+        notes.append(f"training.jobs: no step-time estimates on a node inventory (builder "
+                     f"{cluster.inventory['builder']}); the cluster engine runs the jobs by their duration")
     if skip_note:
         notes.append(skip_note)
     spec = scaling if isinstance(scaling, ScalingSpec) else ScalingSpec.from_config(
         scaling if scaling is not None else getattr(cfg, "scaling", None))
     curves: dict[str, pd.DataFrame] = {}
     if spec is not None:
-        curves, more = scaling_curves(cfg, spec, topology)
+        curves, more = scaling_curves(cfg, spec, topology)  # no topology: load_cluster says why
         notes += more
-    summary: dict[str, Any] = {"experiment": cfg.name, "seed": cfg.seed, "cluster.topology": topology.name,
-                               "cluster.cards": topology.n_cards}
+        notes.append(_speedup_note(curves, spec, estimates))
+    if wants_serving:
+        cluster.require_topology("inference.services")
+    summary: dict[str, Any] = {"experiment": cfg.name, "seed": cfg.seed, "cluster.topology": cluster.name,
+                               "cluster.cards": cluster.n_cards}
     _merge_summary(summary, _estimate_summary(estimates), "estimate")
     _merge_summary(summary, _scaling_summary(curves), "scaling curves")
     done = 1
@@ -414,134 +435,4 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     summary["sim.wall_s"] = time.perf_counter() - t0
     return Result(config=cfg, summary=summary, estimates=estimates, scaling=curves, jobs=jobs, requests=requests,
                   timeline=timeline, serving_timeline=serving_timeline, tables=tables, trace=trace,
-                  topology=topology.summary(), notes=tuple(notes))
-
-
-def _check_services(cfg: ExperimentConfig, topology: Any) -> list[str]:
-    lines: list[str] = []
-    by_type = topology.cards_by_type()
-    need: dict[str, int] = {}
-    for i, svc in enumerate(cfg.inference.services if cfg.inference else []):
-        where = f"inference.services[{i}]"
-        try:
-            spec = model(svc.model)
-        except ClusterSimError as exc:
-            raise type(exc)(f"{where}.model: {exc}") from None
-        d = svc.deployment
-        if d.mode == "colocated":
-            assert d.card_type is not None and d.replicas is not None  # DeploymentConfig._shape
-            pools = [("", d.card_type, d.replicas, d.tp)]
-        else:
-            assert d.prefill is not None and d.decode is not None  # DeploymentConfig._shape
-            pools = [(".prefill", d.prefill.card_type, d.prefill.replicas, d.prefill.tp),
-                     (".decode", d.decode.card_type, d.decode.replicas, d.decode.tp)]
-        for suffix, card_type, replicas, tp in pools:
-            try:
-                name = catalog.accelerator(card_type).name
-            except ClusterSimError as exc:
-                raise type(exc)(f"{where}.deployment{suffix}.card_type: {exc}") from None
-            if name not in by_type:
-                raise ConfigError(f"{where}.deployment{suffix}.card_type: {name!r} is not in topology "
-                                  f"{topology.name!r}; it has: {', '.join(sorted(by_type))}")
-            if spec.heads % tp:
-                raise ConfigError(f"{where}.deployment{suffix}.tp: {tp} does not divide the {spec.heads} "
-                                  f"attention heads of {spec.name}")
-            need[name] = need.get(name, 0) + replicas * tp
-        a = svc.arrivals
-        if a.kind == "trace" and a.path:
-            resolve_path(a.path, cfg.base_dir)
-        lines.append(f"{where} {svc.name}: {spec.name}, {d.mode}, arrivals {a.kind}")
-    for name, n in sorted(need.items()):
-        if n > len(by_type[name]):
-            raise ConfigError(f"inference.services: the deployments need {n} {name} cards; topology "
-                              f"{topology.name!r} has {len(by_type[name])}")
-    return lines
-
-
-def _check_policies(cfg: ExperimentConfig) -> list[str]:
-    refs = [(f"policy.training.{f}", f, getattr(cfg.policy.training, f))
-            for f in ("admission", "ordering", "placement", "preemption")]
-    refs += [("policy.serving.routing", "routing", cfg.policy.serving.routing),
-             ("policy.serving.autoscaling", "autoscaling", cfg.policy.serving.autoscaling),
-             ("policy.pool", "pool", cfg.policy.pool)]
-    checked: dict[str, list[str]] = {}
-    for where, family, ref in refs:
-        if registry.names(family):  # families still without policies are not checked
-            registry.make(family, ref, where=where)
-            group, _, leaf = where.rpartition(".")
-            checked.setdefault(group, []).append(f"{leaf}={ref.name}")
-    return [f"{group}: {', '.join(items)}" for group, items in checked.items()]
-
-
-def check(cfg: ExperimentConfig) -> list[str]:
-    """Validate an experiment without running it; one line per thing checked.
-
-    Loads the topology (connectivity included), every training job's model, plan and memory
-    fit, the scaling request, inference services (models, card types, card counts, trace
-    files) and policy names. Raises the first :class:`ClusterSimError`, path-qualified.
-    """
-    topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
-    types = ", ".join(f"{len(v):,} {k}" for k, v in topology.cards_by_type().items())
-    lines = [f"cluster.topology: {topology.name}: {topology.n_cards:,} cards ({types})"]
-    for e in estimate_jobs(cfg, topology):
-        est, p = e.estimate, e.estimate.plan
-        lines.append(f"{e.where} {e.name}: {est.model} on {est.cards:,} {'+'.join(est.card_types)}, "
-                     f"tp={p.tp} pp={p.pp} dp={p.dp} ep={p.ep} cp={p.cp} m={p.microbatches}; "
-                     f"{est.memory.total_bytes / 2**30:.1f} of {est.memory_capacity_bytes / 2**30:.1f} GiB per card")
-    tr = cfg.training
-    if tr is not None and tr.trace is not None:
-        resolve_path(tr.trace.path, cfg.base_dir)
-    if _wants_cluster_engine(cfg)[0]:
-        build_simulation(cfg)  # builds the job table (generator, trace) and the policies; no run
-        parts = [f"{len(tr.jobs)} explicit job{'s' if len(tr.jobs) > 1 else ''}"] if tr and tr.jobs else []
-        parts += [f"generator {tr.generator.kind}"] if tr and tr.generator else []
-        parts += [f"trace {tr.trace.kind} {tr.trace.path}"] if tr and tr.trace else []
-        lines.append(f"training: cluster engine built ({', '.join(parts)})")
-    spec = ScalingSpec.from_config(getattr(cfg, "scaling", None))
-    if spec is not None:
-        curves, _ = scaling_curves(cfg, spec, topology)
-        lines.append(f"scaling: {len(spec.cards)} card counts on {', '.join(curves)} ({spec.mode})")
-    lines += _check_services(cfg, topology)
-    if cfg.inference is not None and cfg.inference.services:
-        specs = services_from_config(cfg)  # models fit their cards, arrivals and traces load
-        lines.append(f"inference: serving engine ready ({sum(len(s.requests) for s in specs):,} requests)")
-    lines += _check_policies(cfg)
-    return lines
-
-
-def _slug(value: Any) -> str:
-    text = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(value))
-    return text.strip("._") or "value"
-
-
-def compare(cfg: ExperimentConfig, factor: str, values: Sequence[Any], *,
-            out_dir: str | Path | None = None,
-            progress: Callable[[float, float], None] | None = None) -> pd.DataFrame:
-    """Run ``cfg`` once per value of the dotted ``factor``; one row per value, headline metrics first.
-
-    With ``out_dir``, each run is saved to ``out_dir/<value>/`` and the table to
-    ``out_dir/compare.csv``.
-
-    >>> compare(cfg, "policy.training.placement", ["packed", "topology_aware"])  # doctest: +SKIP
-    """
-    if not values:
-        raise ConfigError(f"--factor {factor}: give at least one value")
-    base = cfg.model_dump(mode="python")
-    runs = [load_config(base, overrides={factor: v}) for v in values]  # all validated before any runs
-    rows: list[dict[str, Any]] = []
-    for i, (v, run_cfg) in enumerate(zip(values, runs, strict=True)):
-        if progress is not None:
-            progress(i, len(values))
-        res = simulate(run_cfg)
-        if out_dir is not None:
-            res.save(Path(out_dir) / _slug(v))
-        rows.append({factor: v, **res.summary})
-    if progress is not None:
-        progress(len(values), len(values))
-    df = pd.DataFrame(rows)
-    numeric = [c for c in df.columns if c != factor and pd.api.types.is_numeric_dtype(df[c])]
-    order = [k for k in HEADLINE_KEYS if k in numeric] + [c for c in numeric if c not in HEADLINE_KEYS]
-    df = df[[factor, *order]]
-    if out_dir is not None:
-        df.to_csv(Path(out_dir) / "compare.csv", index=False)
-    return df
+                  topology=cluster.summary(), notes=tuple(notes))

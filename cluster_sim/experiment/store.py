@@ -1,4 +1,4 @@
-"""The run directory, written atomically: everything goes into ``<dir>.tmp-XXXX`` then is renamed.
+"""The run directory, written atomically: everything goes into ``.<dir>.tmp-XXXX`` then is renamed.
 
 Contents (DESIGN.md 4): ``summary.json``, ``config.resolved.yaml``, ``jobs.parquet``,
 ``requests.parquet``, ``timeline.parquet``, ``serving_timeline.parquet`` (empty tables when not
@@ -8,7 +8,9 @@ simulated), further engine tables (``segments``, ``replicas``, ``services``) as 
 self-contained ``report.html``.
 
 A failure while writing leaves nothing behind: no half-written directory, and an existing
-run directory of the same name is untouched.
+run directory of the same name is untouched. Over an existing run directory only the
+simulator's files are replaced; a non-empty directory it did not write is refused
+(:mod:`cluster_sim.experiment.outdir`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +25,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..errors import ConfigError
 from ..report import html, plots
+from .outdir import MARKER, staged_dir, write_marker
 
 if TYPE_CHECKING:  # pragma: no cover
     from .run import Result
 
-__all__ = ["RUN_FILES", "save_run", "to_jsonable", "write_contents"]
+__all__ = ["RUN_FILES", "save_run", "to_jsonable", "write_contents", "write_run"]
 
 RUN_FILES = ("summary.json", "config.resolved.yaml", "jobs.parquet", "requests.parquet", "timeline.parquet",
-             "serving_timeline.parquet", "topology.json", "report.html")
+             "serving_timeline.parquet", "topology.json", "report.html", MARKER)
 """Files every run directory has (plus plots/, and trace.json / estimates.json / scaling.csv when present)."""
 
 
@@ -132,33 +132,22 @@ def write_contents(result: Result, folder: Path) -> None:
     html.write_html(folder / "report.html", page)
 
 
+def write_run(result: Result, folder: Path) -> None:
+    """Write a complete run directory (files and marker) into the new, empty ``folder``."""
+    folder.mkdir()
+    write_contents(result, folder)
+    write_marker(folder, "run")
+
+
 def save_run(result: Result, out_dir: str | os.PathLike[str]) -> Path:
     """Write ``result``'s run directory to ``out_dir`` atomically and return its path.
 
-    The files are written into a sibling temporary directory ``<out_dir>.tmp-XXXX`` which is
-    renamed to ``out_dir`` only when complete; an existing ``out_dir`` is replaced in one swap.
-    On any error the temporary directory is removed and ``out_dir`` is left as it was.
+    The files are written into a sibling temporary directory which is renamed to ``out_dir``
+    only when complete (see :mod:`~cluster_sim.experiment.outdir`): over an earlier run the
+    simulator's files are replaced and the user's own files kept; a non-empty directory the
+    simulator did not write is refused with a ``ConfigError`` before anything is written. On
+    any error ``out_dir`` is left as it was.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_dir(out_dir, "run") as tmp:
         write_contents(result, tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "run")
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old / "run", out)
-                raise
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out_dir)

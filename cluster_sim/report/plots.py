@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
 from ..errors import ClusterSimError
+from .files import write_bytes_atomic
 
 __all__ = [
     "COMPONENT_COLORS",
@@ -92,10 +93,8 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 def save_png(fig: Figure, path: str | Path) -> Path:
-    """Write the figure as a PNG file and return its path."""
-    p = Path(path)
-    p.write_bytes(png_bytes(fig))
-    return p
+    """Write the figure as a PNG file (atomically, parents created) and return its path."""
+    return write_bytes_atomic(path, png_bytes(fig))
 
 
 # ---- training performance -------------------------------------------------------------------

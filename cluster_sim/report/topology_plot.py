@@ -8,6 +8,7 @@ and convergence. Uses matplotlib's object API (no pyplot global state).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from matplotlib.patches import FancyBboxPatch, Patch
 
 from ..topology import Topology
 from ..units import fmt_bandwidth, fmt_duration
+from .files import write_bytes_atomic
 
 __all__ = ["plot_topology"]
 
@@ -116,9 +118,8 @@ def _uplink_share(t: Topology) -> np.ndarray:
 
 
 def plot_topology(topo: Topology, path: str | Path, *, dpi: int = 110) -> Path:
-    """Write an aggregated drawing of ``topo`` to ``path`` (PNG); returns the path."""
+    """Write an aggregated drawing of ``topo`` to ``path`` (PNG, atomically); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n_sites = len(topo.sites)
     quota = max(4, MAX_BLOCKS // n_sites)
     blocks = [b for s in range(n_sites) for b in _site_blocks(topo, s, quota)]
@@ -176,8 +177,9 @@ def plot_topology(topo: Topology, path: str | Path, *, dpi: int = 110) -> Path:
     ax.legend(handles=handles, loc="upper left", fontsize=fs, frameon=False, title="card type",
               title_fontsize=fs)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return write_bytes_atomic(path, buf.getvalue())
 
 
 def _box(ax, x: float, y: float, w: float, h: float, colour: str, fs: int, text: str) -> None:  # type: ignore[no-untyped-def]

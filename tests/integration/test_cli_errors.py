@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,6 @@ import pytest
 
 from cluster_sim.cli import main
 from cluster_sim.errors import TopologyError
-from cluster_sim.experiment import run as run_mod
 from cluster_sim.topology import EdgeTable, Topology, fat_tree
 
 JOB = ("    - {name: pretrain, model: MODEL, cards: CARDS, card_type: CARD, parallel: PAR,\n"
@@ -100,7 +100,7 @@ def test_disconnected_accelerator(tmp_path, capsys, repo_cwd, monkeypatch):
         topo.validate()
         return topo
 
-    monkeypatch.setattr(run_mod, "load_topology", load)
+    monkeypatch.setattr(importlib.import_module("cluster_sim.experiment.cluster"), "load_topology", load)
     with pytest.raises(TopologyError):
         load("x")
     msg = one_error_line(capsys, ["validate", experiment(tmp_path, cards=8, model="llama3-8b", par="{tp: 8}")])

@@ -24,11 +24,39 @@ def test_show_prints_summary_and_writes_png(tmp_path, capsys):
     assert out_png.read_bytes().startswith(PNG_MAGIC)
 
 
-def test_default_png_is_name_in_cwd(tmp_path, capsys, monkeypatch):
+def test_default_png_goes_under_runs_topology_not_the_cwd(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["topology", "show", str(REPO / "topologies/h100-fattree-4to1-1024.yaml")]) == 0
-    assert "4:1" in capsys.readouterr().out
-    assert (tmp_path / "h100-fattree-4to1-1024.png").read_bytes().startswith(PNG_MAGIC)
+    out = capsys.readouterr().out
+    assert "4:1" in out and "Drawing written to runs/topology/h100-fattree-4to1-1024.png" in out
+    assert (tmp_path / "runs" / "topology" / "h100-fattree-4to1-1024.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert main(["topology", "show", str(REPO / "topologies/h100-fattree-4to1-1024.yaml"), "--out", "pics"]) == 0
+    assert (tmp_path / "pics" / "h100-fattree-4to1-1024.png").read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("name,file", [("../escaped/evil", "escaped_evil.png"), ("/etc/passwd", "etc_passwd.png"),
+                                       ("..", "topology.png"), (".hidden", "hidden.png")])
+def test_a_topology_name_cannot_write_outside_the_output_folder(tmp_path, capsys, monkeypatch, name, file):
+    """Issue item 14: a topology named ``../escaped/evil`` used to write ``../escaped/evil.png``."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    topo = tmp_path / "t.yaml"
+    topo.write_text(f"name: {json.dumps(name)}\nbuilder: fat_tree\nsystem: hgx-h100\nnodes: 2\n")
+    assert main(["topology", "show", str(topo)]) == 0
+    assert f"Drawing written to runs/topology/{file}" in capsys.readouterr().out
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*.png")]
+    assert written == [Path("work/runs/topology") / file]
+
+
+def test_png_into_a_directory_or_under_a_file_is_one_error(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    for target in (tmp_path, tmp_path / "f" / "d.png"):
+        assert main(["topology", "show", str(REPO / "topologies/h100-rail-1024.yaml"), "--png", str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {target}: ") and "\n" not in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
 def test_json_mode_writes_no_png(tmp_path, capsys, monkeypatch):

@@ -22,6 +22,7 @@ from cluster_sim.experiment import (
     simulate,
 )
 from cluster_sim.experiment import store as store_mod
+from cluster_sim.experiment.outdir import MARKER
 from cluster_sim.experiment.store import RUN_FILES
 from cluster_sim.perf.training import estimate_step, pick_cards
 from cluster_sim.units import DAY
@@ -145,9 +146,41 @@ def test_simulate_one_job_summary(topo):
     assert s["training.job.a.cost_usd"] == pytest.approx(s["training.days_to_train"] * 24 * 32 * price)
     assert s["cluster.cards"] == 64 and s["sim.wall_s"] > 0
     assert 0 < s["training.mfu"] <= 1
-    assert res.jobs.empty and res.requests.empty and res.timeline.empty
-    assert res.plot.available() == ["breakdown"]
+    # one job with tokens is a cluster of one job: the engine runs it for exactly its days to train
+    assert len(res.jobs) == 1 and res.requests.empty
+    assert s["training.jct_s.p50"] == pytest.approx(s["training.days_to_train"] * DAY, rel=1e-9)
+    assert s["training.queueing_s.p50"] == 0.0
+    assert res.plot.available()[0] == "breakdown" and "jct_cdf" in res.plot.available()
     assert list(res.breakdown_table()["job"]) == ["a"]
+
+
+def test_a_job_without_tokens_is_only_estimated():
+    cfg = cfg_of([{"name": "a", "model": "llama3-8b", "cards": 32, "card_type": "h100-sxm", "parallel": {"tp": 8}}])
+    res = simulate(cfg)
+    assert res.jobs.empty and res.timeline.empty and not any("not s" in n for n in res.notes)
+    # ... and a failures section it cannot apply is said, not silently dropped
+    res = simulate(cfg_of(cfg.model_dump(exclude_unset=True)["training"]["jobs"], failures={"card_mtbf": "100h"}))
+    assert res.jobs.empty and any(n.startswith("failures: not simulated: training.jobs[0]") for n in res.notes)
+
+
+ONE_JOB = {"name": "j", "model": "llama3-8b", "cards": 64, "card_type": "h100-sxm", "parallel": {"tp": 8},
+           "seq_len": 4096, "global_batch": 256, "tokens": "0.05T"}
+FAIL = {"card_mtbf": "2000h", "restart_delay": "10m", "checkpoint_cost": "30s", "checkpoint_interval": "1h"}
+
+
+def test_one_job_with_failures_restarts_and_pays_for_it():
+    """Issue item 6: a single explicit job's ``failures:`` section used to be ignored (no engine ran)."""
+    clean = simulate(cfg_of([ONE_JOB], seed=4))
+    failed = simulate(cfg_of([ONE_JOB], seed=4, failures=FAIL))
+    d = 0.05e12 / clean.estimates[0].estimate.tokens_per_s       # isolated run time, closed form
+    assert clean.summary["training.jct_s.p50"] == pytest.approx(d, rel=1e-9)
+    assert clean.summary["training.restarts"] == 0
+    r = failed.summary["training.restarts"]
+    assert r >= 1 and failed.jobs["restarts"].iloc[0] == r        # the job holds all 64 cards: every failure hits it
+    # JCT = D (I + C) / I (checkpoint stalls) + r * restart delay + lost work, 0 < lost <= r * (I + C)
+    i_s, c_s, delay = 3600.0, 30.0, 600.0
+    extra = failed.summary["training.jct_s.p50"] - d * (i_s + c_s) / i_s - r * delay
+    assert 0.0 < extra <= r * (i_s + c_s)
 
 
 def test_two_jobs_mfu_is_flops_weighted():
@@ -164,7 +197,8 @@ def test_two_jobs_mfu_is_flops_weighted():
 
 def test_duplicate_job_names_are_rejected():
     j = {"name": "a", "model": "llama3-8b", "cards": 8, "parallel": {"tp": 8}}
-    with pytest.raises(ConfigError, match=r"training.jobs\[1\].name: duplicate job name 'a'"):
+    # caught by the config loader now (before: by estimate_jobs, "duplicate job name")
+    with pytest.raises(ConfigError, match=r"training\.jobs\[1\]\.name: duplicate (job )?name 'a'"):
         simulate(cfg_of([j, j]))
 
 
@@ -182,6 +216,9 @@ def test_scaling_curve_summary_and_dropped_counts():
     x = df["tokens_per_s"].to_numpy()
     assert df["linear_speedup"].iloc[-1] == pytest.approx(x[-1] / (64 / 8 * x[0]))
     assert "scaling" in res.plot.available()
+    # issue item 12: the speedup's card count is said, next to the 8-card job's own numbers
+    assert "training.linear_speedup is at 64 cards (scaling curve from N0 = 8, weak, on ft64), not at a's 8 cards" \
+        in res.notes
 
 
 def test_scaling_spec_from_mapping_and_job_lookup():
@@ -215,9 +252,8 @@ def test_topology_errors_name_the_field():
 # ---- run directory ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_result():
-    cfg = cfg_of([{"name": "a", "model": "llama3-8b", "cards": 16, "card_type": "h100-sxm", "parallel": {"tp": 8},
-                   "tokens": "0.1T"}])
-    return simulate(cfg, scaling=ScalingSpec(cards=(8, 16)))
+    cfg = cfg_of([{"name": "a", "model": "llama3-8b", "cards": 16, "card_type": "h100-sxm", "parallel": {"tp": 8}}])
+    return simulate(cfg, scaling=ScalingSpec(cards=(8, 16)))  # estimate only (no tokens: no engine)
 
 
 def test_run_directory_contents(small_result, tmp_path):
@@ -248,19 +284,68 @@ def test_failed_save_keeps_the_previous_run(small_result, tmp_path, monkeypatch)
     out = save_run(small_result, tmp_path / "run")
     before = (out / "summary.json").read_text()
     monkeypatch.setattr(store_mod.plots, "png_bytes", lambda fig: (_ for _ in ()).throw(OSError("no space")))
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match=r"/run: cannot write: no space$"):  # one line, no traceback
         save_run(small_result, out)
     assert (out / "summary.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
-def test_save_replaces_an_existing_run(small_result, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+def test_save_replaces_an_existing_run_and_keeps_the_users_files(small_result, tmp_path):
+    out = save_run(small_result, tmp_path / "run")
+    (out / "summary.json").write_text("{}")                     # ours: replaced
+    (out / "notes.txt").write_text("mine")                      # the user's: kept
+    (out / "plots" / "sketch.png").write_bytes(b"mine")
     save_run(small_result, out)
-    assert not (out / "stale.txt").exists() and (out / "summary.json").is_file()
+    assert json.loads((out / "summary.json").read_text())["training.mfu"] == small_result.summary["training.mfu"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "plots" / "sketch.png").read_bytes() == b"mine"
+    marker = json.loads((out / MARKER).read_text())
+    assert "notes.txt" not in marker["files"] and "summary.json" in marker["files"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_save_refuses_a_directory_it_did_not_write(small_result, tmp_path):
+    """Issue item 13: a notes.txt in --out DIR used to be deleted by the run."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"mine: directory is not empty \(notes.txt\) and is not a cluster-sim"):
+        save_run(small_result, out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (save_run(small_result, empty) / "summary.json").is_file()  # an empty directory is fine
+
+
+def test_save_over_an_older_run_directory_without_marker(small_result, tmp_path):
+    out = save_run(small_result, tmp_path / "run")
+    (out / MARKER).unlink()                                   # as written before the marker existed
+    (out / "notes.txt").write_text("mine")
+    save_run(small_result, out)
+    assert (out / MARKER).is_file() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_user_file_clashing_with_a_new_run_file_is_refused(small_result, tmp_path):
+    out = save_run(small_result, tmp_path / "run")
+    marker = json.loads((out / MARKER).read_text())
+    marker["files"].remove("scaling.csv")                     # pretend the user made scaling.csv
+    (out / MARKER).write_text(json.dumps(marker))
+    (out / "scaling.csv").write_text("mine")
+    with pytest.raises(ConfigError, match="scaling.csv was not written by cluster-sim"):
+        save_run(small_result, out)
+    assert (out / "scaling.csv").read_text() == "mine" and (out / "summary.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc", "cwd"])
+def test_bad_output_locations_are_one_error(small_result, tmp_path, monkeypatch, where):
+    (tmp_path / "file").write_text("x")
+    target = {"under_a_file": tmp_path / "file" / "run", "proc": Path("/proc/cluster-sim-run"),
+              "cwd": tmp_path}[where]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^\S+: (.* is a file|cannot create the output directory: .*|is the "
+                                          r"working directory .*)$"):
+        save_run(small_result, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_save_refuses_a_file(small_result, tmp_path):

@@ -1,0 +1,116 @@
+"""``check(cfg)``: validate an experiment without running it (``cluster-sim validate``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import catalog
+from ..config import ExperimentConfig, resolve_path
+from ..engine.cycle import training_policies
+from ..engine.serving_setup import services_from_config
+from ..engine.simulation import build_simulation
+from ..errors import ClusterSimError, ConfigError
+from ..policies import registry
+from ..workload.models import model
+from .cluster import Cluster
+from .run import scaling_curves, wants_cluster_engine
+from .training_jobs import ScalingSpec, estimate_jobs
+
+__all__ = ["check"]
+
+
+def _check_services(cfg: ExperimentConfig, topology: Any) -> list[str]:
+    lines: list[str] = []
+    by_type = topology.cards_by_type()
+    need: dict[str, int] = {}
+    for i, svc in enumerate(cfg.inference.services if cfg.inference else []):
+        where = f"inference.services[{i}]"
+        try:
+            spec = model(svc.model)
+        except ClusterSimError as exc:
+            raise type(exc)(f"{where}.model: {exc}") from None
+        d = svc.deployment
+        if d.mode == "colocated":
+            assert d.card_type is not None and d.replicas is not None  # DeploymentConfig._shape
+            pools = [("", d.card_type, d.replicas, d.tp)]
+        else:
+            assert d.prefill is not None and d.decode is not None  # DeploymentConfig._shape
+            pools = [(".prefill", d.prefill.card_type, d.prefill.replicas, d.prefill.tp),
+                     (".decode", d.decode.card_type, d.decode.replicas, d.decode.tp)]
+        for suffix, card_type, replicas, tp in pools:
+            try:
+                name = catalog.accelerator(card_type).name
+            except ClusterSimError as exc:
+                raise type(exc)(f"{where}.deployment{suffix}.card_type: {exc}") from None
+            if name not in by_type:
+                raise ConfigError(f"{where}.deployment{suffix}.card_type: {name!r} is not in topology "
+                                  f"{topology.name!r}; it has: {', '.join(sorted(by_type))}")
+            if spec.heads % tp:
+                raise ConfigError(f"{where}.deployment{suffix}.tp: {tp} does not divide the {spec.heads} "
+                                  f"attention heads of {spec.name}")
+            need[name] = need.get(name, 0) + replicas * tp
+        a = svc.arrivals
+        if a.kind == "trace" and a.path:
+            resolve_path(a.path, cfg.base_dir)
+        lines.append(f"{where} {svc.name}: {spec.name}, {d.mode}, arrivals {a.kind}")
+    for name, n in sorted(need.items()):
+        if n > len(by_type[name]):
+            raise ConfigError(f"inference.services: the deployments need {n} {name} cards; topology "
+                              f"{topology.name!r} has {len(by_type[name])}")
+    return lines
+
+
+def _check_policies(cfg: ExperimentConfig) -> list[str]:
+    tp = cfg.policy.training
+    pol = training_policies(tp)  # what the engine runs: a scheduler preset fills the stages left unset
+    stages = [f"{s}={pol[s].name}" for s in ("admission", "ordering", "placement", "preemption")]
+    preset = f"scheduler={tp.scheduler}, " if tp.scheduler else ""
+    lines = [f"policy.training: {preset}{', '.join(stages)}, backfill={pol['backfill'] or 'none'}"]
+    refs = [("policy.serving.routing", "routing", cfg.policy.serving.routing),
+            ("policy.serving.autoscaling", "autoscaling", cfg.policy.serving.autoscaling),
+            ("policy.pool", "pool", cfg.policy.pool)]
+    checked: dict[str, list[str]] = {}
+    for where, family, ref in refs:
+        if registry.names(family):  # families still without policies are not checked
+            registry.make(family, ref, where=where)
+            group, _, leaf = where.rpartition(".")
+            checked.setdefault(group, []).append(f"{leaf}={ref.name}")
+    return lines + [f"{group}: {', '.join(items)}" for group, items in checked.items()]
+
+
+def check(cfg: ExperimentConfig) -> list[str]:
+    """Validate an experiment without running it; one line per thing checked.
+
+    Loads the topology (connectivity included), every training job's model, plan and memory
+    fit, the scaling request, inference services (models, card types, card counts, trace
+    files) and policy names. Raises the first :class:`ClusterSimError`, path-qualified.
+    """
+    cluster = Cluster.load(cfg)
+    topology = cluster.topology
+    types = ", ".join(f"{v:,} {k}" for k, v in cluster.cards_by_type.items())
+    kind = "" if topology is not None else f"node inventory ({cluster.inventory['builder']}), "
+    lines = [f"cluster.topology: {cluster.name}: {kind}{cluster.n_cards:,} cards ({types})"]
+    for e in estimate_jobs(cfg, topology) if topology is not None else ():
+        est, p = e.estimate, e.estimate.plan
+        lines.append(f"{e.where} {e.name}: {est.model} on {est.cards:,} {'+'.join(est.card_types)}, "
+                     f"tp={p.tp} pp={p.pp} dp={p.dp} ep={p.ep} cp={p.cp} m={p.microbatches}; "
+                     f"{est.memory.total_bytes / 2**30:.1f} of {est.memory_capacity_bytes / 2**30:.1f} GiB per card")
+    tr = cfg.training
+    if tr is not None and tr.trace is not None:
+        resolve_path(tr.trace.path, cfg.base_dir)
+    if wants_cluster_engine(cfg)[0]:
+        build_simulation(cfg)  # builds the job table (generator, trace) and the policies; no run
+        parts = [f"{len(tr.jobs)} explicit job{'s' if len(tr.jobs) > 1 else ''}"] if tr and tr.jobs else []
+        parts += [f"generator {tr.generator.kind}"] if tr and tr.generator else []
+        parts += [f"trace {tr.trace.kind} {tr.trace.path}"] if tr and tr.trace else []
+        lines.append(f"training: cluster engine built ({', '.join(parts)})")
+    spec = ScalingSpec.from_config(getattr(cfg, "scaling", None))
+    if spec is not None:
+        curves, _ = scaling_curves(cfg, spec, topology)
+        lines.append(f"scaling: {len(spec.cards)} card counts on {', '.join(curves)} ({spec.mode})")
+    if cfg.inference is not None and cfg.inference.services:
+        lines += _check_services(cfg, cluster.require_topology("inference.services"))
+        specs = services_from_config(cfg)  # models fit their cards, arrivals and traces load
+        lines.append(f"inference: serving engine ready ({sum(len(s.requests) for s in specs):,} requests)")
+    lines += _check_policies(cfg)
+    return lines

@@ -8,7 +8,11 @@ the cycle then
    batch; keys stay fixed while a job waits; ties by submit time, then job id);
 2. **places** jobs from the head of the queue while the placement policy finds cards;
 3. when the head cannot be placed, asks the **preemption** policy for victims (at most once per
-   cluster state), evicts them (checkpointed, re-queued at the next cycle) and retries the head;
+   cluster state) and makes it a *dry run* of the placement policy on the cluster without them
+   (:meth:`Scheduler._preempt_for`): only if the head can then be placed are the victims evicted
+   (checkpointed, re-queued at the next cycle), and the head starts on exactly the cards the dry
+   run chose (they are reserved for it). Victims whose cards the dry run does not use are spared;
+   if the policy's count-based choice does not suffice, every candidate it offers is tried;
 4. with ``backfill="easy"`` (or True), looks at up to ``backfill_depth`` jobs behind the blocked
    head and starts those that fit now and cannot delay it (EASY): jobs whose allowed card types
    are disjoint from the head's, jobs whose estimated end (submit-time estimate ``duration_s``)
@@ -21,11 +25,21 @@ the cycle then
 
 No cycle rescans the cluster: a job is re-tried only after some cards were released since its
 last failed attempt, and a cheap count test (free whole cards of its allowed types) comes first.
+
+An ordering whose keys change with service (``rerank_after_s`` / ``promote_after_s``, e.g.
+Tiresias) gets an event exactly when a running job crosses a threshold or a waiting job is
+promoted, never a polling loop (:meth:`Scheduler.on_start`, :meth:`Scheduler.on_enqueue`).
+
+**No progress is an error, not a hang.** A policy pair that keeps evicting and restarting the same
+jobs at one simulated instant raises :class:`NoProgressError` naming the placement and the
+preemption policy: when one job is preempted more than :data:`MAX_PREEMPTS_PER_INSTANT` times at
+one instant, or more than ``1000 + 4 x jobs`` cycles run at one instant.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from typing import Any
 
@@ -33,7 +47,16 @@ from ..errors import ConfigError, PlacementError
 from ..policies import registry
 from ..policies.base import Placement
 
-__all__ = ["Scheduler", "training_policies"]
+__all__ = ["MAX_PREEMPTS_PER_INSTANT", "NoProgressError", "Scheduler", "training_policies"]
+
+RERANK, PROMOTE = 6, 7  # engine heap event kinds (after training.FINISH ... RECYCLE = 0 ... 5)
+MAX_PREEMPTS_PER_INSTANT = 8
+"""Most times one job may be preempted at one simulated instant before the run is declared stuck
+(a correct pair preempts a job again at the same instant only for a strictly higher-ranked one)."""
+
+
+class NoProgressError(PlacementError):
+    """The scheduling cycle made no progress at one simulated instant (a livelocked policy pair)."""
 
 
 class Scheduler:
@@ -45,13 +68,26 @@ class Scheduler:
         self.queue: list[tuple[float, float, int, int]] = []
         self.pending: list[int] = []
         self._fail: dict[int, int] = {}
-        self._preempt_memo: dict[int, tuple[int, int, int]] = {}
+        self._preempt_memo: dict[int, tuple[int, int, int, int]] = {}
         self._shadow_key: tuple[int, int] | None = None
         self._shadow: tuple[float, float] = (math.inf, 0.0)
         self._types: dict[int, list[int]] = {}
         pre = engine.preemption
         self.no_preempt = str(getattr(pre, "name", "")) == "none"
         self.cycles = 0
+        # no-progress guard: cycles and per-job preemptions at the current instant
+        self._instant = -math.inf
+        self._cycles_here = 0
+        self._preempted_here: dict[int, int] = {}
+        self.max_cycles_per_instant = 1000 + 4 * engine.n
+        # orderings whose keys change with service: event hooks (None = static keys)
+        ordering = engine.ordering
+        self._rerank = getattr(ordering, "rerank_after_s", None)
+        self._promote = getattr(ordering, "promote_after_s", None)
+        self._spell = [0] * engine.n  # run spell of each row (a RERANK event belongs to one)
+        self._qspell = [0] * engine.n  # wait spell of each row (a PROMOTE event belongs to one)
+        self.rank_epoch = 0
+        self._keyed = bool(getattr(pre, "needs_keys", False))
 
     # ---- helpers -------------------------------------------------------------------------------
     def _types_of(self, mask: int) -> list[int]:
@@ -100,6 +136,12 @@ class Scheduler:
         """One scheduling cycle at time ``t``."""
         e = self.e
         self.cycles += 1
+        if t != self._instant:
+            self._instant, self._cycles_here = t, 0
+            self._preempted_here.clear()
+        self._cycles_here += 1
+        if self._cycles_here > self.max_cycles_per_instant:
+            raise self._stuck(t, f"{self._cycles_here} scheduling cycles ran at this instant")
         if self.pending:
             self._enqueue_pending()
         q = self.queue
@@ -111,8 +153,8 @@ class Scheduler:
             i = q[pos][3]
             if head < 0:
                 p = self._try(i)
-                if p is None and not self.no_preempt and self._preempt_for(i, t):
-                    p = self._try(i, force=True)
+                if p is None and not self.no_preempt:
+                    p = self._preempt_for(i, t)
                 if p is not None:
                     del q[pos]
                     e.start(i, p, t)
@@ -188,32 +230,143 @@ class Scheduler:
         self._shadow = (shadow, extra)
         return self._shadow
 
-    # ---- preemption ------------------------------------------------------------------------------
-    def _preempt_for(self, i: int, t: float) -> bool:
+    # ---- orderings whose keys change (Tiresias) --------------------------------------------------
+    def on_start(self, i: int, t: float) -> None:
+        """Job ``i`` started at ``t``: schedule the instant its key next changes (if it does)."""
+        self._spell[i] += 1
+        self._qspell[i] += 1  # ends its wait spell: a pending promotion is void
+        if self._rerank is not None:
+            self._push_rank(False, i, t, float(self._rerank(self.e.job_view(i, t))), self._spell[i])
+
+    def on_enqueue(self, i: int, t: float) -> None:
+        """Job ``i`` entered the queue at ``t``: schedule its starvation promotion (if any)."""
+        self._qspell[i] += 1
+        if self._promote is not None:
+            self._push_rank(True, i, t, float(self._promote(self.e.job_view(i, t))), self._qspell[i])
+
+    def _push_rank(self, promote: bool, i: int, t: float, dt: float, spell: int) -> None:
+        if dt == math.inf:
+            return
+        if not dt >= 0.0 or t + dt < t:
+            hook = "promote_after_s" if promote else "rerank_after_s"
+            raise PlacementError(f"ordering policy {getattr(self.e.ordering, 'name', '?')!r}: {hook} "
+                                 f"returned {dt!r} for job row {i} (need a delay >= 0 or inf)")
+        heapq.heappush(self.e._heap, (t + dt, PROMOTE if promote else RERANK, i, spell))
+
+    def on_rank_event(self, promote: bool, i: int, spell: int, t: float) -> None:
+        """A scheduled key change is due: a running job crossed a threshold (RERANK) or a waiting
+        job is promoted (PROMOTE). Stale events (another run or wait spell) are ignored."""
         e = self.e
-        memo = (e.release_epoch, e.rate_epoch, len(e.running_set))
-        if self._preempt_memo.get(i) == memo:
-            return False
-        self._preempt_memo[i] = memo
-        if not e.running_set:
-            return False
-        job = e.job_view(i)
-        dec = e.preemption.select(job, e.running_view(), self.view)
-        victims = sorted(set(int(v) for v in dec.victims))
-        if not victims:
-            return False
+        if promote:
+            if self._qspell[i] != spell:  # it started since: not waiting in that spell any more
+                return
+            e.svc_base[i] = e.attained[i]  # the service counter restarts from zero
+            q = self.queue
+            for pos, entry in enumerate(q):
+                if entry[3] == i:
+                    del q[pos]
+                    bisect.insort(q, (e.scheduler_keys([i])[0], e.submit[i], e.job_id[i], i))
+                    break
+        else:
+            if self._spell[i] != spell or i not in e.running_set:
+                return
+            if self._rerank is not None:
+                self._push_rank(False, i, t, float(self._rerank(e.job_view(i, t))), spell)
+        self.rank_epoch += 1
+        e.dirty = True
+        e.events += 1
+
+    # ---- preemption ------------------------------------------------------------------------------
+    def _stuck(self, t: float, what: str) -> NoProgressError:
+        e = self.e
+        return NoProgressError(
+            f"no progress at t={t:g} s: {what} (placement policy {e.placement_name!r}, preemption "
+            f"policy {getattr(e.preemption, 'name', '?')!r}); the pair keeps evicting and restarting "
+            "jobs without starting any for good")
+
+    def _validate(self, i: int, victims: list[int], running: Any) -> None:
+        """Every victim must be running, preemptible, not ``i`` and evictable by the policy."""
+        e = self.e
         name = getattr(e.preemption, "name", "?")
+        eligible = getattr(e.preemption, "eligible", None)
+        ok = None
+        if eligible is not None:
+            mask = eligible(e.job_view(i), running)
+            ok = {int(r) for r, m in zip(running.idx.tolist(), list(mask), strict=True) if m}
         for v in victims:
             if v not in e.running_set:
                 raise PlacementError(f"preemption policy {name!r}: job row {v} is not running")
             if not e.preemptible[v]:
                 raise PlacementError(f"preemption policy {name!r}: job row {v} is not preemptible")
-            if e.prio[v] >= job.priority:
+            if ok is not None and v not in ok:
+                raise PlacementError(f"preemption policy {name!r}: job row {v} is not one it may evict "
+                                     f"for job row {i} (its eligible() says no)")
+            if ok is None and e.prio[v] >= e.prio[i]:
                 raise PlacementError(f"preemption policy {name!r}: job row {v} (priority {e.prio[v]}) "
-                                     f"is not below the waiting job's priority {job.priority}")
+                                     f"is not below the waiting job's priority {e.prio[i]}")
+
+    def _dry_run(self, i: int, victims: list[int]) -> Placement | None:
+        """The placement policy's answer for job ``i`` on the cluster with ``victims``' cards freed;
+        the cluster state is restored before returning."""
+        e = self.e
+        st = e.state
+        held = [(v, *st.alloc[v]) for v in victims]
+        for v in victims:
+            st.release(v)
+        try:
+            return e.placement.place(e.job_view(i), self.view)
+        finally:
+            for v, cards, milli in reversed(held):
+                st.allocate(v, cards, milli, "dry run", None, e.cpu[v], e.mem[v])
+
+    def _feasible(self, i: int, victims: list[int]) -> tuple[list[int], Placement] | None:
+        """The dry-run placement and the victims whose cards (nodes, for a job asking for host CPU
+        or memory) it uses; the others are spared, since those cards are free once these leave."""
+        p = self._dry_run(i, victims)
+        if p is None:
+            return None
+        e = self.e
+        alloc, card_node = e.state.alloc, e.state.layout.card_node
+        if e.cpu[i] or e.mem[i]:  # host CPU/memory are per node: spare only victims on other nodes
+            nodes = set(card_node[p.cards].tolist())
+            return [v for v in victims if nodes.intersection(card_node[alloc[v][0]].tolist())], p
+        used = set(p.cards.tolist())
+        return [v for v in victims if used.intersection(alloc[v][0].tolist())], p
+
+    def _preempt_for(self, i: int, t: float) -> Placement | None:
+        """Evict victims for job ``i`` if a dry run shows it can then be placed; return the
+        reserved placement (the victims are already evicted) or None (nothing changed)."""
+        e = self.e
+        memo = (e.release_epoch, e.rate_epoch, len(e.running_set), self.rank_epoch)
+        if self._preempt_memo.get(i) == memo:
+            return None
+        self._preempt_memo[i] = memo
+        if not e.running_set:
+            return None
+        job = e.job_view(i)
+        running = e.running_view(t, e.scheduler_keys([i])[0] if self._keyed else None)
+        victims = sorted(set(int(v) for v in e.preemption.select(job, running, self.view).victims))
+        if not victims:
+            return None
+        self._validate(i, victims, running)
+        found = self._feasible(i, victims)
+        more = getattr(e.preemption, "candidates", None)
+        if found is None and more is not None:
+            allv = sorted(set(int(v) for v in more(job, running, self.view).victims))
+            if len(allv) > len(victims):
+                self._validate(i, allv, running)
+                found = self._feasible(i, allv)
+        if found is None:
+            return None
+        victims, p = found
+        here = self._preempted_here
+        for v in victims:
+            here[v] = here.get(v, 0) + 1
+            if here[v] > MAX_PREEMPTS_PER_INSTANT:
+                raise self._stuck(t, f"job {e.job_id[v]} was preempted {here[v]} times at this instant")
         for v in victims:
             e.preempt(v, t)
-        return True
+        return p
 
 
 def training_policies(tp: Any) -> dict[str, Any]:

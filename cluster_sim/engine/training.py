@@ -4,7 +4,9 @@ A job's progress is a rate (work-seconds per wall second, :mod:`.speed`) between
 its rate changes (a bandwidth share moves, a restart stall ends) its remaining work is brought
 up to date and its finish re-scheduled (older heap entries are invalidated by a version number).
 Events exist only where something changes: arrival, start, finish, preemption, failure, repair,
-re-queue and bandwidth-share change. Everything due at the same instant is handled as one batch,
+re-queue, bandwidth-share change, and (for an ordering whose keys change with service, e.g.
+Tiresias) a running job crossing a queue threshold or a waiting job's starvation promotion.
+Everything due at the same instant is handled as one batch,
 followed by one scheduling cycle (:mod:`.cycle`). docs/engine.md explains why one process with a
 heap is used rather than one SimPy process per job (measured there).
 """
@@ -19,23 +21,31 @@ import numpy as np
 import simpy
 
 from ..errors import PlacementError
-from ..policies.base import JobsView, JobView, Placement, RunningView, TenantUsage, readonly
+from ..policies.base import Placement, TenantUsage, readonly
 from ..workload.jobs import ANY_TYPE, KIND_TRACE, JobTable
-from .cycle import Scheduler
+from .cycle import PROMOTE, RERANK, Scheduler
 from .failures import FailureModel
 from .speed import DEFAULT_MFU, LeafContention, busy_fraction
+from .training_views import (  # noqa: F401  (the status codes are part of this module's API)
+    FINISHED,
+    PENDING,
+    QUEUED,
+    REJECTED,
+    RESTARTING,
+    RUNNING,
+    STATUS_NAMES,
+    TrainingViews,
+)
 
 __all__ = ["STATUS_NAMES", "TrainingEngine"]
 
-PENDING, QUEUED, RUNNING, FINISHED, REJECTED, RESTARTING = range(6)
-STATUS_NAMES = ("pending", "queued", "running", "finished", "rejected", "restarting")
-FINISH, STARTED, REQUEUE, REPAIR, FAILURE, RECYCLE = range(6)
+FINISH, STARTED, REQUEUE, REPAIR, FAILURE, RECYCLE = range(6)  # RERANK, PROMOTE: see .cycle
 INF = math.inf
 NAN = math.nan
 BUSY_SCALE = 1_000_000  # busy level units per milli-card
 
 
-class TrainingEngine:
+class TrainingEngine(TrainingViews):
     """The training subsystem of a :class:`~cluster_sim.engine.simulation.Simulation`.
 
     Parameters
@@ -171,6 +181,7 @@ class TrainingEngine:
         self._type_node_size = np.asarray(self.view.type_node_size)
         self._never: dict[tuple[int, int, bool], str | None] = {}
         self.placement_name = str(getattr(self.placement, "name", type(self.placement).__name__))
+        self.svc_base = [0.0] * n  # attained_s at the last starvation promotion (see service_s)
         # keys of jobs that have not run yet depend only on their static columns: compute once
         self.key0 = self.scheduler_keys(list(range(n))) if n else []
         self.scheduler = Scheduler(self)
@@ -239,6 +250,8 @@ class TrainingEngine:
                 self._repair(i, t)
             elif kind == FAILURE:
                 self._failure(i, v, t)
+            elif kind in (RERANK, PROMOTE):
+                self.scheduler.on_rank_event(kind == PROMOTE, i, v, t)
             else:
                 self.dirty = True
         submit, n = self.submit, self.n
@@ -253,41 +266,6 @@ class TrainingEngine:
         self._set_levels()
 
     # ---- job lifecycle ---------------------------------------------------------------------------
-    def job_view(self, i: int) -> JobView:
-        """The read-only view of engine row ``i``."""
-        return JobView(i, self.job_id[i], self.num[i], self.milli[i], self.mask[i], self.kind[i],
-                       self.tenant[i], self.prio[i], self.preemptible[i], self.submit[i], self.dur[i],
-                       self.attained[i], self.single[i], self.cpu[i], self.mem[i])
-
-    def jobs_view(self, rows: list[int]) -> JobsView:
-        """Read-only columns of several rows (for ordering keys)."""
-        idx = np.array(rows, dtype=np.int64)
-        J = self.table
-        return JobsView(idx=readonly(idx), submit_s=readonly(J.submit_s[idx]), duration_s=readonly(J.duration_s[idx]),
-                        num_cards=readonly(J.num_cards[idx]), card_milli=readonly(J.card_milli[idx]),
-                        priority=readonly(J.priority[idx]), tenant=readonly(J.tenant[idx]),
-                        attained_s=readonly(np.array([self.attained[i] for i in rows])),
-                        kind=readonly(J.kind[idx]))
-
-    def scheduler_keys(self, rows: list[int]) -> list[float]:
-        """Ordering-policy keys of ``rows`` (validated: one finite-or-inf float each)."""
-        keys = self.ordering.keys(self.jobs_view(rows)).keys
-        if keys.shape != (len(rows),) or not (keys == keys).all():
-            raise PlacementError(f"ordering policy {getattr(self.ordering, 'name', '?')!r}: returned "
-                                 f"{keys.shape} keys (NaN not allowed) for {len(rows)} jobs")
-        return keys.tolist()
-
-    def running_view(self) -> RunningView:
-        """All running jobs (for preemption)."""
-        rows = sorted(self.running_set)
-        idx = np.array(rows, dtype=np.int64)
-        return RunningView(
-            idx=readonly(idx), priority=readonly(np.array([self.prio[i] for i in rows], np.int64)),
-            preemptible=readonly(np.array([self.preemptible[i] for i in rows], bool)),
-            start_s=readonly(np.array([self.run_start[i] for i in rows], float)),
-            card_milli=readonly(np.array([self.milli[i] for i in rows], np.int64)),
-            cards=tuple(readonly(self.state.alloc[i][0]) for i in rows))
-
     def never_fits(self, i: int) -> str | None:
         """Why engine row ``i`` can never run on this cluster (None if it can)."""
         key = (self.mask[i], self.num[i], self.single[i])
@@ -331,6 +309,7 @@ class TrainingEngine:
         self.queued_since[i] = t
         self.tenant_queued[self.tenant[i]] += self.demand[i]
         self.scheduler.pending.append(i)
+        self.scheduler.on_enqueue(i, t)
         self.dirty = True
 
     def start(self, i: int, placement: Placement, t: float) -> None:
@@ -375,6 +354,7 @@ class TrainingEngine:
             heapq.heappush(self._heap, (t + self.preempt_overhead_s, STARTED, i, self.ver[i]))
         else:
             self._begin_progress(i, t)
+        self.scheduler.on_start(i, t)
 
     def _speed(self, i: int, cards: np.ndarray, share: float) -> float:
         hook = self.job_speed.get(i)

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .serving.autoscaling import FixedReplicas, LatencyDriven, QueueDriven
 from .serving.routing import LeastLoaded, PrefixAware, RandomRouting, RoundRobin
 from .training.admission import AcceptAll, TenantQuota
-from .training.ordering import FIFO, LAS, SJF, PriorityOrder
+from .training.ordering import FIFO, LAS, SJF, PriorityOrder, Tiresias
 from .training.placement import (
     FragmentationAware,
     HeterogeneityAware,
@@ -22,14 +22,15 @@ from .training.placement import (
     Spread,
     TopologyAware,
 )
-from .training.preemption import NoPreemption, PriorityPreemption
+from .training.preemption import NoPreemption, OrderPreemption, PriorityPreemption
 from .training.presets import PRESETS
 
 __all__ = ["FAMILIES", "make", "names"]
 
 # name -> class, per family; one line per policy.
 ADMISSION: dict[str, type] = {"accept_all": AcceptAll, "tenant_quota": TenantQuota}
-ORDERING: dict[str, type] = {"fifo": FIFO, "sjf": SJF, "las": LAS, "priority": PriorityOrder}
+ORDERING: dict[str, type] = {"fifo": FIFO, "sjf": SJF, "las": LAS, "priority": PriorityOrder,
+                             "tiresias": Tiresias}
 PLACEMENT: dict[str, type] = {
     "packed": Packed,
     "spread": Spread,
@@ -37,7 +38,7 @@ PLACEMENT: dict[str, type] = {
     "heterogeneity_aware": HeterogeneityAware,
     "fragmentation_aware": FragmentationAware,
 }
-PREEMPTION: dict[str, type] = {"none": NoPreemption, "priority": PriorityPreemption}
+PREEMPTION: dict[str, type] = {"none": NoPreemption, "priority": PriorityPreemption, "order": OrderPreemption}
 ROUTING: dict[str, type] = {
     "round_robin": RoundRobin,
     "random": RandomRouting,
@@ -82,5 +83,5 @@ def make(family: str, ref: Any, where: str | None = None) -> Any:
         raise ConfigError(f"{label}: unknown {family} policy {name!r}; known: {', '.join(sorted(table))}")
     try:
         return table[name](**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{label}.params: {exc}") from None

@@ -1,11 +1,11 @@
 """Training scheduling-cycle policies: admission, ordering, placement, preemption, presets."""
 
 from .admission import AcceptAll, TenantQuota
-from .ordering import FIFO, LAS, SJF, PriorityOrder
+from .ordering import FIFO, LAS, SJF, PriorityOrder, Tiresias
 from .placement import FragmentationAware, HeterogeneityAware, Packed, Spread, TopologyAware
-from .preemption import NoPreemption, PriorityPreemption
+from .preemption import KeyedRunningView, NoPreemption, OrderPreemption, PriorityPreemption
 from .presets import PRESETS
 
 __all__ = ["FIFO", "LAS", "PRESETS", "SJF", "AcceptAll", "FragmentationAware", "HeterogeneityAware",
-           "NoPreemption", "Packed", "PriorityOrder", "PriorityPreemption", "Spread", "TenantQuota",
-           "TopologyAware"]
+           "KeyedRunningView", "NoPreemption", "OrderPreemption", "Packed", "PriorityOrder",
+           "PriorityPreemption", "Spread", "TenantQuota", "Tiresias", "TopologyAware"]

@@ -94,6 +94,18 @@ def print_summary(console: Console, result: Result, *, full: bool = False) -> No
         console.print(Text(f"note: {note}"), soft_wrap=True)
 
 
+def print_compare_notes(console: Console, notes: dict[str, list[str]]) -> None:
+    """A note every variant shares once; a variant's own notes with its value in brackets."""
+    lists = list(notes.values())
+    common = [n for n in lists[0] if all(n in other for other in lists[1:])] if lists else []
+    for note in common:
+        console.print(Text(f"note: {note}"), soft_wrap=True)
+    for value, items in notes.items():
+        for note in items:
+            if note not in common:
+                console.print(Text(f"note [{value}]: {note}"), soft_wrap=True)
+
+
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     if args.out:
@@ -102,7 +114,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         result = simulate(cfg, progress=progress)
     out = result.save(args.out) if args.out else None
     if args.json:
-        emit_json(to_jsonable(result.summary))
+        emit_json(to_jsonable({**result.summary, "notes": list(result.notes)}))
         return 0
     print_summary(console, result, full=args.all)
     if out is not None:
@@ -128,6 +140,7 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     for k in keys:
         t.add_row(Text(k), *[Text(format_value(k, x)) for x in table[k]])
     console.print(t)
+    print_compare_notes(console, table.attrs.get("notes", {}))
     if args.out:
         console.print(f"wrote {Path(args.out) / 'compare.csv'} and one run directory per value under {args.out}")
     return 0

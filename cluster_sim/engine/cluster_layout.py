@@ -47,7 +47,7 @@ def type_specs(name: str) -> tuple[float, float, float, float, bool]:
         a = ASSUMED_TYPES.get(name, ASSUMED_TYPES["G2"])
         return a["peak_flops"], a["peak_flops"] * DEFAULT_EFFICIENCY, a["scaleup_Bps"], a["nic_Bps"], True
     scaleup = spec.scaleup_bytes_per_s_uni or PCIE_BPS
-    nic = spec.nic_bytes_per_s or 25e9 / 8
+    nic = spec.nic_bytes_per_s or 25e9 / 8  # a card without a NIC rate: 25G, noted in the run's notes
     return spec.peak_flops, spec.achievable_flops, scaleup, nic, False
 
 

@@ -232,12 +232,13 @@ class Simulation:
             segments=segments, meta=dict(self.meta))
 
 
-def _type_costs(card_types: tuple[str, ...]) -> dict[str, list[float]]:
-    """Per-type TDP, idle power and rental price from the catalog (0 for types it lacks)."""
+def _type_costs(card_types: tuple[str, ...]) -> dict[str, Any]:
+    """Per-type TDP, idle power and rental price from the catalog, and ``type_notes``: one line
+    for each type the catalog lacks (its power and price count as 0, and the note says so)."""
     from ..catalog import accelerator
     from ..errors import CatalogError
 
-    tdp, idle, price = [], [], []
+    tdp, idle, price, notes = [], [], [], []
     for t in card_types:
         try:
             a = accelerator(t)
@@ -245,11 +246,19 @@ def _type_costs(card_types: tuple[str, ...]) -> dict[str, list[float]]:
             tdp.append(0.0)
             idle.append(0.0)
             price.append(0.0)
+            notes.append(f"card type {t!r} is not in the catalog: its speed is assumed "
+                         f"(engine/cluster_layout.py ASSUMED_TYPES) and its power and price are unknown, "
+                         f"so energy_kwh and cost_usd exclude its cards")
             continue
         tdp.append(a.tdp_w)
         idle.append(a.idle_w)
         price.append(a.price_usd_per_hour)
-    return {"type_tdp_w": tdp, "type_idle_w": idle, "type_price_usd_per_hour": price}
+        if not a.price_usd_per_hour > 0:
+            notes.append(f"card type {a.name!r} has no price in the catalog: cost_usd excludes its cards")
+        if not a.nic_bytes_per_s:
+            notes.append(f"card type {a.name!r} has no NIC rate in the catalog: its scale-out traffic "
+                         f"is modelled at 25 Gbit/s (engine/cluster_layout.py)")
+    return {"type_tdp_w": tdp, "type_idle_w": idle, "type_price_usd_per_hour": price, "type_notes": notes}
 
 
 def _job_columns(eng: TrainingEngine) -> dict[str, np.ndarray]:

@@ -29,6 +29,9 @@ __all__ = ["compare", "run_dir_names", "variant_source"]
 Source = ExperimentConfig | str | os.PathLike[str] | Mapping[str, Any]
 
 
+NOTES = "__notes__"  # a row's notes travel beside its summary until the table is built
+
+
 def variant_source(cfg: Source) -> str | os.PathLike[str] | Mapping[str, Any]:
     """What ``load_config`` re-reads for each variant: a file path or mapping as given, or, for an
     already validated config, only the fields the user set (``exclude_unset``), so defaults stay
@@ -116,11 +119,16 @@ def _row(i: int, factor: str, value: Any, run_cfg: ExperimentConfig, folder: Pat
         write_run(res, folder)
     if progress is not None and i == total - 1:
         progress(total, total)
-    return {factor: value, **res.summary}
+    return {factor: value, **res.summary, NOTES: list(res.notes)}
 
 
 def _table(factor: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Numeric summary columns, headline keys first; each variant's notes in ``df.attrs["notes"]``
+    (``{value: [note, ...]}``), so a warning of one run is not lost in the table."""
+    notes = {str(r[factor]): r.pop(NOTES) for r in rows}
     df = pd.DataFrame(rows)
     numeric = [c for c in df.columns if c != factor and pd.api.types.is_numeric_dtype(df[c])]
     order = [k for k in HEADLINE_KEYS if k in numeric] + [c for c in numeric if c not in HEADLINE_KEYS]
-    return df[[factor, *order]]
+    out = df[[factor, *order]]
+    out.attrs["notes"] = notes
+    return out

@@ -420,6 +420,7 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
         _merge_summary(summary, tres.summary, "cluster engine")
         jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
         tables["segments"] = tres.segments
+        notes += tres.notes   # card types the catalog lacks, missing prices (cluster engine)
         done += 1
         _progress(progress, done, phases)
     if wants_serving:

@@ -97,9 +97,9 @@ def _scaling_table(result: Result) -> pd.DataFrame:
 def write_contents(result: Result, folder: Path) -> None:
     """Write every run file into ``folder`` (which must exist and be empty)."""
     cfg = result.config
-    _write_json(folder / "summary.json", result.summary)
+    _write_json(folder / "summary.json", {**result.summary, "notes": list(result.notes)})
     (folder / "config.resolved.yaml").write_text(
-        yaml.safe_dump(to_jsonable(cfg.model_dump(mode="json")), sort_keys=False), encoding="utf-8")
+        yaml.safe_dump(to_jsonable(cfg.model_dump(mode="json", exclude={"base_dir"})), sort_keys=False), encoding="utf-8")
     for name in ("jobs", "requests", "timeline", "serving_timeline"):
         getattr(result, name).to_parquet(folder / f"{name}.parquet", index=False)
     for name, table in sorted(result.tables.items()):

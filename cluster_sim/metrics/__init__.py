@@ -44,6 +44,11 @@ class TrainingResult:
     segments: pd.DataFrame
     record: RunRecord = field(repr=False)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Warnings about the run's inputs (card types the catalog lacks, missing prices)."""
+        return tuple(self.record.meta.get("type_notes", ()))
+
     @cached_property
     def trace(self) -> dict[str, Any]:
         """Chrome/Perfetto trace events of the job spans (capped, see :mod:`.trace_export`)."""
@@ -99,7 +104,8 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
         sim = simulation
     elif cfg is not None:
         if not isinstance(cfg, ExperimentConfig) or overrides:
-            src = cfg.model_dump() if isinstance(cfg, ExperimentConfig) else cfg
+            # only the fields the user set: defaults stay defaults, so scheduler presets still apply
+            src = cfg.model_dump(exclude_unset=True) if isinstance(cfg, ExperimentConfig) else cfg
             cfg = load_config(src, overrides)
         sim = build_simulation(cfg)
         if pue is None and cfg.inference is not None:

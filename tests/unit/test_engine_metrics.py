@@ -183,3 +183,14 @@ def test_report_shows_where_each_number_comes_from():
     assert "<tr><td>training.jobs.*</td><td>cluster engine</td></tr>" in page
     assert "<tr><td>sources</td>" not in page  # not a row of the metrics table
     assert format_value("sources", summary["sources"]) == "training.mfu: estimate; training.jobs.*: cluster engine"
+
+
+def test_a_card_type_the_catalog_lacks_is_noted_not_silently_free():
+    """openb's G2 has no catalog entry: its power and price count as 0, and the run says so."""
+    from cluster_sim.metrics import run_training as _run
+    from cluster_sim.workload.jobs import JobTable, TrainingJob
+
+    jobs = JobTable.from_jobs([TrainingJob(name="a", cards=8, duration_s=3600.0)])
+    res = _run(cluster=[("G2", 8, 1), ("h100-sxm", 8, 1)], jobs=jobs, placement="packed")
+    assert any("'G2' is not in the catalog" in n and "cost_usd exclude" in n for n in res.notes), res.notes
+    assert not any("h100" in n for n in res.notes)

@@ -1,0 +1,34 @@
+"""A run directory never records where the repo or the user's files live (no machine paths)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cluster_sim.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_run_directory_holds_no_absolute_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "run"
+    assert main(["run", "workloads/train_llama3_70b.yaml", "--set", "training.jobs.0.tokens=1T",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    texts = {p.name: p.read_text(encoding="utf-8", errors="ignore") for p in out.rglob("*")
+             if p.is_file() and p.suffix in {".json", ".yaml", ".html", ".csv", ".txt"}}
+    assert {"summary.json", "config.resolved.yaml", "report.html"} <= set(texts)
+    for name, text in texts.items():
+        for path in {str(REPO), str(tmp_path), str(Path.home())}:
+            assert path not in text, f"{name} holds the machine path {path}"
+
+
+def test_resolved_config_runs_again_from_the_repo(tmp_path, monkeypatch, capsys):
+    """Without base_dir the resolved config still finds its topology (searched up from its folder)."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "run"
+    assert main(["run", "workloads/train_llama3_70b.yaml", "--set", "training.jobs.0.tokens=1T",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out / "config.resolved.yaml")]) == 0
+    assert "valid" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from ..errors import ClusterSimError
 from . import catalog, demo, run, scaling, topology, trace, train, validate
-from ._common import make_console, stderr_console
+from ._common import BOUNDARY_ERRORS, boundary_message, make_console, stderr_console
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, make_console()))
     except ClusterSimError as exc:
         stderr_console().print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        return 2
+    except BrokenPipeError:  # pragma: no cover - stdout closed early (`| head`): not an input error
+        raise
+    except BOUNDARY_ERRORS as exc:  # last line of defence; input checks should have raised above
+        stderr_console().print(Text.assemble(("error: ", "bold red"), boundary_message(exc)), soft_wrap=True)
         return 2
     except KeyboardInterrupt:  # pragma: no cover
         return 130

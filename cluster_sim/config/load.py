@@ -10,43 +10,51 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
+from ..topology.safe_load import (
+    InputProblem,
+    check_path_text,
+    check_tree,
+    parse_toml,
+    parse_yaml,
+    printable,
+    read_text,
+)
 from .schema import ExperimentConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["apply_overrides", "load_config", "read_mapping", "resolve_path", "traces_dir"]
 
 
 def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML or TOML file into a dict; a syntax error names the file (and line)."""
+    """Read a YAML or TOML file into a dict; any problem names the file (and line).
+
+    The file must be a regular UTF-8 file of at most 4 MiB; YAML is read under the limits of
+    :mod:`cluster_sim.topology.safe_load` (depth, alias expansion, integer digits, safe tags).
+    """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: no such file")
-    text = p.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text) if p.suffix == ".toml" else yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+        text = read_text(p)
+        data = parse_toml(text) if p.suffix == ".toml" else parse_yaml(text)
+    except InputProblem as exc:
+        raise ConfigError(exc.format(str(p))) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    """A ``--set`` value parsed as one YAML value under the file limits."""
+    try:
+        return parse_yaml(raw)
+    except InputProblem as exc:
+        raise ConfigError(f"--set {key}: {exc.what}: {exc.detail}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -57,32 +65,37 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -
     """
     out = copy.deepcopy(data)
     for key, raw in (overrides or {}).items():
-        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        value = _parse_value(key, raw) if isinstance(raw, str) else raw
         if isinstance(raw, str) and isinstance(value, (int, float)) and raw.strip() != str(value):
             value = raw if any(c.isalpha() for c in raw) else value
         parts = key.split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"--set {key}: empty field name in the dotted path")
         node: Any = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = parts[i + 1]
+        for i, part in enumerate(parts):
+            here = ".".join(parts[:i]) or "(top level)"
+            last = i == len(parts) - 1
             if isinstance(node, list):
-                try:
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {key}: no list item {part!r} in {here} "
+                                      f"({len(node)} item{'s' if len(node) != 1 else ''})")
+                if last:
+                    node[int(part)] = value
+                else:
                     node = node[int(part)]
-                except (ValueError, IndexError):
-                    raise ConfigError(f"--set {key}: no list item {part!r}") from None
                 continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {here} is {node!r:.40} ({type(node).__name__}), "
+                                  f"not a mapping or list; cannot set {part!r} in it")
+            if last:
+                node[part] = value
+                continue
+            nxt = parts[i + 1]
             if part not in node or node[part] is None:
                 node[part] = [] if nxt.isdigit() else {}
             elif isinstance(node[part], str) and not nxt.isdigit():
                 node[part] = {"name": node[part]}  # policy given by name: extend to {name, params}
             node = node[part]
-        last = parts[-1]
-        if isinstance(node, list):
-            try:
-                node[int(last)] = value
-            except (ValueError, IndexError):
-                raise ConfigError(f"--set {key}: no list item {last!r}") from None
-        else:
-            node[last] = value
     return out
 
 
@@ -91,7 +104,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             s += f"[{part}]"
-        elif part in {"str", "dict[str,any]", "function-after[_from_name(), PolicyRef]"}:
+        elif part in {"str", "constrained-str", "dict[str,any]", "function-after[_from_name(), PolicyRef]"}:
             continue
         else:
             s += ("." if s else "") + str(part)
@@ -159,8 +172,19 @@ def load_config(
     ConfigError
         With the file name and the dotted path of the first bad field.
     """
+    try:
+        return _load(source, overrides)
+    except ConfigError as exc:  # keys, values and file names are echoed: keep it one line
+        raise ConfigError(printable(str(exc))) from None
+
+
+def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Mapping[str, Any] | None) -> ExperimentConfig:
     if isinstance(source, Mapping):
         data, name, base = dict(source), "<config>", Path.cwd()
+        try:
+            check_tree(data)
+        except InputProblem as exc:
+            raise ConfigError(exc.format(name)) from None
     else:
         path = Path(source)
         data, name, base = read_mapping(path), str(path), path.resolve().parent
@@ -170,6 +194,8 @@ def load_config(
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, name)) from None
+    except ConfigError as exc:  # a cross-field check that names its own path (policies, limits)
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def traces_dir() -> Path | None:
@@ -192,22 +218,38 @@ def resolve_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] 
     ``topologies/x.yaml`` works from ``workloads/``); relative to the working directory;
     a ``.../shared/traces/...`` path re-rooted at :func:`traces_dir`.
     """
+    try:
+        check_path_text(path)
+    except InputProblem as exc:
+        raise ConfigError(exc.format(_shown(path))) from None
     p = Path(path)
     if p.is_absolute():
-        if p.exists():
+        if _exists(p, path):
             return p
     else:
         base = Path(base_dir).resolve()
         for root in (base, *base.parents, Path.cwd()):
             cand = root / p
-            if cand.exists():
+            if _exists(cand, path):
                 return cand
     parts = p.parts
     if "traces" in parts:
         tdir = traces_dir()
         if tdir is not None:
             cand = tdir.joinpath(*parts[parts.index("traces") + 1:])
-            if cand.exists():
+            if _exists(cand, path):
                 return cand
     raise ConfigError(f"{path}: file not found (looked relative to {base_dir} and the working directory; "
                       "set CLUSTER_SIM_TRACES for traces)")
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    text = os.fspath(path)
+    return text if len(text) <= 80 else f"{text[:60]}...{text[-17:]}"
+
+
+def _exists(cand: Path, path: str | os.PathLike[str]) -> bool:
+    try:
+        return cand.exists()
+    except OSError as exc:  # e.g. a resolved path longer than the system allows
+        raise ConfigError(f"{_shown(path)}: cannot look up {_shown(cand)}: {exc.strerror}") from None

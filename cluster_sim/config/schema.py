@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .. import units
+from ..errors import ConfigError
+from .policy_check import check_policy, check_scheduler
 
 __all__ = [
     "ArrivalsConfig",
@@ -37,6 +39,25 @@ __all__ = [
     "TrainingPolicyConfig",
 ]
 
+# Limits: anything beyond them is refused at load with the limit in the message (a run that
+# large would exhaust memory or never finish; raise a limit here if a study really needs it).
+MAX_CARDS = 1_000_000  # per topology, job or deployment
+MAX_DURATION_S = 10 * units.YEAR
+MAX_SEED = 2**63 - 1
+MAX_JOBS = 10_000_000  # training jobs per experiment (explicit + generated + trace)
+MAX_JOBS_PER_HOUR = 1_000_000.0
+MAX_REQUESTS = 10_000_000  # requests per service
+MAX_REQUEST_RATE = 100_000.0  # requests per second per service
+MAX_TOKENS = 10_000_000  # tokens of one sequence (prompt, output, seq_len)
+MAX_BATCH_SEQS = 65_536
+MAX_BATCH_TOKENS = 16 * 2**20
+MIN_MTBF_S = units.HOUR  # per card or node; below this failures would dominate every event
+MIN_CHECKPOINT_INTERVAL_S = units.MINUTE
+MIN_TIMELINE_INTERVAL_S = 1e-3
+MAX_TIMELINE_POINTS = 1_000_000
+CV_RANGE = (0.01, 100.0)  # coefficient of variation of arrival gaps
+SCALE_RANGE = (1e-6, 1e6)  # time_scale, rate_scale
+
 
 def _unit(parse: Any) -> Any:
     def convert(v: Any) -> Any:
@@ -45,8 +66,13 @@ def _unit(parse: Any) -> Any:
     return BeforeValidator(convert)
 
 
-Duration = Annotated[float, _unit(units.parse_duration)]
-Count = Annotated[float, _unit(units.parse_count)]
+Duration = Annotated[float, _unit(units.parse_duration), Field(ge=0, le=MAX_DURATION_S)]
+PosDuration = Annotated[float, _unit(units.parse_duration), Field(gt=0, le=MAX_DURATION_S)]
+Count = Annotated[float, _unit(units.parse_count), Field(gt=0, le=1e18)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Scale = Annotated[float, Field(ge=SCALE_RANGE[0], le=SCALE_RANGE[1])]
+CV = Annotated[float, Field(ge=CV_RANGE[0], le=CV_RANGE[1])]
+Cards = Annotated[int, Field(ge=1, le=MAX_CARDS)]
 Bandwidth = Annotated[float, _unit(units.parse_bandwidth)]
 Power = Annotated[float, _unit(units.parse_power)]
 
@@ -54,7 +80,7 @@ Power = Annotated[float, _unit(units.parse_power)]
 class Strict(BaseModel):
     """Base: frozen, unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PolicyRef(Strict):
@@ -77,7 +103,7 @@ def _ref(name: str) -> Any:
 class ClusterConfig(Strict):
     """The cluster: a topology file path, or an inline builder spec ``{builder: fat_tree, ...}``."""
 
-    topology: str | dict[str, Any]
+    topology: Annotated[str, Field(min_length=1, max_length=4096)] | dict[str, Any]
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -87,14 +113,14 @@ class ParallelConfig(Strict):
     ``dp`` defaults to ``cards / (tp * pp * cp)``; ``microbatches`` to what the global batch needs.
     """
 
-    tp: int = Field(1, ge=1)
-    pp: int = Field(1, ge=1)
-    dp: int | None = Field(None, ge=1)
-    ep: int = Field(1, ge=1)
-    cp: int = Field(1, ge=1)
-    microbatches: int | None = Field(None, ge=1)
-    microbatch_size: int = Field(1, ge=1)
-    virtual_stages: int = Field(1, ge=1)
+    tp: Cards = 1
+    pp: Cards = 1
+    dp: Cards | None = None
+    ep: Cards = 1
+    cp: Cards = 1
+    microbatches: int | None = Field(None, ge=1, le=MAX_CARDS)
+    microbatch_size: int = Field(1, ge=1, le=MAX_BATCH_SEQS)
+    virtual_stages: Cards = 1
     recompute: Literal["none", "selective", "full"] = "none"
     zero: Literal[0, 1, 2, 3] = 1
     sequence_parallel: bool = True
@@ -104,22 +130,22 @@ class ParallelConfig(Strict):
 class TrainingJobConfig(Strict):
     """One explicit training job."""
 
-    name: str
+    name: Name
     model: str
-    cards: int = Field(ge=1)
+    cards: Cards
     card_type: str | None = None
     allowed_types: list[str] | None = None
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
-    seq_len: int = Field(2048, ge=1)
+    seq_len: int = Field(2048, ge=1, le=MAX_TOKENS)
     global_batch_tokens: Count | None = None
-    global_batch: int | None = Field(None, ge=1, description="sequences per step")
+    global_batch: int | None = Field(None, ge=1, le=10**9, description="sequences per step")
     tokens: Count | None = None
-    duration: Duration | None = None
+    duration: PosDuration | None = None
     submit: Duration = 0.0
-    tenant: str = "default"
-    priority: int = 0
+    tenant: Name = "default"
+    priority: int = Field(0, ge=-128, le=127)
     preemptible: bool = True
-    checkpoint_interval: Duration | None = None
+    checkpoint_interval: PosDuration | None = Field(None, ge=MIN_CHECKPOINT_INTERVAL_S)
     dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
 
     @model_validator(mode="after")
@@ -133,11 +159,19 @@ class GeneratorConfig(Strict):
     """Synthetic training jobs."""
 
     kind: Literal["industry_mix", "uniform"] = "industry_mix"
-    jobs_per_hour: float | None = Field(None, gt=0)
-    n_jobs: int | None = Field(None, ge=1)
+    jobs_per_hour: float | None = Field(None, gt=0, le=MAX_JOBS_PER_HOUR)
+    n_jobs: int | None = Field(None, ge=1, le=MAX_JOBS)
     arrival: Literal["poisson", "gamma", "diurnal"] = "poisson"
-    cv: float = Field(1.0, gt=0)
+    cv: CV = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _classes(self) -> GeneratorConfig:
+        keep = self.params.get("classes")
+        if keep is not None and (not isinstance(keep, list) or not keep
+                                 or not all(isinstance(c, str) and c for c in keep)):
+            raise ValueError(f"params.classes: expected a non-empty list of class names, got {keep!r:.60}")
+        return self
 
 
 class TraceConfig(Strict):
@@ -146,8 +180,8 @@ class TraceConfig(Strict):
     kind: str
     path: str
     nodes_path: str | None = None
-    time_scale: float = Field(1.0, gt=0)
-    max_jobs: int | None = Field(None, ge=1)
+    time_scale: Scale = 1.0
+    max_jobs: int | None = Field(None, ge=1, le=MAX_JOBS)
 
 
 class TrainingConfig(Strict):
@@ -162,28 +196,28 @@ class TrainingConfig(Strict):
 class SLOConfig(Strict):
     """Latency objectives; unset ones are not checked."""
 
-    ttft: Duration | None = None
-    tpot: Duration | None = None
-    e2e: Duration | None = None
+    ttft: PosDuration | None = None
+    tpot: PosDuration | None = None
+    e2e: PosDuration | None = None
 
 
 class PoolConfig(Strict):
     """A pool of identical replicas (one side of a PD-separated deployment)."""
 
-    replicas: int = Field(ge=1)
+    replicas: Cards
     card_type: str
-    tp: int = Field(1, ge=1)
-    ep: int = Field(1, ge=1)
+    tp: Cards = 1
+    ep: Cards = 1
 
 
 class DeploymentConfig(Strict):
     """Colocated replicas, or disaggregated prefill and decode pools (PD分离)."""
 
     mode: Literal["colocated", "disaggregated"] = "colocated"
-    replicas: int | None = Field(None, ge=1)
+    replicas: Cards | None = None
     card_type: str | None = None
-    tp: int = Field(1, ge=1)
-    ep: int = Field(1, ge=1)
+    tp: Cards = 1
+    ep: Cards = 1
     prefill: PoolConfig | None = None
     decode: PoolConfig | None = None
 
@@ -200,18 +234,18 @@ class ArrivalsConfig(Strict):
     """Request arrivals: a synthetic process with fitted lengths, or a trace replay."""
 
     kind: Literal["poisson", "gamma", "diurnal", "trace"] = "poisson"
-    rate: float | None = Field(None, gt=0, description="requests per second")
-    cv: float = Field(1.0, gt=0)
-    peak_to_trough: float = Field(3.0, ge=1)
+    rate: float | None = Field(None, gt=0, le=MAX_REQUEST_RATE, description="requests per second")
+    cv: CV = 1.0
+    peak_to_trough: float = Field(3.0, ge=1, le=1e6)
     lengths: str = "azure_conv"
-    prompt_tokens: int | None = Field(None, ge=1)
-    output_tokens: int | None = Field(None, ge=1)
+    prompt_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     format: Literal["azure_llm", "mooncake"] | None = None
     path: str | None = None
-    rate_scale: float = Field(1.0, gt=0)
-    time_scale: float = Field(1.0, gt=0)
-    sample: float | None = Field(None, gt=0)
-    max_requests: int | None = Field(None, ge=1)
+    rate_scale: Scale = 1.0
+    time_scale: Scale = 1.0
+    sample: float | None = Field(None, gt=0, le=MAX_REQUESTS)
+    max_requests: int | None = Field(None, ge=1, le=MAX_REQUESTS)
 
     @model_validator(mode="after")
     def _shape(self) -> ArrivalsConfig:
@@ -225,7 +259,7 @@ class ArrivalsConfig(Strict):
 class ServiceConfig(Strict):
     """One inference service: a model, its SLOs, its deployment and its arrivals."""
 
-    name: str
+    name: Name
     model: str
     slo: SLOConfig = Field(default_factory=SLOConfig)
     deployment: DeploymentConfig
@@ -240,8 +274,13 @@ class InferenceConfig(Strict):
     """Inference services."""
 
     services: list[ServiceConfig] = Field(default_factory=list)
-    pue: float = Field(1.2, ge=1.0, description="facility power / IT power, for energy metrics")
-    timeline_interval: Duration | None = None
+    pue: float = Field(1.2, ge=1.0, le=10.0, description="facility power / IT power, for energy metrics")
+    timeline_interval: PosDuration | None = Field(None, ge=MIN_TIMELINE_INTERVAL_S)
+
+    @model_validator(mode="after")
+    def _unique(self) -> InferenceConfig:
+        _no_duplicates([s.name for s in self.services], "inference.services")
+        return self
 
 
 # ---- policies -----------------------------------------------------------------------------
@@ -255,18 +294,25 @@ class TrainingPolicyConfig(Strict):
     backfill: bool | Literal["easy", "greedy"] = Field(False, description="true = EASY backfill")
     scheduler: str | None = None
 
+    @model_validator(mode="after")
+    def _known(self) -> TrainingPolicyConfig:
+        for stage in ("admission", "ordering", "placement", "preemption"):
+            check_policy(stage, getattr(self, stage), f"policy.training.{stage}")
+        check_scheduler(self.scheduler)
+        return self
+
 
 class BatchingConfig(Strict):
     """Continuous batching knobs (vLLM-like)."""
 
-    max_batch_tokens: int = Field(8192, ge=1)
-    max_batch_seqs: int = Field(256, ge=1)
+    max_batch_tokens: int = Field(8192, ge=1, le=MAX_BATCH_TOKENS)
+    max_batch_seqs: int = Field(256, ge=1, le=MAX_BATCH_SEQS)
     chunked_prefill: bool = False
-    chunk_tokens: int = Field(512, ge=1)
+    chunk_tokens: int = Field(512, ge=1, le=MAX_BATCH_TOKENS)
     on_kv_full: Literal["wait", "preempt"] = "wait"
     kv_watermark: float = Field(0.01, ge=0.0, lt=1.0, description="KV share kept free at admission")
     prefix_cache: bool = True
-    prefix_cache_blocks: int | None = Field(None, ge=0, description="per replica; None = what KV allows")
+    prefix_cache_blocks: int | None = Field(None, ge=0, le=10**9, description="per replica; None = what KV allows")
 
 
 class ServingPolicyConfig(Strict):
@@ -276,6 +322,12 @@ class ServingPolicyConfig(Strict):
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     autoscaling: PolicyRef = _ref("fixed")
 
+    @model_validator(mode="after")
+    def _known(self) -> ServingPolicyConfig:
+        check_policy("routing", self.routing, "policy.serving.routing")
+        check_policy("autoscaling", self.autoscaling, "policy.serving.autoscaling")
+        return self
+
 
 class PolicyConfig(Strict):
     """All policy families."""
@@ -284,22 +336,28 @@ class PolicyConfig(Strict):
     serving: ServingPolicyConfig = Field(default_factory=ServingPolicyConfig)
     pool: PolicyRef = _ref("shared_pool")
 
+    @model_validator(mode="after")
+    def _known(self) -> PolicyConfig:
+        check_policy("pool", self.pool, "policy.pool")
+        return self
+
 
 class FailuresConfig(Strict):
     """Failures and restarts."""
 
-    card_mtbf: Duration | None = None
-    node_mtbf: Duration | None = None
+    card_mtbf: PosDuration | None = Field(None, ge=MIN_MTBF_S)
+    node_mtbf: PosDuration | None = Field(None, ge=MIN_MTBF_S)
     restart_delay: Duration = 600.0
     checkpoint_cost: Duration = 60.0
-    checkpoint_interval: Duration | None = Field(None, description="None = the engine default (1 h)")
+    checkpoint_interval: PosDuration | None = Field(None, ge=MIN_CHECKPOINT_INTERVAL_S,
+                                                    description="None = the engine default (1 h)")
 
 
 class ScalingConfig(Strict):
     """Scaling curve of one training job: linear speedup and MFU vs card count, per topology."""
 
     job: str | int = 0
-    cards: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    cards: list[Cards] = Field(min_length=1, max_length=256)
     topologies: list[str | dict[str, Any]] = Field(default_factory=list, description="empty = cluster.topology")
     mode: Literal["weak", "strong"] = "weak"
 
@@ -307,10 +365,10 @@ class ScalingConfig(Strict):
 class ExperimentConfig(Strict):
     """A whole experiment. Every section is optional except ``cluster``."""
 
-    name: str = "experiment"
+    name: Name = "experiment"
     description: str = ""
-    seed: int = 0
-    duration: Duration | None = None
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    duration: PosDuration | None = None
     cluster: ClusterConfig
     training: TrainingConfig | None = None
     inference: InferenceConfig | None = None
@@ -318,3 +376,37 @@ class ExperimentConfig(Strict):
     failures: FailuresConfig | None = None
     scaling: ScalingConfig | None = None
     base_dir: str = Field(".", description="directory relative paths resolve against (set by the loader)")
+
+    @model_validator(mode="after")
+    def _limits(self) -> ExperimentConfig:
+        """Cross-field sizes: generated jobs, requests and timeline points stay under the limits."""
+        hours = None if self.duration is None else self.duration / units.HOUR
+        tr = self.training
+        if tr is not None:
+            _no_duplicates([j.name for j in tr.jobs], "training.jobs")
+            g = tr.generator
+            if g is not None and g.n_jobs is None and g.jobs_per_hour is not None and hours is not None \
+                    and g.jobs_per_hour * hours > MAX_JOBS:
+                raise ConfigError(f"training.generator.jobs_per_hour: {g.jobs_per_hour:g} jobs per hour for "
+                                  f"{hours:g} h is {g.jobs_per_hour * hours:.3g} jobs; the limit is {MAX_JOBS:,}")
+        inf = self.inference
+        if inf is not None and self.duration is not None:
+            for i, s in enumerate(inf.services):
+                a = s.arrivals
+                if a.kind != "trace" and a.rate is not None and a.max_requests is None \
+                        and a.rate * self.duration > MAX_REQUESTS:
+                    raise ConfigError(f"inference.services[{i}].arrivals.rate: {a.rate:g} requests/s for "
+                                      f"{self.duration:g} s is {a.rate * self.duration:.3g} requests; the limit "
+                                      f"is {MAX_REQUESTS:,} (set max_requests or a shorter duration)")
+            if inf.timeline_interval is not None and self.duration / inf.timeline_interval > MAX_TIMELINE_POINTS:
+                raise ConfigError(f"inference.timeline_interval: {inf.timeline_interval:g} s over {self.duration:g} s "
+                                  f"is more than {MAX_TIMELINE_POINTS:,} timeline points")
+        return self
+
+
+def _no_duplicates(names: list[str], where: str) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{where}[{i}].name: duplicate name {name!r} (also {where}[{seen[name]}])")
+        seen[name] = i

@@ -25,15 +25,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import catalog
 from ..errors import ClusterSimError, TopologyError
 from ..units import parse_bandwidth, parse_distance
 from . import builders
 from .graph import Topology
+from .safe_load import InputProblem, check_tree, parse_yaml, printable, read_text
 
-__all__ = ["BUILDERS", "load_topology"]
+__all__ = ["BUILDERS", "MAX_CARDS", "load_topology"]
+
+MAX_CARDS = 1_000_000
+"""Most cards one topology may have (a larger one is refused before it is built)."""
 
 
 class _Bad(Exception):
@@ -42,7 +44,7 @@ class _Bad(Exception):
 
 def _str(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
-        raise _Bad(f"expected a non-empty string, got {v!r}")
+        raise _Bad(f"expected a non-empty string, got {v!r:.60}")
     return v
 
 
@@ -67,13 +69,15 @@ def _fabric_of(tier: str) -> Callable[[Any], str]:
 
 def _pos_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise _Bad(f"expected a positive integer, got {v!r}")
+        raise _Bad(f"expected a positive integer, got {v!r:.40}")
+    if v > MAX_CARDS:
+        raise _Bad(f"{v:,} is more than the limit of {MAX_CARDS:,}")
     return v
 
 
 def _tiers(v: Any) -> int:
     if v not in (2, 3) or isinstance(v, bool):
-        raise _Bad(f"expected 2 or 3, got {v!r}")
+        raise _Bad(f"expected 2 or 3, got {v!r:.60}")
     return int(v)
 
 
@@ -83,41 +87,41 @@ def _ratio_one(v: Any) -> float:
         try:
             v = float(a) / float(b)
         except (ValueError, ZeroDivisionError):
-            raise _Bad(f"expected a ratio such as '4:1', got {v!r}") from None
+            raise _Bad(f"expected a ratio such as '4:1', got {v!r:.60}") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1:
-        raise _Bad(f"expected a ratio >= 1 (a number or 'N:1'), got {v!r}")
+        raise _Bad(f"expected a ratio >= 1 (a number or 'N:1'), got {v!r:.60}")
     return float(v)
 
 
 def _ratio(v: Any) -> float | list[float]:
     if isinstance(v, list):
         if not 1 <= len(v) <= 2:
-            raise _Bad(f"expected [leaf, spine] ratios, got {v!r}")
+            raise _Bad(f"expected [leaf, spine] ratios, got {v!r:.60}")
         return [_ratio_one(x) for x in v]
     return _ratio_one(v)
 
 
 def _gbps(v: Any) -> float:
     if not isinstance(v, str):
-        raise _Bad(f"expected a bandwidth with a unit such as '400 Gbps', got {v!r}")
+        raise _Bad(f"expected a bandwidth with a unit such as '400 Gbps', got {v!r:.60}")
     try:
         bps = parse_bandwidth(v)
     except ClusterSimError as exc:
         raise _Bad(str(exc)) from None
     if bps <= 0:
-        raise _Bad(f"bandwidth must be > 0, got {v!r}")
+        raise _Bad(f"bandwidth must be > 0, got {v!r:.60}")
     return bps * 8 / 1e9
 
 
 def _km_one(v: Any) -> float:
     if not isinstance(v, str):
-        raise _Bad(f"expected a distance with a unit such as '300 km', got {v!r}")
+        raise _Bad(f"expected a distance with a unit such as '300 km', got {v!r:.60}")
     try:
         m = parse_distance(v)
     except ClusterSimError as exc:
         raise _Bad(str(exc)) from None
     if m < 0:
-        raise _Bad(f"distance must be >= 0, got {v!r}")
+        raise _Bad(f"distance must be >= 0, got {v!r:.60}")
     return m / 1e3
 
 
@@ -162,7 +166,7 @@ META = ("name", "builder", "description")
 def _check_keys(raw: dict[str, Any], allowed: list[str], prefix: str) -> None:
     for key in raw:
         if key not in allowed:
-            raise _Bad(f"{prefix}{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
+            raise _Bad(f"{prefix}{key}: unknown key; allowed: {', '.join(sorted(set(allowed)))}")
 
 
 def _convert(raw: dict[str, Any], schema: Mapping[str, tuple[str, Callable[[Any], Any]]], prefix: str) -> dict[str, Any]:
@@ -183,9 +187,9 @@ def _spec_kwargs(raw: Any, prefix: str, base: Path, where: str, nested: bool) ->
     name = raw.get("builder")
     if name is None:
         raise _Bad(f"{prefix}builder: missing; one of {', '.join(sorted(BUILDERS))}")
-    if name not in BUILDERS or (nested and name == "multi_dc"):
+    if not isinstance(name, str) or name not in BUILDERS or (nested and name == "multi_dc"):
         known = sorted(b for b in BUILDERS if not (nested and b == "multi_dc"))
-        raise _Bad(f"{prefix}builder: unknown builder {name!r}; known: {', '.join(known)}")
+        raise _Bad(f"{prefix}builder: unknown builder {name!r:.60}; known: {', '.join(known)}")
     fn, schema, required = BUILDERS[name]
     _check_keys(raw, [*META, *schema, *required], prefix)
     for key in required:
@@ -218,17 +222,74 @@ def _spec_kwargs(raw: Any, prefix: str, base: Path, where: str, nested: bool) ->
 def _site(raw: Any, path: str, base: Path, where: str) -> Topology:
     if isinstance(raw, str):
         file = (base / raw) if not Path(raw).is_absolute() else Path(raw)
-        if not file.is_file():
-            raise _Bad(f"{path}: no such topology file {raw!r} (relative to {base})")
-        site = load_topology(file)
-        if site.builder == "multi_dc":
+        try:
+            site_raw = parse_yaml(read_text(file))
+        except InputProblem as exc:
+            if exc.what == "no such file":
+                raise _Bad(f"{path}: no such topology file {raw!r} (relative to {base})") from None
+            raise _Bad(f"{path}: {_problem(exc, raw)}") from None
+        if isinstance(site_raw, dict) and site_raw.get("builder") == "multi_dc":
             raise _Bad(f"{path}: {raw!r} is itself a multi_dc topology; sites must be single sites")
-        return site
+        try:
+            return _build(site_raw, str(file), file.parent, file.stem)
+        except TopologyError as exc:
+            raise _Bad(f"{path}: {exc}") from None
     name, kwargs = _spec_kwargs(raw, f"{path}.", base, where, nested=True)
+    _check_size(name, kwargs)
     try:
         return BUILDERS[name][0](**kwargs)
     except TopologyError as exc:
         raise _Bad(f"{path}: {exc}") from None
+
+
+def _cards(name: str, kw: dict[str, Any]) -> int:
+    """Cards the builder ``name`` would make from ``kw`` (sites already built for multi_dc)."""
+    if name in ("fat_tree", "rail"):
+        return int(kw["nodes"]) * catalog.system(kw["system"]).cards_per_node
+    if name == "supernode":
+        return int(kw["supernodes"]) * catalog.system(kw.get("system", "cloudmatrix384")).domain_cards
+    if name == "scaleup_domain":
+        return int(kw.get("count", 1)) * catalog.system(kw["system"]).domain_cards
+    if name == "heterogeneous":
+        return sum(int(p["nodes"]) * catalog.system(p["system"]).cards_per_node for p in kw["parts"])
+    return sum(site.n_cards for site in kw["sites"])
+
+
+def _check_size(name: str, kwargs: dict[str, Any]) -> None:
+    n = _cards(name, kwargs)
+    if n > MAX_CARDS:
+        raise _Bad(f"{n:,} cards is more than the limit of {MAX_CARDS:,} cards per topology")
+
+
+def _problem(exc: InputProblem, shown: str) -> str:
+    if exc.what == "no such file":
+        return f"{shown}: no such topology file"
+    if exc.what == "invalid YAML":
+        line = f" (line {exc.line})" if exc.line is not None else ""
+        return f"{shown}: invalid YAML{line}: {exc.detail}"
+    return exc.format(shown)
+
+
+def _read_yaml(file: Path, shown: str) -> Any:
+    try:
+        return parse_yaml(read_text(file))
+    except InputProblem as exc:
+        raise TopologyError(_problem(exc, shown)) from None
+
+
+def _build(raw: Any, where: str, base: Path, default_name: str) -> Topology:
+    try:
+        name, kwargs = _spec_kwargs(raw, "", base, where, nested=False)
+        _check_size(name, kwargs)
+    except _Bad as exc:
+        raise TopologyError(f"{where}: {exc}") from None
+    kwargs.setdefault("name", default_name)
+    try:
+        topo = BUILDERS[name][0](**kwargs)
+        topo.validate()
+    except TopologyError as exc:
+        raise TopologyError(f"{where}: {exc}") from None
+    return topo
 
 
 def load_topology(path_or_dict: str | Path | dict[str, Any], *, base_dir: str | Path | None = None) -> Topology:
@@ -247,36 +308,16 @@ def load_topology(path_or_dict: str | Path | dict[str, Any], *, base_dir: str | 
     TopologyError
         One line naming the file and the field path.
     """
-    if isinstance(path_or_dict, dict):
-        raw: Any = path_or_dict
-        where = "<inline topology>"
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-        default_name = "inline"
-    else:
+    try:
+        if isinstance(path_or_dict, dict):
+            base = Path(base_dir) if base_dir is not None else Path.cwd()
+            try:
+                check_tree(path_or_dict)
+            except InputProblem as exc:
+                raise TopologyError(exc.format("<inline topology>")) from None
+            return _build(path_or_dict, "<inline topology>", base, "inline")
         file = Path(path_or_dict)
-        where = str(path_or_dict)
         base = Path(base_dir) if base_dir is not None else file.parent
-        default_name = file.stem
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise TopologyError(f"{where}: no such topology file") from None
-        except OSError as exc:
-            raise TopologyError(f"{where}: cannot read: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" (line {mark.line + 1})" if mark is not None else ""
-            raise TopologyError(f"{where}: invalid YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    try:
-        name, kwargs = _spec_kwargs(raw, "", base, where, nested=False)
-    except _Bad as exc:
-        raise TopologyError(f"{where}: {exc}") from None
-    kwargs.setdefault("name", default_name)
-    try:
-        topo = BUILDERS[name][0](**kwargs)
-        topo.validate()
-    except TopologyError as exc:
-        raise TopologyError(f"{where}: {exc}") from None
-    return topo
+        return _build(_read_yaml(file, str(path_or_dict)), str(path_or_dict), base, file.stem)
+    except TopologyError as exc:  # keys, values and file names are echoed: keep it one line
+        raise TopologyError(printable(str(exc))) from None

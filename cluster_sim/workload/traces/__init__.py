@@ -13,14 +13,13 @@ only when used.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ...errors import TraceError
 from . import alibaba, philly
-from .common import PathLike, check_file, first_line, traces_dir
+from .common import PathLike, check_file, first_line, parse_json_line, traces_dir
 
 __all__ = ["DESCRIPTIONS", "FORMATS", "TraceFormat", "detect_format", "read_trace", "trace_stats",
            "traces_dir"]
@@ -89,8 +88,8 @@ def detect_format(path: PathLike) -> str:
         raise TraceError(f"{p.name}: empty first line; cannot detect the trace format")
     if line.startswith("{"):
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
+            obj = parse_json_line(line, p.name)
+        except TraceError:  # not a JSON object line: reported below as an unknown format
             obj = None
         if isinstance(obj, dict) and {"timestamp", "input_length", "output_length"} <= obj.keys():
             return "mooncake"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ __all__ = [
     "count_values",
     "describe",
     "first_line",
+    "iter_lines",
     "open_text",
+    "parse_json_line",
     "read_csv",
     "traces_dir",
 ]
@@ -72,6 +75,70 @@ def first_line(path: PathLike, limit: int = 65536) -> str:
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise TraceError(f"{Path(path).name}: cannot read as text ({exc})") from None
     return line.rstrip("\r\n")
+
+
+def iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a (possibly gzipped) text file; a read or decoding error
+    (truncated gzip, not UTF-8) becomes a :class:`TraceError` naming the file."""
+    p = Path(path)
+    lineno = 0
+    try:
+        with open_text(p) as f:
+            for lineno, line in enumerate(f, 1):
+                yield lineno, line
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        after = f" after line {lineno}" if lineno else ""  # reads are buffered: the line is approximate
+        raise TraceError(f"{p.name}: cannot read as text{after} ({exc})") from None
+
+
+MAX_JSON_INT_DIGITS = 30
+MAX_JSON_DEPTH = 32
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"integer with more than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
+
+
+def _depth(text: str) -> int:
+    """Deepest bracket nesting of a JSON text, ignoring brackets inside strings."""
+    depth = deepest = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json_line(line: str, where: str) -> Any:
+    """One JSON value (a JSON-lines row) with bounded integers and nesting.
+
+    Raises
+    ------
+    TraceError
+        ``<where>: not valid JSON (...)``, naming the file and line given in ``where``.
+    """
+    if ("[[" in line or "{" in line[1:]) and _depth(line) > MAX_JSON_DEPTH:
+        raise TraceError(f"{where}: not valid JSON (nested deeper than {MAX_JSON_DEPTH} levels)")
+    try:
+        return json.loads(line, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{where}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # _bounded_int, or nesting past the recursion limit
+        raise TraceError(f"{where}: not valid JSON ({exc})") from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,21 +13,24 @@ earlier: the prefix-cache hit ratio of an infinite cache). A bad line raises
 
 from __future__ import annotations
 
-import json
+import gzip
+import io
 import math
+import zlib
 from typing import Any
 
 import numpy as np
 
 from ...errors import TraceError
 from ..requests import RequestTable, request_stats
-from .common import PathLike, check_file, open_text
+from .common import PathLike, check_file, iter_lines, parse_json_line
 
 __all__ = ["BLOCK_TOKENS", "FIELDS", "read", "stats"]
 
 BLOCK_TOKENS = 512
 FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
 _I32 = np.iinfo(np.int32).max
+_I64_MIN, _I64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -38,7 +41,19 @@ def _fast(path: Any) -> Columns | None:
     import pyarrow.json as pj
 
     try:
-        tb = pj.read_json(str(path))
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if str(path).endswith(".gz"):
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):  # the careful path reports it with the file name
+        return None
+    # A valid row is one object holding one flat list. More brackets than that means nesting,
+    # which pyarrow's JSON reader recurses into natively (a deep enough line crashes the
+    # process); leave such files to the careful path, which refuses them line by line.
+    if data.count(b"[") + data.count(b"{") > 2 * (data.count(b"\n") + 1):
+        return None
+    try:
+        tb = pj.read_json(io.BytesIO(data))
     except Exception:  # any parse problem is diagnosed by the careful path
         return None
     if not set(FIELDS) <= set(tb.column_names) or any(tb.column(f).null_count for f in FIELDS):
@@ -70,40 +85,38 @@ def _careful(path: Any) -> Columns:
     name = path.name
     ts, inp, out, counts = [], [], [], []
     hashes: list[int] = []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceError(f"{name}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TraceError(f"{name}:{lineno}: expected a JSON object")
-            vals = []
-            for key in FIELDS[:3]:
-                if key not in row or row[key] is None:
-                    raise TraceError(f"{name}:{lineno}: {key}: missing value")
-                v = row[key]
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise TraceError(f"{name}:{lineno}: {key}: not a number ({v!r})")
-                if not math.isfinite(v) or v < 0:
-                    raise TraceError(f"{name}:{lineno}: {key}: must be a finite number >= 0, got {v!r}")
-                if key != "timestamp" and (v != int(v) or v > _I32):
-                    raise TraceError(f"{name}:{lineno}: {key}: not an int32 token count ({v!r})")
-                vals.append(v)
-            ids = row.get("hash_ids")
-            if not isinstance(ids, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in ids):
-                raise TraceError(f"{name}:{lineno}: hash_ids: expected a list of integers, got {ids!r:.60}")
-            want = math.ceil(vals[1] / BLOCK_TOKENS)
-            if len(ids) != want:
-                raise TraceError(f"{name}:{lineno}: hash_ids: {len(ids)} blocks for input_length "
-                                 f"{int(vals[1])} (expected ceil({int(vals[1])}/{BLOCK_TOKENS}) = {want})")
-            ts.append(vals[0])
-            inp.append(vals[1])
-            out.append(vals[2])
-            counts.append(len(ids))
-            hashes.extend(ids)
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        row = parse_json_line(line, f"{name}:{lineno}")
+        if not isinstance(row, dict):
+            raise TraceError(f"{name}:{lineno}: expected a JSON object")
+        vals = []
+        for key in FIELDS[:3]:
+            if key not in row or row[key] is None:
+                raise TraceError(f"{name}:{lineno}: {key}: missing value")
+            v = row[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TraceError(f"{name}:{lineno}: {key}: not a number ({v!r})")
+            if not math.isfinite(v) or v < 0:
+                raise TraceError(f"{name}:{lineno}: {key}: must be a finite number >= 0, got {v!r}")
+            if key != "timestamp" and (v != int(v) or v > _I32):
+                raise TraceError(f"{name}:{lineno}: {key}: not an int32 token count ({v!r})")
+            vals.append(v)
+        ids = row.get("hash_ids")
+        if not isinstance(ids, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in ids):
+            raise TraceError(f"{name}:{lineno}: hash_ids: expected a list of integers, got {ids!r:.60}")
+        if any(not _I64_MIN <= x <= _I64_MAX for x in ids):
+            raise TraceError(f"{name}:{lineno}: hash_ids: a block hash does not fit 64 bits")
+        want = math.ceil(vals[1] / BLOCK_TOKENS)
+        if len(ids) != want:
+            raise TraceError(f"{name}:{lineno}: hash_ids: {len(ids)} blocks for input_length "
+                             f"{int(vals[1])} (expected ceil({int(vals[1])}/{BLOCK_TOKENS}) = {want})")
+        ts.append(vals[0])
+        inp.append(vals[1])
+        out.append(vals[2])
+        counts.append(len(ids))
+        hashes.extend(ids)
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     return (np.asarray(ts, np.float64), np.asarray(inp, np.int32), np.asarray(out, np.int32),

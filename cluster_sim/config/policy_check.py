@@ -6,14 +6,15 @@ against the ranges below, so a typo or a nonsensical value (``least_loaded`` wit
 :class:`~cluster_sim.errors.ConfigError` before any simulated time passes.
 
 The ``pool`` family has no policies yet (DESIGN.md 3; ``docs/architecture.md``): only its
-default, ``shared_pool`` (training and serving simulated side by side), and ``none`` are
-accepted.
+default, ``separate`` (training and serving simulated side by side on the same topology, no card
+sharing), is accepted. The designed names (``static_partition``, ``shared_pool``,
+``peak_shaving``) are refused until they exist, so no run claims a pooling it did not simulate.
 
 >>> check_policy("routing", {"name": "least_loaded", "params": {"metric": "kv"}}, "policy.serving.routing")
 >>> check_policy("pool", {"name": "static_partition"}, "policy.pool")
 Traceback (most recent call last):
 ...
-cluster_sim.errors.ConfigError: policy.pool: unknown pool policy 'static_partition'; known: none, shared_pool
+cluster_sim.errors.ConfigError: policy.pool: unknown pool policy 'static_partition'; known: separate
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from ..policies import registry
 
 __all__ = ["PARAM_CHECKS", "POOL_PLACEHOLDERS", "check_policy", "check_scheduler"]
 
-POOL_PLACEHOLDERS = ("none", "shared_pool")
-"""Pool names accepted while the pool family has no policies (both mean: no card sharing)."""
+POOL_PLACEHOLDERS = ("separate",)
+"""Pool names accepted while the pool family has no policies (no card sharing)."""
 
 Check = Callable[[Any], str | None]  # None = fine, else what is wrong
 

@@ -334,7 +334,7 @@ class PolicyConfig(Strict):
 
     training: TrainingPolicyConfig = Field(default_factory=TrainingPolicyConfig)
     serving: ServingPolicyConfig = Field(default_factory=ServingPolicyConfig)
-    pool: PolicyRef = _ref("shared_pool")
+    pool: PolicyRef = _ref("separate")
 
     @model_validator(mode="after")
     def _known(self) -> PolicyConfig:

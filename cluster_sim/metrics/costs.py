@@ -14,7 +14,7 @@ Formulas: docs/metrics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import ConfigError
 
@@ -50,6 +50,6 @@ def card_it_joules(busy_card_s: Sequence[float], held_card_s: Sequence[float],
                      for b, h, pb, pi in zip(busy_card_s, held_card_s, busy_w, idle_w, strict=True)))
 
 
-def held_cost_usd(card_s: Sequence[float], price_usd_per_hour: Sequence[float]) -> float:
+def held_cost_usd(card_s: Iterable[float], price_usd_per_hour: Iterable[float]) -> float:
     """Rented cost ``sum_k price_k * card_s_k / 3600`` of card-seconds per type."""
     return float(sum(p * c / 3600.0 for c, p in zip(card_s, price_usd_per_hour, strict=True)))

@@ -32,7 +32,7 @@ TOPOLOGY = REPO / "topologies" / "h100-cluster-100k.yaml"
 def run_one(n_jobs: int, *, load: float | None, placement: str, backfill: bool, seed: int,
             profile: bool = False) -> dict[str, Any]:
     """Build and run one size in this process; returns its measurements."""
-    from cluster_sim.engine.cluster_state import layout_from_topology
+    from cluster_sim.engine.cluster.state import layout_from_topology
     from cluster_sim.metrics import run_training
     from cluster_sim.topology import load_topology
     from cluster_sim.workload.generators import industry_mix

@@ -31,8 +31,8 @@ REPLICAS = 64
 
 def run_one(requests: int, mode: str, seed: int = 1) -> dict[str, Any]:
     """One measured run in this process."""
-    from cluster_sim.engine.serving import ServingEngine
-    from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+    from cluster_sim.engine.serving.engine import ServingEngine
+    from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
     from cluster_sim.metrics.serving import summarize
     from cluster_sim.perf.inference import ReplicaPerf
     from cluster_sim.workload.lengths import synthetic_requests

@@ -6,16 +6,16 @@ experiment config; ``cluster_sim.metrics.run_training`` runs it and returns Data
 summary.
 """
 
-from .cluster_state import (
+from .cluster.failures import FailureModel
+from .cluster.speed import LeafContention, SpeedModel, throughput_matrix
+from .cluster.state import (
            ClusterLayout,
            ClusterState,
            layout_from_node_groups,
            layout_from_topology,
 )
-from .failures import FailureModel
+from .cluster.training import TrainingEngine
 from .simulation import Levels, RunRecord, Simulation, build_jobs, build_layout, build_simulation
-from .speed import LeafContention, SpeedModel, throughput_matrix
-from .training import TrainingEngine
 
 __all__ = ["ClusterLayout", "ClusterState", "FailureModel", "LeafContention", "Levels", "RunRecord",
            "Simulation", "SpeedModel", "TrainingEngine", "build_jobs", "build_layout", "build_simulation",

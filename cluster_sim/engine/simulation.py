@@ -19,10 +19,10 @@ import simpy
 
 from ..config.plans import job_plan
 from ..rng import Streams
-from .cluster_state import ClusterLayout, ClusterState
-from .failures import FailureModel
-from .speed import SpeedModel
-from .training import STATUS_NAMES, TrainingEngine
+from .cluster.failures import FailureModel
+from .cluster.speed import SpeedModel
+from .cluster.state import ClusterLayout, ClusterState
+from .cluster.training import STATUS_NAMES, TrainingEngine
 
 __all__ = ["Levels", "RunRecord", "Simulation"]
 
@@ -247,7 +247,7 @@ def _type_costs(card_types: tuple[str, ...]) -> dict[str, Any]:
             idle.append(0.0)
             price.append(0.0)
             notes.append(f"card type {t!r} is not in the catalog: its speed is assumed "
-                         f"(engine/cluster_layout.py ASSUMED_TYPES) and its power and price are unknown, "
+                         f"(engine/cluster/layout.py ASSUMED_TYPES) and its power and price are unknown, "
                          f"so energy_kwh and cost_usd exclude its cards")
             continue
         tdp.append(a.tdp_w)
@@ -257,7 +257,7 @@ def _type_costs(card_types: tuple[str, ...]) -> dict[str, Any]:
             notes.append(f"card type {a.name!r} has no price in the catalog: cost_usd excludes its cards")
         if not a.nic_bytes_per_s:
             notes.append(f"card type {a.name!r} has no NIC rate in the catalog: its scale-out traffic "
-                         f"is modelled at 25 Gbit/s (engine/cluster_layout.py)")
+                         f"is modelled at 25 Gbit/s (engine/cluster/layout.py)")
     return {"type_tdp_w": tdp, "type_idle_w": idle, "type_price_usd_per_hour": price, "type_notes": notes}
 
 
@@ -299,7 +299,7 @@ def build_layout(topology: str | dict[str, Any], base_dir: str = ".") -> Cluster
     """
     from ..config import resolve_path
     from ..errors import ConfigError
-    from .cluster_state import layout_from_node_groups, layout_from_topology
+    from .cluster.state import layout_from_node_groups, layout_from_topology
 
     if isinstance(topology, dict) and topology.get("builder") in NODE_BUILDERS:
         spec = dict(topology)
@@ -342,8 +342,8 @@ def build_layout(topology: str | dict[str, Any], base_dir: str = ".") -> Cluster
 
 def build_simulation(cfg: Any) -> Simulation:
     """Build a ready-to-run :class:`Simulation` from an :class:`~cluster_sim.config.ExperimentConfig`."""
-    from .cycle import training_policies
-    from .failures import failure_model
+    from .cluster.cycle import training_policies
+    from .cluster.failures import failure_model
 
     layout = build_layout(cfg.cluster.topology, cfg.base_dir)
     sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name)

@@ -6,8 +6,8 @@ from typing import Any
 
 from .. import catalog
 from ..config import ExperimentConfig, resolve_path
-from ..engine.cycle import training_policies
-from ..engine.serving_setup import services_from_config
+from ..engine.cluster.cycle import training_policies
+from ..engine.serving.specs import services_from_config
 from ..engine.simulation import build_simulation
 from ..errors import ClusterSimError, ConfigError
 from ..policies import registry

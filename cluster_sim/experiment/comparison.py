@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import ExperimentConfig, load_config
-from ..engine.cycle import training_policies
+from ..engine.cluster.cycle import training_policies
 from ..errors import ClusterSimError, ConfigError
 from ..report.files import safe_filename
 from .outdir import MARKER, check_out_dir, staged_dir

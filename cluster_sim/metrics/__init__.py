@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from ..config import ExperimentConfig, load_config
-from ..engine.cluster_state import ClusterLayout, layout_from_node_groups, layout_from_topology
-from ..engine.failures import FailureModel
+from ..engine.cluster.failures import FailureModel
+from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
 from ..engine.simulation import RunRecord, Simulation, build_layout, build_simulation
 from ..policies import registry
 from .costs import DEFAULT_PUE

@@ -13,7 +13,7 @@ Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
   ``slo_e2e``); unfinished requests with nothing missed yet are left out. A **rejected** request
   (too long for the context or the KV cache) counts as a **miss**.
 * **Rejections**: ``rejected`` and ``rejected.<reason>`` per reason of
-  :mod:`cluster_sim.engine.serving_admission`; ``truncated`` = requests whose prompt was cut
+  :mod:`cluster_sim.engine.serving.admission`; ``truncated`` = requests whose prompt was cut
   (``overlong: truncate``).
 * **Goodput** = SLO-met requests / run duration (requests/s).
 * **Tokens/s** = output tokens generated / run duration; **per card** divides by every card the
@@ -39,9 +39,9 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
-from ..engine.serving import ServingEngine
-from ..engine.serving_results import REASONS, ServingRun
-from ..engine.serving_setup import ServingOptions, options_from_config, services_from_config
+from ..engine.serving.engine import ServingEngine
+from ..engine.serving.results import REASONS, ServingRun
+from ..engine.serving.specs import ServingOptions, options_from_config, services_from_config
 from ..rng import Streams
 from .costs import J_PER_KWH, facility_kwh, held_cost_usd
 
@@ -247,7 +247,7 @@ def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult
         Cards and links to place replicas on; default: ``cfg.cluster.topology``. ``False`` runs
         on virtual cards (non-blocking NIC fabric), ignoring the config's topology.
     **options
-        :class:`~cluster_sim.engine.serving_setup.ServingOptions` fields overriding the config
+        :class:`~cluster_sim.engine.serving.specs.ServingOptions` fields overriding the config
         (e.g. ``timeline_interval_s``, ``pue``, ``prefix_cache_blocks``).
 
     Raises

@@ -13,7 +13,10 @@ freeze, those links saturate exactly at their current level, so the result equal
 one-link-at-a-time filling while needing far fewer rounds. When rounds stop paying for
 themselves (long chains of dependent bottlenecks) the rest is finished by a sequential
 heap-based filling, also exact. 10,000 flows over 100,000 links take tens of milliseconds.
-:class:`LinkShares` keeps a changing flow set for the engine and re-solves lazily.
+:class:`LinkShares` keeps a changing flow set for the engine and re-solves lazily. Two small exact
+solvers serve the engines' hot paths: :func:`water_fill` (flows on ONE link, with demands: the
+cluster engine's leaf uplinks) and :func:`small_max_min_fair` (a few flows over several links, no
+demands: the serving engine's KV transfers), both equal to :func:`max_min_fair` on their inputs.
 
 >>> rates = max_min_fair([[0, 1, 2], [0], [1], [2]], np.array([1.0, 2.0, 3.0]))
 >>> rates.tolist()
@@ -29,7 +32,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["LinkShares", "max_min_fair", "max_min_fair_csr"]
+__all__ = ["LinkShares", "max_min_fair", "max_min_fair_csr", "small_max_min_fair", "water_fill"]
 
 
 def max_min_fair(flow_links: Sequence[Sequence[int]], capacity: np.ndarray,
@@ -199,6 +202,74 @@ def _fill_heap(pf: np.ndarray, pl: np.ndarray, rem_a: np.ndarray,
                 if n[l] > 0 and l != skip:
                     heapq.heappush(heap, (rem[l] / n[l], 0, l))
     return np.array(out, dtype=np.float64)
+
+
+def water_fill(demands: Sequence[float], capacity: float) -> list[float]:
+    """Max-min fair rates of flows sharing ONE link of ``capacity`` (progressive filling).
+
+    Flows are filled in order of demand; each gets its demand or an equal share of what is left.
+    Equals :func:`max_min_fair` on one link with ``demands`` as the demand caps.
+
+    >>> water_fill([1.0, 5.0, 5.0], 9.0)
+    [1.0, 4.0, 4.0]
+    """
+    k = len(demands)
+    if k == 0:
+        return []
+    order = sorted(range(k), key=lambda i: (demands[i], i))
+    out = [0.0] * k
+    rem = capacity
+    for pos, i in enumerate(order):
+        fair = rem / (k - pos)
+        if demands[i] <= fair:
+            out[i] = demands[i]
+            rem -= demands[i]
+        else:
+            for j in order[pos:]:
+                out[j] = fair
+            break
+    return out
+
+
+def small_max_min_fair(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> list[float]:
+    """Max-min fair rates by bottleneck freezing, in plain Python (for a few flows).
+
+    Repeatedly find the link whose remaining capacity per unfrozen flow is smallest (ties: the
+    lowest link id), give its unfrozen flows that share and freeze them. Exact; equals
+    :func:`max_min_fair` without demands.
+
+    >>> small_max_min_fair([[0, 1, 2], [0], [1], [2]], [1.0, 2.0, 3.0])
+    [0.5, 0.5, 1.5, 2.5]
+    """
+    n = len(paths)
+    rates = [math.inf] * n
+    on: dict[int, list[int]] = {}
+    for i, p in enumerate(paths):
+        for ln in set(p):
+            on.setdefault(ln, []).append(i)
+    rem = {ln: float(capacity[ln]) for ln in on}
+    cnt = {ln: len(v) for ln, v in on.items()}
+    frozen = [False] * n
+    left = sum(1 for p in paths if p)
+    while left:
+        best, share = -1, math.inf
+        for ln in sorted(cnt):
+            c = cnt[ln]
+            if c and rem[ln] / c < share:
+                best, share = ln, rem[ln] / c
+        if best < 0:
+            break
+        share = max(share, 0.0)
+        for i in on[best]:
+            if frozen[i]:
+                continue
+            frozen[i] = True
+            rates[i] = share
+            left -= 1
+            for ln in set(paths[i]):
+                rem[ln] -= share
+                cnt[ln] -= 1
+    return rates
 
 
 class LinkShares:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster_sim.engine.cluster_state import ClusterState, layout_from_node_groups
+from cluster_sim.engine.cluster.state import ClusterState, layout_from_node_groups
 from cluster_sim.engine.simulation import Simulation
 from cluster_sim.metrics import result_from_record
 from cluster_sim.policies import registry

@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pytest
 
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.errors import ConfigError
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.policies import registry
 from cluster_sim.policies.serving.base import (
     AutoscalingView,

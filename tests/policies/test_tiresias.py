@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cluster_sim.config import load_config
-from cluster_sim.engine.cycle import training_policies
+from cluster_sim.engine.cluster.cycle import training_policies
 from cluster_sim.errors import ConfigError
 from cluster_sim.metrics import run_training
 from cluster_sim.policies import registry

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cluster_sim.config import load_config
-from cluster_sim.engine.cluster_state import ClusterState, layout_from_node_groups
-from cluster_sim.engine.cycle import training_policies
+from cluster_sim.engine.cluster.cycle import training_policies
+from cluster_sim.engine.cluster.state import ClusterState, layout_from_node_groups
 from cluster_sim.errors import ConfigError
 from cluster_sim.policies import registry
 from cluster_sim.policies.base import JobsView, JobView, RunningView, TenantUsage, readonly

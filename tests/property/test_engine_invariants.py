@@ -14,8 +14,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cluster_sim.engine.cluster_state import layout_from_node_groups
-from cluster_sim.engine.failures import FailureModel
+from cluster_sim.engine.cluster.failures import FailureModel
+from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.engine.simulation import Simulation
 from cluster_sim.metrics import result_from_record
 from cluster_sim.policies import registry

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.perf.inference import ReplicaPerf
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.policies.serving.routing import LeastLoaded, RoundRobin
 from cluster_sim.workload.requests import RequestTable
 

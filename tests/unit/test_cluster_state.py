@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster_sim.engine.cluster_state import (
+from cluster_sim.engine.cluster.state import (
     ClusterState,
     layout_from_node_groups,
     layout_from_topology,

@@ -9,9 +9,12 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cluster_sim.network import LinkShares, max_min_fair, max_min_fair_csr
 from cluster_sim.network import contention as C
+from cluster_sim.network.contention import small_max_min_fair, water_fill
 
 
 def test_parking_lot_symmetric():
@@ -189,3 +192,25 @@ def test_link_shares_errors():
         LinkShares([-1.0])
     assert not s.capacity_Bps.flags.writeable
     assert "flows=1" in repr(s)
+
+
+# ---- the engines' small exact solvers -------------------------------------------------------
+
+
+def test_water_fill_matches_global_max_min_fair():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        k = int(rng.integers(1, 8))
+        d = rng.uniform(1, 100, size=k).tolist()
+        cap = float(rng.uniform(10, 300))
+        ref = max_min_fair([[0]] * k, np.array([cap]), np.array(d))
+        assert water_fill(d, cap) == pytest.approx(ref.tolist())
+
+
+@settings(max_examples=200, deadline=10_000)
+@given(st.integers(1, 6).flatmap(lambda links: st.tuples(
+    st.lists(st.floats(0.5, 100.0), min_size=links, max_size=links),
+    st.lists(st.lists(st.integers(0, links - 1), min_size=1, max_size=3), min_size=1, max_size=12))))
+def test_small_solver_equals_the_vectorised_max_min_fair(case):
+    cap, paths = case
+    assert small_max_min_fair(paths, cap) == pytest.approx(max_min_fair(paths, np.array(cap)).tolist(), rel=1e-9)

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from cluster_sim.engine.cluster_state import layout_from_node_groups
-from cluster_sim.engine.failures import FailureModel
+from cluster_sim.engine.cluster.failures import FailureModel
+from cluster_sim.engine.cluster.speed import throughput_matrix
+from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.engine.simulation import Simulation
-from cluster_sim.engine.speed import throughput_matrix
 from cluster_sim.errors import PlacementError
 from cluster_sim.metrics import run_training
 from cluster_sim.policies.base import Params, Placement
@@ -212,18 +212,6 @@ def _p(family, name):
 
     return registry.make(family, name)
 
-
-def test_water_fill_matches_global_max_min_fair():
-    from cluster_sim.engine.speed import water_fill
-    from cluster_sim.network.contention import max_min_fair
-
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        k = int(rng.integers(1, 8))
-        d = rng.uniform(1, 100, size=k).tolist()
-        cap = float(rng.uniform(10, 300))
-        ref = max_min_fair([[0]] * k, np.array([cap]), np.array(d))
-        assert water_fill(d, cap) == pytest.approx(ref.tolist())
 
 
 def test_another_subsystem_borrows_cards_and_pokes():

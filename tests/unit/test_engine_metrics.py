@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cluster_sim.catalog import accelerator
-from cluster_sim.engine.cluster_state import layout_from_node_groups
+from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.errors import ConfigError
 from cluster_sim.metrics import chrome_trace, jain, percentiles, run_training, write_chrome_trace
 from cluster_sim.metrics.costs import facility_kwh

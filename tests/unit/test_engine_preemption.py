@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from cluster_sim.engine.cycle import MAX_PREEMPTS_PER_INSTANT, NoProgressError
+from cluster_sim.engine.cluster.cycle import MAX_PREEMPTS_PER_INSTANT, NoProgressError
 from cluster_sim.errors import ClusterSimError
 from cluster_sim.metrics import run_training
 from cluster_sim.policies.base import Params, Preemption

@@ -11,9 +11,8 @@ import pytest
 import simpy
 
 from cluster_sim.config.load import load_config
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import (
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import (
     PoolSpec,
     ServiceSpec,
     ServingOptions,
@@ -21,6 +20,7 @@ from cluster_sim.engine.serving_setup import (
 )
 from cluster_sim.errors import ConfigError, PlacementError
 from cluster_sim.perf.inference import ReplicaPerf
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.policies.serving.autoscaling import LatencyDriven, QueueDriven
 from cluster_sim.policies.serving.base import RouteDecision
 from cluster_sim.policies.serving.routing import LeastLoaded, PrefixAware, RoundRobin

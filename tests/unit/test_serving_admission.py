@@ -13,10 +13,9 @@ import pytest
 
 from cluster_sim.catalog import accelerator
 from cluster_sim.config.load import load_config
-from cluster_sim.engine import serving_admission
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import (
+from cluster_sim.engine.serving import admission as serving_admission
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import (
     PoolSpec,
     ServiceSpec,
     ServingOptions,
@@ -25,6 +24,7 @@ from cluster_sim.engine.serving_setup import (
 from cluster_sim.errors import ConfigError
 from cluster_sim.metrics.serving import summarize
 from cluster_sim.perf.inference import ReplicaPerf
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.topology import load_topology
 from cluster_sim.topology.levels import CommLevel
 from cluster_sim.workload.requests import RequestTable

@@ -11,9 +11,8 @@ import pytest
 
 from cluster_sim.catalog import accelerator
 from cluster_sim.config.load import load_config
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.metrics.serving import (
     attainment,
     latency_percentiles,
@@ -22,6 +21,7 @@ from cluster_sim.metrics.serving import (
     slo_met,
     summarize,
 )
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.policies.serving.autoscaling import QueueDriven
 from cluster_sim.workload.requests import RequestTable
 

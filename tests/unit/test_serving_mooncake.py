@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.metrics.serving import summarize
 from cluster_sim.perf.inference import ReplicaPerf
 from cluster_sim.policies.serving.routing import LeastLoaded, PrefixAware, RandomRouting

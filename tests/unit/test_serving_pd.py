@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster_sim.catalog import accelerator
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_pd import KVNetwork, nic_links, place_pools
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.pd import KVNetwork, nic_links, place_pools
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.errors import PlacementError
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.policies.serving.autoscaling import LatencyDriven, QueueDriven
 from cluster_sim.topology import rail_optimized
 from cluster_sim.workload.requests import RequestTable
@@ -153,15 +153,3 @@ def test_pd_requests_end_once_tokens_conserved(seed, on_kv_full, horizon, n_pre,
     assert (multi.decode_replica >= n_pre).all() and (fin.replica < n_pre).all()
     if horizon is None:
         assert (df.status != "unfinished").all()
-
-
-@settings(max_examples=200, deadline=10_000)
-@given(st.integers(1, 6).flatmap(lambda links: st.tuples(
-    st.lists(st.floats(0.5, 100.0), min_size=links, max_size=links),
-    st.lists(st.lists(st.integers(0, links - 1), min_size=1, max_size=3), min_size=1, max_size=12))))
-def test_small_solver_equals_the_vectorised_max_min_fair(case):
-    from cluster_sim.engine.serving_pd import small_max_min_fair
-    from cluster_sim.network.contention import max_min_fair
-
-    cap, paths = case
-    assert small_max_min_fair(paths, cap) == pytest.approx(max_min_fair(paths, np.array(cap)).tolist(), rel=1e-9)

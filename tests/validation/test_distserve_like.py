@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec
 from cluster_sim.metrics.serving import summarize
 from cluster_sim.perf.inference import ReplicaPerf
 from cluster_sim.policies.serving.routing import LeastLoaded

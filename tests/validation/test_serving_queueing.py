@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster_sim.engine.serving import ServingEngine
-from cluster_sim.engine.serving_perf import LinearServingPerf
-from cluster_sim.engine.serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.workload.arrivals import poisson
 from cluster_sim.workload.requests import RequestTable
 

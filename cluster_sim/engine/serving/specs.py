@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, PerfModelError
-from ..perf.inference import ReplicaPerf
-from ..rng import Streams
-from ..workload.lengths import synthetic_requests
-from ..workload.models import model as model_spec
-from ..workload.requests import RequestTable
+from ...errors import ConfigError, PerfModelError
+from ...perf.base import ReplicaPerfModel
+from ...perf.inference import ReplicaPerf
+from ...rng import Streams
+from ...workload.lengths import synthetic_requests
+from ...workload.models import model as model_spec
+from ...workload.requests import RequestTable
 
 __all__ = ["PoolSpec", "ServiceSpec", "ServingOptions", "options_from_config", "requests_for",
            "services_from_config"]
@@ -101,8 +102,9 @@ class PoolSpec:
         ``colocated``, ``prefill`` or ``decode``.
     replicas : int
         Replicas provisioned (the autoscaling ceiling).
-    perf : ReplicaPerf-like
-        Cost model of one replica (``kv_capacity_tokens``, ``prefill_time_s``, ...).
+    perf : ReplicaPerfModel
+        Cost model of one replica (:class:`~cluster_sim.perf.base.ReplicaPerfModel`:
+        ``kv_capacity_tokens``, ``prefill_time_s``, ...).
     card_type : str
         Catalog accelerator name (placement, cost).
     tp, ep : int
@@ -113,11 +115,11 @@ class PoolSpec:
 
     kind: str
     replicas: int
-    perf: Any
+    perf: ReplicaPerfModel
     card_type: str = ""
     tp: int = 1
     ep: int = 1
-    replica_perfs: tuple[Any, ...] | None = None
+    replica_perfs: tuple[ReplicaPerfModel, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("colocated", "prefill", "decode"):
@@ -130,7 +132,7 @@ class PoolSpec:
         """Cards of one replica."""
         return int(getattr(self.perf, "cards", self.tp * self.ep))
 
-    def perf_of(self, i: int) -> Any:
+    def perf_of(self, i: int) -> ReplicaPerfModel:
         """Perf model of replica ``i``."""
         return self.replica_perfs[i] if self.replica_perfs is not None else self.perf
 
@@ -140,7 +142,7 @@ class ServiceSpec:
     """One inference service: its requests, SLOs and pools (one colocated, or prefill + decode).
 
     ``overlong``: what to do with a request longer than ``max_context`` — ``reject`` (default)
-    or ``truncate`` its prompt to fit (:mod:`cluster_sim.engine.serving_admission`).
+    or ``truncate`` its prompt to fit (:mod:`cluster_sim.engine.serving.admission`).
     ``meta["where"]`` names the service in notes (``inference.services[0] chat``).
     """
 
@@ -189,7 +191,7 @@ def options_from_config(cfg: Any, **overrides: Any) -> ServingOptions:
 
 
 def _resolve(path: str, base_dir: str) -> str:
-    from ..config.load import resolve_path
+    from ...config.load import resolve_path
 
     return str(resolve_path(path, base_dir))
 
@@ -201,9 +203,9 @@ def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTab
     horizon = cfg.duration
     if a.kind == "trace":
         if a.format == "azure_llm":
-            from ..workload.traces import azure_llm as reader
+            from ...workload.traces import azure_llm as reader
         else:
-            from ..workload.traces import mooncake as reader  # type: ignore[no-redef]
+            from ...workload.traces import mooncake as reader  # type: ignore[no-redef]
         table = reader.read(_resolve(a.path, cfg.base_dir)).sorted()
         table = table.scaled(time_scale=a.time_scale, rate_scale=a.rate_scale)
         if a.sample is not None:

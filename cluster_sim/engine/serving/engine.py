@@ -4,7 +4,7 @@ Requests are rows of numpy arrays (:class:`~cluster_sim.workload.requests.Reques
 never processes. Time advances over one heap of *replica* next-event times (plus KV-network
 completions, deliveries and autoscaling ticks) merged with the sorted arrival stream; a
 replica's batch moves from one change to the next in one event
-(:mod:`cluster_sim.engine.serving_replica`). Standalone: :meth:`ServingEngine.run`. Hosted in
+(:mod:`cluster_sim.engine.serving.replica`). Standalone: :meth:`ServingEngine.run`. Hosted in
 a SimPy environment: :meth:`ServingEngine.process` is ONE process for the whole engine that
 sleeps until the next serving event; as a subsystem of
 :class:`~cluster_sim.engine.simulation.Simulation` (``sim.add(engine)``), ``connect`` starts that
@@ -13,7 +13,7 @@ process and ``finalize`` collects :attr:`ServingEngine.result`.
 At equal times: arrivals first, then replica activations, KV deliveries, network
 completions, replica events (in scheduling order) and autoscaling ticks.
 
->>> from cluster_sim.engine.serving_perf import LinearServingPerf
+>>> from cluster_sim.perf.linear_serving import LinearServingPerf
 >>> from cluster_sim.workload.requests import RequestTable
 >>> reqs = RequestTable.from_arrays([0.0, 0.5], [100, 100], [3, 3])
 >>> perf = LinearServingPerf(prefill_s=0.25, decode_s=0.125, kv_capacity_tokens=1000)
@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PlacementError
-from ..perf.inference import ReplicaPerf
-from ..perf.prefix_cache import PrefixCaches
-from ..policies.serving.autoscaling import FixedReplicas
-from ..policies.serving.base import RoutingView, readonly
-from ..policies.serving.routing import RoundRobin
-from .serving_admission import (
+from ...errors import PlacementError
+from ...perf.inference import ReplicaPerf
+from ...perf.prefix_cache import PrefixCaches
+from ...policies.serving.autoscaling import FixedReplicas
+from ...policies.serving.base import RoutingView, readonly
+from ...policies.serving.routing import RoundRobin
+from .admission import (
     card_price,
     mark_rejections,
     nic_bandwidth,
@@ -48,11 +48,11 @@ from .serving_admission import (
     service_where,
     truncate_overlong,
 )
-from .serving_pd import KVNetwork, nic_links, place_pools, topology_links
-from .serving_replica import COLOCATED, DECODE, PREFILL, Replica, RequestState
-from .serving_results import REASONS, ServingRun, build_run
-from .serving_scaling import apply_target, scale_view
-from .serving_setup import PoolSpec, ServiceSpec, ServingOptions
+from .pd import KVNetwork, nic_links, place_pools, topology_links
+from .replica import COLOCATED, DECODE, PREFILL, Replica, RequestState
+from .results import REASONS, ServingRun, build_run
+from .scaling import apply_target, scale_view
+from .specs import PoolSpec, ServiceSpec, ServingOptions
 
 __all__ = ["ServingEngine", "ServingRun"]
 

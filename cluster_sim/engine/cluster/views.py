@@ -1,5 +1,5 @@
 """The read-only views the training engine hands to its policies (a mixin of
-:class:`~cluster_sim.engine.training.TrainingEngine`): one job, a batch of jobs for ordering keys,
+:class:`~cluster_sim.engine.cluster.training.TrainingEngine`): one job, a batch of jobs for ordering keys,
 the running jobs for preemption (with their current ordering keys when the policy asks).
 
 ``attained_s`` in every view is :meth:`TrainingViews.service_s`: the seconds a job has run,
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PlacementError
-from ..policies.base import JobsView, JobView, RunningView, readonly
-from ..policies.training.preemption import KeyedRunningView
+from ...errors import PlacementError
+from ...policies.base import JobsView, JobView, RunningView, readonly
+from ...policies.training.preemption import KeyedRunningView
 
 __all__ = ["FINISHED", "PENDING", "QUEUED", "REJECTED", "RESTARTING", "RUNNING", "STATUS_NAMES",
            "TrainingViews"]

@@ -43,9 +43,9 @@ import heapq
 import math
 from typing import Any
 
-from ..errors import ConfigError, PlacementError
-from ..policies import registry
-from ..policies.base import Placement
+from ...errors import ConfigError, PlacementError
+from ...policies import registry
+from ...policies.base import Placement
 
 __all__ = ["MAX_PREEMPTS_PER_INSTANT", "NoProgressError", "Scheduler", "training_policies"]
 
@@ -60,7 +60,7 @@ class NoProgressError(PlacementError):
 
 
 class Scheduler:
-    """Queue and cycle of one :class:`~cluster_sim.engine.training.TrainingEngine`."""
+    """Queue and cycle of one :class:`~cluster_sim.engine.cluster.training.TrainingEngine`."""
 
     def __init__(self, engine: Any) -> None:
         self.e = engine

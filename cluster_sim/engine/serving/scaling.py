@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..policies.serving.base import AutoscalingView
-from .serving_setup import nan_if_none
+from ...policies.serving.base import AutoscalingView
+from .specs import nan_if_none
 
 __all__ = ["apply_target", "scale_view"]
 

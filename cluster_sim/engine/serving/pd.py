@@ -25,54 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PlacementError
-from ..network.contention import max_min_fair
+from ...errors import PlacementError
+from ...network.contention import max_min_fair, small_max_min_fair
 
-__all__ = ["KVNetwork", "nic_links", "place_pools", "small_max_min_fair", "topology_links"]
+__all__ = ["KVNetwork", "nic_links", "place_pools", "topology_links"]
 
 Route = tuple[tuple[int, ...], float]
 SMALL_COMPONENT = 24  # flows; below this pure-Python filling beats the vectorised solver's overhead
 
-
-def small_max_min_fair(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> list[float]:
-    """Max-min fair rates by bottleneck freezing, in plain Python (for a few flows).
-
-    Repeatedly find the link whose remaining capacity per unfrozen flow is smallest (ties: the
-    lowest link id), give its unfrozen flows that share and freeze them. Exact; equals
-    :func:`~cluster_sim.network.contention.max_min_fair` without demands.
-
-    >>> small_max_min_fair([[0, 1, 2], [0], [1], [2]], [1.0, 2.0, 3.0])
-    [0.5, 0.5, 1.5, 2.5]
-    """
-    n = len(paths)
-    rates = [math.inf] * n
-    on: dict[int, list[int]] = {}
-    for i, p in enumerate(paths):
-        for ln in set(p):
-            on.setdefault(ln, []).append(i)
-    rem = {ln: float(capacity[ln]) for ln in on}
-    cnt = {ln: len(v) for ln, v in on.items()}
-    frozen = [False] * n
-    left = sum(1 for p in paths if p)
-    while left:
-        best, share = -1, math.inf
-        for ln in sorted(cnt):
-            c = cnt[ln]
-            if c and rem[ln] / c < share:
-                best, share = ln, rem[ln] / c
-        if best < 0:
-            break
-        share = max(share, 0.0)
-        for i in on[best]:
-            if frozen[i]:
-                continue
-            frozen[i] = True
-            rates[i] = share
-            left -= 1
-            for ln in set(paths[i]):
-                rem[ln] -= share
-                cnt[ln] -= 1
-    return rates
 
 
 def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]]) -> list[list[np.ndarray]]:

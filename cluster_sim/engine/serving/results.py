@@ -4,7 +4,7 @@
 ``request_id, service, arrival_s, prompt_tokens`` (served: after any truncation),
 ``output_tokens``, ``truncated_tokens`` (prompt tokens cut by ``overlong: truncate``), ``status``
 (``finished`` / ``rejected`` / ``unfinished`` at the horizon), ``reason`` (rejections:
-:mod:`~cluster_sim.engine.serving_admission`), ``replica`` (the
+:mod:`~cluster_sim.engine.serving.admission`), ``replica`` (the
 colocated or prefill replica), ``decode_replica``, ``admit_s`` (first scheduled),
 ``first_token_s``, ``last_token_s``, ``kv_ready_s`` (PD: KV arrived at the decode replica),
 ``ttft_s = first_token - arrival``, ``tpot_s = (last - first) / (output - 1)`` (NaN for one
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .serving_admission import REASONS
-from .serving_replica import PHASE_DECODE, PHASE_MIXED, PHASE_PREFILL
+from .admission import REASONS
+from .replica import PHASE_DECODE, PHASE_MIXED, PHASE_PREFILL
 
 __all__ = ["REASONS", "STATUSES", "ServingRun", "build_run"]
 

@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass
 
 from ..errors import PerfModelError
-from ..perf.base import Breakdown
-from ..perf.series import refine_iterations
+from .base import Breakdown
+from .series import refine_iterations
 
 __all__ = ["LinearServingPerf"]
 

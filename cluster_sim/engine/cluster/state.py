@@ -1,6 +1,6 @@
 """The live allocation state of the cluster: :class:`ClusterState`.
 
-The static :class:`~cluster_sim.engine.cluster_layout.ClusterLayout` it runs on (cards, nodes,
+The static :class:`~cluster_sim.engine.cluster.layout.ClusterLayout` it runs on (cards, nodes,
 domains, leaves, types; built from a topology or a node inventory) lives in
 ``cluster_layout.py`` and is re-exported here.
 
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PlacementError
-from ..policies.base import ClusterView, readonly
-from .cluster_layout import (
+from ...errors import PlacementError
+from ...policies.base import ClusterView, readonly
+from .layout import (
     ASSUMED_TYPES,
     UNLIMITED,
     ClusterLayout,

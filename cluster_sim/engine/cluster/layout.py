@@ -5,7 +5,7 @@ speeds and feeds, per-leaf uplink capacity and, for node inventories with host r
 CPU and memory. Built from a :class:`~cluster_sim.topology.Topology`
 (:func:`layout_from_topology`) or from a plain node inventory such as the Alibaba openb node list
 (:func:`layout_from_node_groups`). The live allocation state is
-:class:`~cluster_sim.engine.cluster_state.ClusterState`.
+:class:`~cluster_sim.engine.cluster.state.ClusterState`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import accelerator
-from ..errors import CatalogError, TopologyError
-from ..policies.base import readonly
+from ...catalog import accelerator
+from ...errors import CatalogError, TopologyError
+from ...policies.base import readonly
 
 __all__ = ["ASSUMED_TYPES", "UNLIMITED", "ClusterLayout", "layout_from_node_groups", "layout_from_topology",
            "type_specs"]

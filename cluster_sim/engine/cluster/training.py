@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import simpy
 
-from ..errors import PlacementError
-from ..policies.base import Placement, TenantUsage, readonly
-from ..workload.jobs import ANY_TYPE, KIND_TRACE, JobTable
+from ...errors import PlacementError
+from ...perf.base import TrainingStepModel
+from ...policies.base import Placement, TenantUsage, readonly
+from ...workload.jobs import ANY_TYPE, KIND_TRACE, JobTable
 from .cycle import PROMOTE, RERANK, Scheduler
 from .failures import FailureModel
 from .speed import DEFAULT_MFU, LeafContention, busy_fraction
-from .training_views import (  # noqa: F401  (the status codes are part of this module's API)
+from .views import (  # noqa: F401  (the status codes are part of this module's API)
     FINISHED,
     PENDING,
     QUEUED,
@@ -71,7 +72,7 @@ class TrainingEngine(TrainingViews):
 
     def __init__(self, jobs: JobTable, *, admission: Any, ordering: Any, placement: Any, preemption: Any,
                  backfill: bool | str = False, backfill_depth: int = 32, failures: FailureModel | None = None,
-                 preempt_overhead_s: float = 60.0, job_speed: dict[int, Any] | None = None,
+                 preempt_overhead_s: float = 60.0, job_speed: dict[int, TrainingStepModel] | None = None,
                  max_segments: int = 200_000) -> None:
         self.table = jobs.sorted() if len(jobs) else jobs
         self.admission, self.ordering, self.placement, self.preemption = admission, ordering, placement, preemption

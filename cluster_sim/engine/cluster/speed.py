@@ -32,10 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cluster_state import ClusterLayout
+from ...network.contention import water_fill
+from .state import ClusterLayout
 
 __all__ = ["DEFAULT_MFU", "KIND_ALPHA", "LeafContention", "PlacementInfo", "SpeedModel", "busy_fraction",
-           "default_comm_fraction", "throughput_matrix", "water_fill"]
+           "default_comm_fraction", "throughput_matrix"]
 
 KIND_ALPHA = (0.85, 1.0, 0.85, 0.9)
 """Exponent of the FLOP/s ratio per job kind (finetune, pretrain, trace, mid); an assumption."""
@@ -182,25 +183,6 @@ def busy_fraction(rate: float, isolated: float) -> float:
         raise ValueError(f"busy_fraction: isolated speed must be > 0, got {isolated!r}")
     return min(max(rate / isolated, 0.0), 1.0)
 
-
-def water_fill(demands: Sequence[float], capacity: float) -> list[float]:
-    """Max-min fair rates of flows sharing ONE link of ``capacity`` (progressive filling)."""
-    k = len(demands)
-    if k == 0:
-        return []
-    order = sorted(range(k), key=lambda i: (demands[i], i))
-    out = [0.0] * k
-    rem = capacity
-    for pos, i in enumerate(order):
-        fair = rem / (k - pos)
-        if demands[i] <= fair:
-            out[i] = demands[i]
-            rem -= demands[i]
-        else:
-            for j in order[pos:]:
-                out[j] = fair
-            break
-    return out
 
 
 class LeafContention:

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import accelerator
-from ..errors import CatalogError, ConfigError
-from ..topology.levels import CommLevel
+from ...catalog import accelerator
+from ...errors import CatalogError, ConfigError
+from ...topology.levels import CommLevel
 
 __all__ = ["OVERLONG", "REASONS", "balanced", "card_price", "flat_levels", "mark_rejections", "nic_bandwidth",
            "placed_levels", "reject_reasons", "rejection_note", "service_where", "truncate_overlong",

@@ -88,3 +88,17 @@ def test_scheduler_presets_really_differ():
     assert done.nunique() == 4, done.to_dict()
     # shortest-first and EASY backfill both finish more jobs than FIFO's head-of-line blocking
     assert done["sjf"] > done["fifo"] and done["easy"] > done["fifo"], done.to_dict()
+
+
+def test_every_factor_a_shipped_workload_names_is_in_the_differential_cases():
+    """A workload that documents ``--factor KEY=...`` in its header gets a differential case."""
+    import re
+
+    covered = {(f, k) for f, k, _, _ in CASES}
+    named = set()
+    for path in sorted((REPO / "workloads").glob("*.yaml")):
+        for key in re.findall(r"--factor\s+([\w.]+)=", path.read_text(encoding="utf-8")):
+            named.add((path.name, key))
+    assert named, "the workloads document no --factor at all?"
+    missing = sorted(named - covered)
+    assert not missing, f"add these (file, factor) pairs to CASES: {missing}"

@@ -1,4 +1,11 @@
-"""Training-policy protocols, the read-only views they are fed, and their frozen decisions.
+"""The one base of every policy, the read-only array helper, and the training interface.
+
+**Every policy of every family** (training stages, serving, pool) derives from :class:`Policy`:
+class attributes ``name`` (its registry key) and ``family``; parameters declared as the keyword
+arguments of ``__init__``, each with a default; ``get_params()``; a scikit-learn style ``repr``
+showing only the parameters that differ from their defaults (``Packed()``,
+``LeastLoaded(metric='kv')``); equality by (class, parameters). ``registry.make(family, ref)``
+builds any of them from a name or ``{name, params}`` the same way.
 
 The training scheduling cycle is ``admit -> order -> place -> preempt`` (DESIGN.md 3). Each
 stage is a small class with ONE decision method (a :class:`typing.Protocol` below). The engine
@@ -14,8 +21,10 @@ table's own vocabulary once, at load).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,6 +39,7 @@ __all__ = [
     "Params",
     "Placement",
     "PlacementPolicy",
+    "Policy",
     "Preemption",
     "PreemptionPolicy",
     "RunningView",
@@ -46,28 +56,108 @@ def readonly(a: Any, dtype: Any = None) -> np.ndarray:
     return v
 
 
-class Params:
-    """Mixin: scikit-learn style ``get_params`` and a ``repr`` showing the constructor parameters.
+_RESERVED = frozenset({"name", "family", "param_defaults"})
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
-    Constructors store their keyword parameters as attributes of the same name and nothing else.
+
+def _declared_params(cls: type) -> dict[str, Any]:
+    """``cls.__init__``'s parameters (after ``self``) and their defaults, in signature order.
+
+    Raises
+    ------
+    TypeError
+        At class definition, for ``*args`` / ``**kwargs``, a positional-only parameter, one
+        without a default, or a name that is reserved (``name``, ``family``) or private.
+    """
+    init = cls.__init__  # type: ignore[misc]
+    if init is object.__init__:
+        return {}
+    out: dict[str, Any] = {}
+    for k, p in list(inspect.signature(init).parameters.items())[1:]:
+        where = f"{cls.__qualname__}.__init__ parameter {k!r}"
+        if p.kind not in _NAMED:
+            raise TypeError(f"{where}: policy parameters are named (no *args, **kwargs or positional-only)")
+        if p.default is inspect.Parameter.empty:
+            raise TypeError(f"{where}: every policy parameter needs a default")
+        if k in _RESERVED or k.startswith("_"):
+            raise TypeError(f"{where}: the name is reserved")
+        out[k] = p.default
+    return out
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Parameter values equal (numpy arrays element-wise, NaN equal to NaN)."""
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return bool(a == b)
+
+
+class Policy:
+    """Base of every policy of every family: declared parameters, ``repr``, equality.
+
+    A subclass declares its parameters as the keyword arguments of ``__init__``, each with a
+    default, and stores each under an attribute of the same name (it may also derive private
+    ``_`` attributes from them). A policy is stateless: a decision never changes its attributes,
+    so one instance gives the same decisions in every run (no engine calls a ``reset()``; state
+    a policy needs across calls comes in its view, e.g. ``RoutingView.sequence``).
+
+    Class attributes
+    ----------------
+    name : str
+        Registry key (``registry.make(family, name)``); defaults to the class name (or to a
+        legacy ``registry_name`` class attribute).
+    family : str
+        Registry family (``placement``, ``routing``, ...); empty for an unregistered policy.
+    param_defaults : mapping of str to object
+        The declared parameters and their defaults (read-only, built from ``__init__``).
+
+    Examples
+    --------
+    >>> class Demo(Policy):
+    ...     name, family = "demo", "pool"
+    ...     def __init__(self, *, share: float = 0.5, cap: int | None = None) -> None:
+    ...         self.share, self.cap = share, cap
+    >>> Demo(), Demo(share=0.25)
+    (Demo(), Demo(share=0.25))
+    >>> Demo(share=0.25).get_params(), Demo() == Demo(share=0.5)
+    ({'share': 0.25, 'cap': None}, True)
     """
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters and their current values."""
-        if type(self).__init__ is object.__init__:
-            return {}
-        sig = inspect.signature(type(self).__init__)
-        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        return {k: getattr(self, k) for k, p in sig.parameters.items() if k != "self" and p.kind in kinds}
+    name: ClassVar[str] = "Policy"
+    family: ClassVar[str] = ""
+    param_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
-    @property
-    def name(self) -> str:
-        """Registry name of the policy (class attribute ``registry_name``, else the class name)."""
-        return str(getattr(type(self), "registry_name", type(self).__name__))
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = str(cls.__dict__.get("registry_name", cls.__name__))
+        cls.param_defaults = MappingProxyType(_declared_params(cls))
+
+    def get_params(self) -> dict[str, Any]:
+        """The declared parameters and their current values (signature order)."""
+        return {k: getattr(self, k) for k in type(self).param_defaults}
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        defaults = type(self).param_defaults
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if repr(v) != repr(defaults[k]))
         return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        mine, theirs = self.get_params(), other.get_params()  # type: ignore[attr-defined]
+        return all(_equal(v, theirs[k]) for k, v in mine.items())
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+Params = Policy
+"""Former name of :class:`Policy` (a mixin with ``registry_name``), kept for existing subclasses."""
 
 
 # ---- views -------------------------------------------------------------------------------

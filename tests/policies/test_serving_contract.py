@@ -1,14 +1,14 @@
 """Contract of every serving policy in the registry (routing, autoscaling).
 
-Each entry: builds with default parameters, ``repr`` shows its parameters, decides the same way
-twice, never writes into its view (arrays are read-only and unchanged after the call), handles
-a pool with no requests, and returns a valid decision; the engine runs a small workload with it
-and every request ends exactly once.
+Each entry: decides the same way twice, never writes into its view (arrays are read-only and
+unchanged after the call), handles a pool with no requests, and returns a valid decision; the
+engine runs a small workload with it and every request ends exactly once. Name, parameters,
+``repr``, the registry round trip and statelessness are the family-independent contract of
+``test_policy_contract.py``.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import numpy as np
@@ -62,9 +62,6 @@ def _arrays(view):
 @pytest.mark.parametrize("name", ROUTERS)
 def test_router_contract(name):
     policy = registry.make("routing", name)
-    assert type(policy).__name__ in repr(policy)
-    params = [p for p in inspect.signature(type(policy)).parameters if p != "self"]
-    assert all(f"{p}=" in repr(policy) for p in params)
     for empty in (False, True):
         view = routing_view(empty=empty)
         before = _arrays(view)
@@ -84,9 +81,6 @@ def test_router_contract(name):
 @pytest.mark.parametrize("name", SCALERS)
 def test_autoscaler_contract(name):
     policy = registry.make("autoscaling", name)
-    assert type(policy).__name__ in repr(policy)
-    params = [p for p in inspect.signature(type(policy)).parameters if p != "self"]
-    assert all(f"{p}=" in repr(policy) for p in params)
     assert policy.interval_s is None or policy.interval_s > 0
     for view in (scale_view(0.0, empty=True), scale_view(empty=True), scale_view()):
         d1 = policy.scale(view)

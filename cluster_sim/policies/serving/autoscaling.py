@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .base import AutoscalingView, ScaleDecision, params_repr
+from ..base import Policy
+from .base import AutoscalingView, ScaleDecision
 
 __all__ = ["FixedReplicas", "LatencyDriven", "QueueDriven"]
 
@@ -24,23 +25,20 @@ def _initial(view: AutoscalingView, initial: int | None) -> int:
     return view.max_replicas if initial is None else initial
 
 
-class FixedReplicas:
+class FixedReplicas(Policy):
     """All provisioned replicas serve for the whole run."""
 
+    name = "fixed"
+    family = "autoscaling"
+
     interval_s: float | None = None
-
-    def __init__(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return params_repr(self, ())
 
     def scale(self, view: AutoscalingView) -> ScaleDecision:
         """Always the pool maximum."""
         return ScaleDecision(view.max_replicas)
 
 
-class QueueDriven:
+class QueueDriven(Policy):
     """Scale on outstanding requests per replica (queued + running).
 
     Parameters
@@ -57,7 +55,10 @@ class QueueDriven:
         Seconds before a started replica serves.
     """
 
-    def __init__(self, target_outstanding: float = 32.0, min_replicas: int = 1,
+    name = "queue_driven"
+    family = "autoscaling"
+
+    def __init__(self, *, target_outstanding: float = 32.0, min_replicas: int = 1,
                  initial_replicas: int | None = None, interval_s: float = 10.0,
                  warmup_s: float = 30.0) -> None:
         self.target_outstanding = target_outstanding
@@ -65,10 +66,6 @@ class QueueDriven:
         self.initial_replicas = initial_replicas
         self.interval_s = interval_s
         self.warmup_s = warmup_s
-
-    def __repr__(self) -> str:
-        return params_repr(self, ("target_outstanding", "min_replicas", "initial_replicas",
-                                  "interval_s", "warmup_s"))
 
     def scale(self, view: AutoscalingView) -> ScaleDecision:
         """Replicas needed for the outstanding requests at the target concurrency."""
@@ -78,7 +75,7 @@ class QueueDriven:
         return ScaleDecision(max(self.min_replicas, want), self.warmup_s)
 
 
-class LatencyDriven:
+class LatencyDriven(Policy):
     """Feedback on recent p90 latency relative to the SLOs.
 
     Parameters
@@ -96,7 +93,10 @@ class LatencyDriven:
         Seconds between decisions; seconds before a started replica serves.
     """
 
-    def __init__(self, upper: float = 0.8, lower: float = 0.4, step: int = 1, min_replicas: int = 1,
+    name = "latency_driven"
+    family = "autoscaling"
+
+    def __init__(self, *, upper: float = 0.8, lower: float = 0.4, step: int = 1, min_replicas: int = 1,
                  initial_replicas: int | None = None, interval_s: float = 10.0,
                  warmup_s: float = 30.0) -> None:
         self.upper = upper
@@ -106,10 +106,6 @@ class LatencyDriven:
         self.initial_replicas = initial_replicas
         self.interval_s = interval_s
         self.warmup_s = warmup_s
-
-    def __repr__(self) -> str:
-        return params_repr(self, ("upper", "lower", "step", "min_replicas", "initial_replicas",
-                                  "interval_s", "warmup_s"))
 
     def scale(self, view: AutoscalingView) -> ScaleDecision:
         """One step up or down, or hold, from the latency ratio."""

@@ -15,8 +15,10 @@ into them gets a ``ValueError``. Arrays of a :class:`RoutingView` are aligned wi
 (``running``, ``kv_used_tokens``) are as of each replica's last event: between events a decode
 batch's membership does not change, only its contexts grow.
 
-Policies never import the engine; the engine validates every decision (unknown replica ->
-:class:`~cluster_sim.errors.PlacementError` naming the policy).
+Policies derive from :class:`~cluster_sim.policies.base.Policy` (``name``, ``family``, declared
+parameters, ``repr``) and never import the engine; the engine validates every decision (unknown
+replica -> :class:`~cluster_sim.errors.PlacementError` naming the policy). ``readonly`` is the
+one helper of :mod:`cluster_sim.policies.base`, re-exported here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..base import readonly
+
 __all__ = [
     "AutoscalingPolicy",
     "AutoscalingView",
@@ -33,24 +37,10 @@ __all__ = [
     "RoutingPolicy",
     "RoutingView",
     "ScaleDecision",
-    "params_repr",
     "readonly",
 ]
 
 POOLS = ("colocated", "prefill", "decode")
-
-
-def readonly(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a`` (the engine keeps writing through ``a``)."""
-    v = a.view()
-    v.flags.writeable = False
-    return v
-
-
-def params_repr(obj: object, names: tuple[str, ...]) -> str:
-    """``ClassName(p=v, ...)`` from the named constructor parameters (scikit-learn style)."""
-    inner = ", ".join(f"{n}={getattr(obj, n)!r}" for n in names)
-    return f"{type(obj).__name__}({inner})"
 
 
 @dataclass(frozen=True, slots=True)

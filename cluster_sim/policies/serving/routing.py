@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import RouteDecision, RoutingView, params_repr
+from ..base import Policy
+from .base import RouteDecision, RoutingView
 
 __all__ = ["LeastLoaded", "PrefixAware", "RandomRouting", "RoundRobin"]
 
 _MASK64 = (1 << 64) - 1
 
 
-class RoundRobin:
+class RoundRobin(Policy):
     """Replicas in turn: the ``sequence``-th request goes to ``replicas[sequence % n]``."""
 
-    def __init__(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return params_repr(self, ())
+    name = "round_robin"
+    family = "routing"
 
     def route(self, view: RoutingView) -> RouteDecision:
         """The next replica in turn."""
@@ -38,7 +36,7 @@ class RoundRobin:
         return RouteDecision(int(reps[view.sequence % len(reps)]))
 
 
-class RandomRouting:
+class RandomRouting(Policy):
     """Uniformly random replica, from a stateless hash (splitmix64) of ``(seed, sequence)``.
 
     Parameters
@@ -47,11 +45,11 @@ class RandomRouting:
         Changes the sequence of choices; the same seed gives the same choices.
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    name = "random"
+    family = "routing"
 
-    def __repr__(self) -> str:
-        return params_repr(self, ("seed",))
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = seed
 
     def route(self, view: RoutingView) -> RouteDecision:
         """A pseudo-random replica."""
@@ -63,7 +61,7 @@ class RandomRouting:
         return RouteDecision(int(reps[z % len(reps)]))
 
 
-class LeastLoaded:
+class LeastLoaded(Policy):
     """The least loaded replica; ties go to the lowest replica id.
 
     Parameters
@@ -73,13 +71,15 @@ class LeastLoaded:
         running requests) or ``kv`` (KV occupancy used/capacity, then queued requests).
     """
 
+    name = "least_loaded"
+    family = "routing"
+
     METRICS = ("requests", "tokens", "kv")
 
+    # ``metric`` may still be given by position (``LeastLoaded("tokens")``, as existing callers do);
+    # every other policy parameter is keyword-only.
     def __init__(self, metric: str = "requests") -> None:
         self.metric = metric
-
-    def __repr__(self) -> str:
-        return params_repr(self, ("metric",))
 
     def route(self, view: RoutingView) -> RouteDecision:
         """The replica with the smallest load."""
@@ -95,7 +95,7 @@ class LeastLoaded:
         return RouteDecision(int(view.replicas[int(np.argmin(load))]))
 
 
-class PrefixAware:
+class PrefixAware(Policy):
     """Mooncake-like KV-centric routing: prefix-cache overlap plus load.
 
     Score per replica = ``load_weight * queued prompt tokens + uncached tokens of this
@@ -111,12 +111,12 @@ class PrefixAware:
         Tokens charged per request already in the batch (decode interference), default 0.
     """
 
-    def __init__(self, load_weight: float = 1.0, running_weight: float = 0.0) -> None:
+    name = "prefix_aware"
+    family = "routing"
+
+    def __init__(self, *, load_weight: float = 1.0, running_weight: float = 0.0) -> None:
         self.load_weight = load_weight
         self.running_weight = running_weight
-
-    def __repr__(self) -> str:
-        return params_repr(self, ("load_weight", "running_weight"))
 
     def route(self, view: RoutingView) -> RouteDecision:
         """The replica with the least estimated prefill work for this request."""

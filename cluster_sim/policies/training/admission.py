@@ -9,22 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..base import Admission, JobView, Params, TenantUsage
+from ..base import Admission, JobView, Policy, TenantUsage
 
 __all__ = ["AcceptAll", "TenantQuota"]
 
 
-class AcceptAll(Params):
+class AcceptAll(Policy):
     """Admit every job."""
 
-    registry_name = "accept_all"
+    name = "accept_all"
+    family = "admission"
 
     def admit(self, job: JobView, usage: TenantUsage) -> Admission:
         """Always accept."""
         return Admission(True)
 
 
-class TenantQuota(Params):
+class TenantQuota(Policy):
     """Reject a job when its tenant would hold or wait for more cards than its quota.
 
     Parameters
@@ -36,9 +37,10 @@ class TenantQuota(Params):
         Quotas of named tenants, overriding ``quota_cards``.
     """
 
-    registry_name = "tenant_quota"
+    name = "tenant_quota"
+    family = "admission"
 
-    def __init__(self, quota_cards: float = 1024.0, per_tenant: Mapping[str, float] | None = None) -> None:
+    def __init__(self, *, quota_cards: float = 1024.0, per_tenant: Mapping[str, float] | None = None) -> None:
         self.quota_cards = quota_cards
         self.per_tenant = per_tenant
 

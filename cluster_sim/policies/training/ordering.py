@@ -16,22 +16,23 @@ import math
 
 import numpy as np
 
-from ..base import JobsView, JobView, OrderKeys, Params
+from ..base import JobsView, JobView, OrderKeys, Policy
 
 __all__ = ["FIFO", "LAS", "SJF", "PriorityOrder", "Tiresias"]
 
 
-class FIFO(Params):
+class FIFO(Policy):
     """First come, first served (key = submit time)."""
 
-    registry_name = "fifo"
+    name = "fifo"
+    family = "ordering"
 
     def keys(self, jobs: JobsView) -> OrderKeys:
         """Submit times."""
         return OrderKeys(jobs.submit_s)
 
 
-class SJF(Params):
+class SJF(Policy):
     """Shortest job first on the estimated size.
 
     Parameters
@@ -40,9 +41,10 @@ class SJF(Params):
         ``"duration"`` (isolated run time) or ``"card_seconds"`` (run time x cards).
     """
 
-    registry_name = "sjf"
+    name = "sjf"
+    family = "ordering"
 
-    def __init__(self, by: str = "duration") -> None:
+    def __init__(self, *, by: str = "duration") -> None:
         self.by = by
 
     def keys(self, jobs: JobsView) -> OrderKeys:
@@ -53,30 +55,32 @@ class SJF(Params):
         return OrderKeys(left)
 
 
-class LAS(Params):
+class LAS(Policy):
     """Least attained service (2D: attained seconds x cards), continuous; new jobs first.
 
     Keys are fixed while a job waits, so on its own (no preemption) this only reorders jobs that
     were preempted or restarted; :class:`Tiresias` is the discretized, preemptive scheduler."""
 
-    registry_name = "las"
+    name = "las"
+    family = "ordering"
 
     def keys(self, jobs: JobsView) -> OrderKeys:
         """Attained card-seconds."""
         return OrderKeys(jobs.attained_s * jobs.num_cards * jobs.card_milli / 1000.0)
 
 
-class PriorityOrder(Params):
+class PriorityOrder(Policy):
     """Highest priority first, then first come first served."""
 
-    registry_name = "priority"
+    name = "priority"
+    family = "ordering"
 
     def keys(self, jobs: JobsView) -> OrderKeys:
         """Negated priority (submit time breaks ties)."""
         return OrderKeys(-jobs.priority.astype(np.float64))
 
 
-class Tiresias(Params):
+class Tiresias(Policy):
     """Tiresias' discretized 2D-LAS (Gu et al., NSDI'19): K priority queues by attained service.
 
     A job's attained service is cards x seconds run (``attained_s * num_cards * card_milli /
@@ -105,9 +109,10 @@ class Tiresias(Params):
         Starvation guard: promote after waiting ``starve`` x its service time (None = off).
     """
 
-    registry_name = "tiresias"
+    name = "tiresias"
+    family = "ordering"
 
-    def __init__(self, thresholds: tuple[float, ...] | list[float] = (3250.0,),
+    def __init__(self, *, thresholds: tuple[float, ...] | list[float] = (3250.0,),
                  starve: float | None = None) -> None:
         self.thresholds = thresholds
         self.starve = starve

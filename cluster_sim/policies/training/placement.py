@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import ClusterView, JobView, Params, Placement
+from ..base import ClusterView, JobView, Placement, Policy
 
 __all__ = [
     "FragmentationAware",
@@ -124,10 +124,11 @@ def _whole(view: ClusterView, job: JobView, mask: int, best: bool) -> Placement 
     return p
 
 
-class Packed(Params):
+class Packed(Policy):
     """Best fit: consolidate jobs on the fullest nodes/cards that still fit them."""
 
-    registry_name = "packed"
+    name = "packed"
+    family = "placement"
 
     def place(self, job: JobView, cluster: ClusterView) -> Placement | None:
         """Choose cards for ``job`` (None = cannot place now)."""
@@ -136,10 +137,11 @@ class Packed(Params):
         return _whole(cluster, job, job.type_mask, best=True)
 
 
-class Spread(Params):
+class Spread(Policy):
     """Worst fit and topology-blind: balance load over nodes and leaves."""
 
-    registry_name = "spread"
+    name = "spread"
+    family = "placement"
 
     def place(self, job: JobView, cluster: ClusterView) -> Placement | None:
         """Choose cards for ``job`` (None = cannot place now)."""
@@ -172,10 +174,11 @@ class Spread(Params):
         return Placement(_whole_cards_on(view, cand[rr[:m]], k, fwc[rr[:m]]))
 
 
-class TopologyAware(Params):
+class TopologyAware(Policy):
     """Keep domain-sized jobs inside one scale-up domain; larger jobs under the fewest leaves."""
 
-    registry_name = "topology_aware"
+    name = "topology_aware"
+    family = "placement"
 
     def place(self, job: JobView, cluster: ClusterView) -> Placement | None:
         """Choose cards for ``job`` (None = cannot place now without splitting a domain)."""
@@ -249,10 +252,11 @@ class TopologyAware(Params):
         return Placement(np.concatenate(picked)[:k])
 
 
-class HeterogeneityAware(Params):
+class HeterogeneityAware(Policy):
     """Gavel-like: the allowed card type with the best throughput for the job's kind first."""
 
-    registry_name = "heterogeneity_aware"
+    name = "heterogeneity_aware"
+    family = "placement"
 
     def place(self, job: JobView, cluster: ClusterView) -> Placement | None:
         """Choose cards for ``job`` (None = cannot place now)."""
@@ -335,7 +339,7 @@ def node_fragmentation(free: np.ndarray, node_type: np.ndarray, classes: tuple[n
     return out
 
 
-class FragmentationAware(Params):
+class FragmentationAware(Policy):
     """FGD: place on the node (and card) whose expected fragmentation grows least.
 
     Ties (equal growth) go to the fullest node, then the lowest node id.
@@ -346,9 +350,10 @@ class FragmentationAware(Params):
         Most frequent recent request classes used as the target workload distribution.
     """
 
-    registry_name = "fragmentation_aware"
+    name = "fragmentation_aware"
+    family = "placement"
 
-    def __init__(self, max_classes: int = 64) -> None:
+    def __init__(self, *, max_classes: int = 64) -> None:
         self.max_classes = max_classes
 
     def place(self, job: JobView, cluster: ClusterView) -> Placement | None:

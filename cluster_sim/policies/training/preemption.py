@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..base import ClusterView, JobView, Params, Preemption, RunningView
+from ..base import ClusterView, JobView, Policy, Preemption, RunningView
 
 __all__ = ["KeyedRunningView", "NoPreemption", "OrderPreemption", "PriorityPreemption"]
 
@@ -38,10 +38,11 @@ class KeyedRunningView(RunningView):
     job_key: float
 
 
-class NoPreemption(Params):
+class NoPreemption(Policy):
     """Never preempt."""
 
-    registry_name = "none"
+    name = "none"
+    family = "preemption"
 
     def select(self, job: JobView, running: RunningView, cluster: ClusterView) -> Preemption:
         """No victims."""
@@ -52,8 +53,10 @@ class NoPreemption(Params):
         return np.zeros(len(running), dtype=bool)
 
 
-class _Evicting(Params):
+class _Evicting(Policy):
     """Shared victim selection: walk the eligible jobs in :meth:`_order` until the job fits."""
+
+    family = "preemption"
 
     def eligible(self, job: JobView, running: RunningView) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -131,9 +134,10 @@ class PriorityPreemption(_Evicting):
         A victim's priority must be at least this much below the waiting job's.
     """
 
-    registry_name = "priority"
+    name = "priority"
+    family = "preemption"
 
-    def __init__(self, min_priority_gap: int = 1) -> None:
+    def __init__(self, *, min_priority_gap: int = 1) -> None:
         if not min_priority_gap >= 1:
             raise ValueError(f"min_priority_gap must be >= 1 (a job may never evict an equal), "
                              f"got {min_priority_gap!r}")
@@ -161,10 +165,11 @@ class OrderPreemption(_Evicting):
         (a job may never evict one it ranks equal to).
     """
 
-    registry_name = "order"
+    name = "order"
+    family = "preemption"
     needs_keys = True
 
-    def __init__(self, min_key_gap: float = 1.0) -> None:
+    def __init__(self, *, min_key_gap: float = 1.0) -> None:
         if not min_key_gap > 0:
             raise ValueError(f"min_key_gap must be > 0, got {min_key_gap!r}")
         self.min_key_gap = min_key_gap

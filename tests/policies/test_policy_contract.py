@@ -43,7 +43,7 @@ ENTRIES = [(f, n) for f in registry.FAMILIES for n in registry.names(f)]
 IDS = [f"{f}.{n}" for f, n in ENTRIES]
 
 # Parameters that may still be given by position, and why (every other one is keyword-only).
-LEGACY_POSITIONAL = {("routing", "least_loaded"): ("metric",)}  # LeastLoaded("tokens") callers
+LEGACY_POSITIONAL: dict[tuple[str, str], tuple[str, ...]] = {}  # (family, name) -> params still positional
 
 # One valid non-default value for every declared parameter of every policy.
 VARIED: dict[tuple[str, str], dict[str, Any]] = {

@@ -26,7 +26,7 @@ def results(traces):
     table = mooncake.read(traces / "mooncake_fast25" / "conversation_trace.jsonl")
     perf = ReplicaPerf("qwen2.5-7b", "h100-sxm")
     out = {}
-    for name, policy in (("random", RandomRouting()), ("load_only", LeastLoaded("tokens")),
+    for name, policy in (("random", RandomRouting()), ("load_only", LeastLoaded(metric="tokens")),
                          ("cache_only", PrefixAware(load_weight=0.0)), ("kv_centric", PrefixAware())):
         svc = ServiceSpec("chat", table, (PoolSpec("colocated", 4, perf, "h100-sxm"),), max_context=32768)
         run = ServingEngine([svc], routing=policy, options=ServingOptions(prefix_cache_blocks=20_000)).run()

@@ -76,9 +76,7 @@ class LeastLoaded(Policy):
 
     METRICS = ("requests", "tokens", "kv")
 
-    # ``metric`` may still be given by position (``LeastLoaded("tokens")``, as existing callers do);
-    # every other policy parameter is keyword-only.
-    def __init__(self, metric: str = "requests") -> None:
+    def __init__(self, *, metric: str = "requests") -> None:
         self.metric = metric
 
     def route(self, view: RoutingView) -> RouteDecision:

@@ -33,7 +33,7 @@ def run_one(n_jobs: int, *, load: float | None, placement: str, backfill: bool, 
             profile: bool = False) -> dict[str, Any]:
     """Build and run one size in this process; returns its measurements."""
     from cluster_sim.engine.cluster.state import layout_from_topology
-    from cluster_sim.metrics import run_training
+    from cluster_sim.experiment.drivers import run_training
     from cluster_sim.topology import load_topology
     from cluster_sim.workload.generators import industry_mix
 

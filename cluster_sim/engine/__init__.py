@@ -1,9 +1,10 @@
 """The discrete-event engines: the cluster (training) engine and the serving engine.
 
 Cluster engine (docs/engine.md): :class:`Simulation` owns a run (SimPy environment, RNG streams,
-cluster state, time-weighted levels, subsystems); :func:`build_simulation` builds one from an
-experiment config; ``cluster_sim.metrics.run_training`` runs it and returns DataFrames and the
-summary.
+cluster state, time-weighted levels, subsystems), hosting the training engine
+(:mod:`.cluster`) and any other subsystem; :mod:`.serving` is the serving engine. The engines
+never see the experiment config: ``cluster_sim.experiment.build`` turns it into their inputs and
+``cluster_sim.experiment.drivers`` runs them (``run_training``, ``run_serving``).
 """
 
 from .cluster.failures import FailureModel
@@ -15,8 +16,7 @@ from .cluster.state import (
            layout_from_topology,
 )
 from .cluster.training import TrainingEngine
-from .simulation import Levels, RunRecord, Simulation, build_jobs, build_layout, build_simulation
+from .simulation import Levels, RunRecord, Simulation
 
 __all__ = ["ClusterLayout", "ClusterState", "FailureModel", "LeafContention", "Levels", "RunRecord",
-           "Simulation", "SpeedModel", "TrainingEngine", "build_jobs", "build_layout", "build_simulation",
-           "layout_from_node_groups", "layout_from_topology", "throughput_matrix"]
+           "Simulation", "SpeedModel", "TrainingEngine", "layout_from_node_groups", "layout_from_topology", "throughput_matrix"]

@@ -6,12 +6,10 @@ from typing import Any
 
 from .. import catalog
 from ..config import ExperimentConfig, resolve_path
-from ..engine.cluster.cycle import training_policies
-from ..engine.serving.specs import services_from_config
-from ..engine.simulation import build_simulation
 from ..errors import ClusterSimError, ConfigError
 from ..policies import registry
 from ..workload.models import model
+from .build import build_simulation, services_from_config, training_policies
 from .cluster import Cluster
 from .run import scaling_curves, wants_cluster_engine
 from .training_jobs import ScalingSpec, estimate_jobs
@@ -99,7 +97,7 @@ def check(cfg: ExperimentConfig) -> list[str]:
     if tr is not None and tr.trace is not None:
         resolve_path(tr.trace.path, cfg.base_dir)
     if wants_cluster_engine(cfg)[0]:
-        build_simulation(cfg)  # builds the job table (generator, trace) and the policies; no run
+        build_simulation(cfg, layout=cluster.layout)  # builds the job table (generator, trace) and the policies; no run
         parts = [f"{len(tr.jobs)} explicit job{'s' if len(tr.jobs) > 1 else ''}"] if tr and tr.jobs else []
         parts += [f"generator {tr.generator.kind}"] if tr and tr.generator else []
         parts += [f"trace {tr.trace.kind} {tr.trace.path}"] if tr and tr.trace else []

@@ -2,7 +2,7 @@
 
 ``cluster.topology`` is a topology file or inline builder spec (:mod:`cluster_sim.topology`), or
 a node inventory (``{builder: openb_nodes | pai_machines | node_groups, ...}``,
-:func:`cluster_sim.engine.simulation.build_layout`) that lists servers and their cards and has no
+:func:`cluster_sim.experiment.build.build_layout`) that lists servers and their cards and has no
 interconnect model: the cluster engine runs on it, step-time estimates, scaling curves and
 serving need a topology and say so.
 """
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..config import ExperimentConfig, resolve_path
-from ..engine.simulation import NODE_BUILDERS, build_layout
+from ..engine.cluster.state import ClusterLayout, layout_from_topology
 from ..errors import ClusterSimError, ConfigError
 from ..topology import load_topology
+from .build import NODE_BUILDERS, build_layout
 
 __all__ = ["Cluster", "load_cluster", "node_inventory"]
 
@@ -45,7 +47,7 @@ def load_cluster(spec: str | Mapping[str, Any], base_dir: str | Path = ".", wher
 def node_inventory(spec: Any) -> str | None:
     """The builder name when ``cluster.topology`` is a node inventory (``openb_nodes``, ...), else None.
 
-    A node inventory (DESIGN.md 3, ``engine.simulation.build_layout``) lists servers and their
+    A node inventory (DESIGN.md 3, ``experiment.build.build_layout``) lists servers and their
     cards for the cluster scheduling engine; it has no interconnect model.
     """
     if isinstance(spec, Mapping) and spec.get("builder") in NODE_BUILDERS:
@@ -62,6 +64,14 @@ class Cluster:
     cards_by_type: dict[str, int]
     topology: Any = None
     inventory: dict[str, Any] = field(default_factory=dict)
+    inventory_layout: ClusterLayout | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def layout(self) -> ClusterLayout:
+        """The cluster engine's layout of this cluster (built from the loaded topology on first use)."""
+        if self.inventory_layout is not None:
+            return self.inventory_layout
+        return layout_from_topology(self.topology)
 
     @classmethod
     def load(cls, cfg: ExperimentConfig) -> Cluster:
@@ -80,7 +90,7 @@ class Cluster:
         info = {"name": lo.name, "builder": builder, "n_cards": lo.n_cards, "cards_by_type": by_type,
                 "nodes": int(lo.card_node.max()) + 1, "leaves": int(lo.card_leaf.max()) + 1,
                 "host_resources": lo.node_cpu_milli is not None, "assumed_card_types": list(lo.assumed_types)}
-        return cls(name=lo.name, n_cards=lo.n_cards, cards_by_type=by_type, inventory=info)
+        return cls(name=lo.name, n_cards=lo.n_cards, cards_by_type=by_type, inventory=info, inventory_layout=lo)
 
     def summary(self) -> dict[str, Any]:
         """``Topology.summary()``, or the node inventory's name, builder, cards, nodes and leaves."""

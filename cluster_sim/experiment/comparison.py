@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from ..config import ExperimentConfig, load_config
-from ..engine.cluster.cycle import training_policies
 from ..errors import ClusterSimError, ConfigError
 from ..report.files import safe_filename
+from .build import training_policies
 from .outdir import MARKER, check_out_dir, staged_dir
 from .run import HEADLINE_KEYS, simulate
 from .store import write_run

@@ -25,10 +25,9 @@ from matplotlib.figure import Figure
 
 from .. import catalog
 from ..config import ExperimentConfig, load_config
-from ..metrics import run_training
-from ..metrics.serving import run_serving
 from ..report import plots
 from .cluster import Cluster, load_cluster
+from .drivers import run_serving, run_training
 from .store import save_run
 from .training_jobs import JobEstimate, ScalingSpec, estimate_jobs, scaling_for_job, scaling_frame
 
@@ -356,11 +355,11 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     """Run one experiment and return its :class:`Result`.
 
     Runs what the experiment asks for: step-time estimates of ``training.jobs``; the scaling
-    curves of a ``scaling`` section; the cluster engine (:func:`cluster_sim.metrics.run_training`)
+    curves of a ``scaling`` section; the cluster engine (:func:`cluster_sim.experiment.drivers.run_training`)
     for a training generator or trace, or explicit jobs that all have tokens or duration (a single
     job too: one job is a cluster of one, so ``failures`` apply to it); the serving engine
-    (:func:`cluster_sim.metrics.serving.run_serving`) for ``inference.services``. The training
-    and serving engines run as separate simulations on the same topology.
+    (:func:`cluster_sim.experiment.drivers.run_serving`) for ``inference.services``. The training
+    and serving engines run as separate simulations on the same topology, loaded once.
 
     Parameters
     ----------
@@ -416,7 +415,7 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     tables: dict[str, pd.DataFrame] = {}
     trace = None
     if wants_cluster:
-        tres = run_training(cfg)
+        tres = run_training(cfg, layout=cluster.layout)
         _merge_summary(summary, tres.summary, "cluster engine")
         jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
         tables["segments"] = tres.segments

@@ -1,4 +1,5 @@
-"""Serving metrics: pure functions of the engine's DataFrames, and :func:`run_serving`.
+"""Serving metrics: pure functions of the engine's DataFrames (``run_serving``, which runs the
+engine and calls :func:`summarize`, is in :mod:`cluster_sim.experiment.drivers`).
 
 Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
 
@@ -34,15 +35,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
 import pandas as pd
 
-from ..engine.serving.engine import ServingEngine
 from ..engine.serving.results import REASONS, ServingRun
-from ..engine.serving.specs import ServingOptions, options_from_config, services_from_config
-from ..rng import Streams
 from .costs import J_PER_KWH, facility_kwh, held_cost_usd
 
 __all__ = [
@@ -50,7 +48,6 @@ __all__ = [
     "attainment",
     "latency_percentiles",
     "level_means",
-    "run_serving",
     "slo_met",
     "summarize",
 ]
@@ -60,7 +57,7 @@ PCTS = (50, 90, 99)
 
 @dataclass(frozen=True)
 class ServingResult:
-    """Outcome of :func:`run_serving`: DataFrames plus the flat summary dict."""
+    """Outcome of ``cluster_sim.experiment.drivers.run_serving``: DataFrames plus the flat summary dict."""
 
     requests: pd.DataFrame
     timeline: pd.DataFrame
@@ -224,48 +221,3 @@ def summarize(run: ServingRun) -> dict[str, float]:
         if k in run.info:
             out[f"inference.{k}"] = float(run.info[k])
     return out
-
-
-def _topology(cfg: Any) -> Any:
-    from ..config.load import resolve_path
-    from ..topology import load_topology
-
-    spec = cfg.cluster.topology
-    if isinstance(spec, str):
-        return load_topology(resolve_path(spec, cfg.base_dir))
-    return load_topology(dict(spec), base_dir=cfg.base_dir)
-
-
-def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult:
-    """Simulate ``cfg.inference`` under ``cfg.policy.serving`` and summarise.
-
-    Parameters
-    ----------
-    cfg : ExperimentConfig
-        The experiment (services, arrivals, batching, routing, autoscaling, duration, seed).
-    topology : Topology, optional
-        Cards and links to place replicas on; default: ``cfg.cluster.topology``. ``False`` runs
-        on virtual cards (non-blocking NIC fabric), ignoring the config's topology.
-    **options
-        :class:`~cluster_sim.engine.serving.specs.ServingOptions` fields overriding the config
-        (e.g. ``timeline_interval_s``, ``pue``, ``prefix_cache_blocks``).
-
-    Raises
-    ------
-    ConfigError
-        A model that does not fit its cards, unknown policy names, bad arrivals.
-    PlacementError
-        The topology lacks the cards a pool needs.
-    """
-    from ..policies.registry import make
-
-    streams = Streams(cfg.seed)
-    services = services_from_config(cfg, streams)
-    opts: ServingOptions = options_from_config(cfg, **options)
-    topo = None if topology is False else (topology if topology is not None else _topology(cfg))
-    sp = cfg.policy.serving
-    engine = ServingEngine(services, routing=make("routing", sp.routing, "policy.serving.routing"),
-                           autoscaling=make("autoscaling", sp.autoscaling, "policy.serving.autoscaling"),
-                           options=opts, topology=topo)
-    run = engine.run()
-    return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.drivers import run_training
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cluster_golden.json"
 SCENARIO = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.drivers import run_training
 
 
 def _unallocated_at(res, arrived: float) -> float:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from cluster_sim.config import load_config
-from cluster_sim.engine.cluster.cycle import training_policies
 from cluster_sim.errors import ConfigError
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.build import training_policies
+from cluster_sim.experiment.drivers import run_training
 from cluster_sim.policies import registry
 from cluster_sim.policies.base import JobsView, JobView, readonly
 from cluster_sim.policies.training.ordering import Tiresias

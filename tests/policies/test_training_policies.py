@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cluster_sim.config import load_config
-from cluster_sim.engine.cluster.cycle import training_policies
 from cluster_sim.engine.cluster.state import ClusterState, layout_from_node_groups
 from cluster_sim.errors import ConfigError
+from cluster_sim.experiment.build import training_policies
 from cluster_sim.policies import registry
 from cluster_sim.policies.base import JobsView, JobView, RunningView, TenantUsage, readonly
 from cluster_sim.policies.training.placement import node_fragmentation, task_classes

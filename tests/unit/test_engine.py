@@ -13,7 +13,7 @@ from cluster_sim.engine.cluster.speed import throughput_matrix
 from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.engine.simulation import Simulation
 from cluster_sim.errors import PlacementError
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.drivers import run_training
 from cluster_sim.policies.base import Params, Placement
 from cluster_sim.workload.jobs import ANY_TYPE, KIND_MID, JobTable
 

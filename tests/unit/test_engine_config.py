@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cluster_sim.engine.simulation import build_layout
 from cluster_sim.errors import ConfigError, TraceError
-from cluster_sim.metrics import compare, run_training
+from cluster_sim.experiment.build import build_layout
+from cluster_sim.experiment.drivers import compare, run_training
 
 GROUPS = {"builder": "node_groups", "groups": [["h100-sxm", 8, 4]], "nodes_per_leaf": 2}
 

@@ -13,7 +13,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from integration.test_cluster_golden import SCENARIO, jobs_digest
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.drivers import run_training
 scen = dict(SCENARIO, duration="5d")
 scen["training"] = {{"generator": dict(SCENARIO["training"]["generator"], n_jobs=250)}}
 print(jobs_digest(run_training(scen).jobs))
@@ -37,7 +37,7 @@ def test_same_records_twice_in_process():
     sys.path.insert(0, str(REPO / "tests"))
     from integration.test_cluster_golden import SCENARIO, jobs_digest
 
-    from cluster_sim.metrics import run_training
+    from cluster_sim.experiment.drivers import run_training
 
     scen = dict(SCENARIO, duration="3d")
     scen["training"] = {"generator": dict(SCENARIO["training"]["generator"], n_jobs=150)}

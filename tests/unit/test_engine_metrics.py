@@ -11,7 +11,8 @@ import pytest
 from cluster_sim.catalog import accelerator
 from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.errors import ConfigError
-from cluster_sim.metrics import chrome_trace, jain, percentiles, run_training, write_chrome_trace
+from cluster_sim.experiment.drivers import run_training
+from cluster_sim.metrics import chrome_trace, jain, percentiles, write_chrome_trace
 from cluster_sim.metrics.costs import facility_kwh
 from cluster_sim.workload.jobs import JobTable
 
@@ -187,7 +188,7 @@ def test_report_shows_where_each_number_comes_from():
 
 def test_a_card_type_the_catalog_lacks_is_noted_not_silently_free():
     """openb's G2 has no catalog entry: its power and price count as 0, and the run says so."""
-    from cluster_sim.metrics import run_training as _run
+    from cluster_sim.experiment.drivers import run_training as _run
     from cluster_sim.workload.jobs import JobTable, TrainingJob
 
     jobs = JobTable.from_jobs([TrainingJob(name="a", cards=8, duration_s=3600.0)])

@@ -14,7 +14,7 @@ import pytest
 
 from cluster_sim.engine.cluster.cycle import MAX_PREEMPTS_PER_INSTANT, NoProgressError
 from cluster_sim.errors import ClusterSimError
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.drivers import run_training
 from cluster_sim.policies.base import Params, Preemption
 from cluster_sim.workload.jobs import JobTable
 

@@ -35,7 +35,7 @@ def test_real_replica_model_and_the_test_double_are_replica_perf_models():
 
 def test_the_engine_job_speed_hooks_are_training_step_models():
     from cluster_sim.config import load_config
-    from cluster_sim.engine.simulation import build_simulation
+    from cluster_sim.experiment.build import build_simulation
 
     sim = build_simulation(load_config("workloads/train_llama3_70b.yaml"))
     hooks = list(sim.training.job_speed.values())

@@ -12,13 +12,9 @@ import simpy
 
 from cluster_sim.config.load import load_config
 from cluster_sim.engine.serving.engine import ServingEngine
-from cluster_sim.engine.serving.specs import (
-    PoolSpec,
-    ServiceSpec,
-    ServingOptions,
-    services_from_config,
-)
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.errors import ConfigError, PlacementError
+from cluster_sim.experiment.build import services_from_config
 from cluster_sim.perf.inference import ReplicaPerf
 from cluster_sim.perf.linear_serving import LinearServingPerf
 from cluster_sim.policies.serving.autoscaling import LatencyDriven, QueueDriven
@@ -206,7 +202,7 @@ def test_round_robin_is_default_and_deterministic():
 
 SCRIPT = """
 from cluster_sim.config.load import load_config
-from cluster_sim.metrics.serving import run_serving
+from cluster_sim.experiment.drivers import run_serving
 cfg = load_config({"seed": 3, "duration": "60s", "cluster": {"topology": "none"}, "inference": {"services": [
     {"name": "a", "model": "llama3-8b", "slo": {"ttft": "1s", "tpot": "50ms"},
      "deployment": {"mode": "disaggregated", "prefill": {"replicas": 2, "card_type": "h100-sxm"},

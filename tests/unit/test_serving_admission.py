@@ -15,13 +15,9 @@ from cluster_sim.catalog import accelerator
 from cluster_sim.config.load import load_config
 from cluster_sim.engine.serving import admission as serving_admission
 from cluster_sim.engine.serving.engine import ServingEngine
-from cluster_sim.engine.serving.specs import (
-    PoolSpec,
-    ServiceSpec,
-    ServingOptions,
-    services_from_config,
-)
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from cluster_sim.errors import ConfigError
+from cluster_sim.experiment.build import services_from_config
 from cluster_sim.metrics.serving import summarize
 from cluster_sim.perf.inference import ReplicaPerf
 from cluster_sim.perf.linear_serving import LinearServingPerf

@@ -13,11 +13,11 @@ from cluster_sim.catalog import accelerator
 from cluster_sim.config.load import load_config
 from cluster_sim.engine.serving.engine import ServingEngine
 from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.experiment.drivers import run_serving
 from cluster_sim.metrics.serving import (
     attainment,
     latency_percentiles,
     level_means,
-    run_serving,
     slo_met,
     summarize,
 )

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from cluster_sim.metrics import run_training
+from cluster_sim.experiment.drivers import run_training
 from cluster_sim.workload.generators import uniform_jobs
 
 

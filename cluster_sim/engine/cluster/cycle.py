@@ -43,11 +43,10 @@ import heapq
 import math
 from typing import Any
 
-from ...errors import ConfigError, PlacementError
-from ...policies import registry
+from ...errors import PlacementError
 from ...policies.base import Placement
 
-__all__ = ["MAX_PREEMPTS_PER_INSTANT", "NoProgressError", "Scheduler", "training_policies"]
+__all__ = ["MAX_PREEMPTS_PER_INSTANT", "NoProgressError", "Scheduler"]
 
 RERANK, PROMOTE = 6, 7  # engine heap event kinds (after training.FINISH ... RECYCLE = 0 ... 5)
 MAX_PREEMPTS_PER_INSTANT = 8
@@ -367,27 +366,3 @@ class Scheduler:
         for v in victims:
             e.preempt(v, t)
         return p
-
-
-def training_policies(tp: Any) -> dict[str, Any]:
-    """Policy objects (and ``backfill``) from a ``policy.training`` config section.
-
-    ``scheduler: NAME`` picks a preset (``registry.SCHEDULERS``); stages (and ``backfill``) set
-    explicitly in the config override the preset's. A preset may set ``backfill`` to ``"easy"``
-    or ``"greedy"`` (the config field itself is a bool: True means EASY).
-    """
-    stages = ("admission", "ordering", "placement", "preemption")
-    refs: dict[str, Any] = {s: getattr(tp, s) for s in stages}
-    if tp.scheduler is not None:
-        if tp.scheduler not in registry.SCHEDULERS:
-            raise ConfigError(f"policy.training.scheduler: unknown scheduler {tp.scheduler!r}; known: "
-                              f"{', '.join(sorted(registry.SCHEDULERS))}")
-        preset = registry.SCHEDULERS[tp.scheduler]
-        for s in stages:
-            if s not in tp.model_fields_set:
-                refs[s] = preset[s]
-    out: dict[str, Any] = {s: registry.make(s, refs[s], where=f"policy.training.{s}") for s in stages}
-    out["backfill"] = tp.backfill if isinstance(tp.backfill, str) else ("easy" if tp.backfill else False)
-    if tp.scheduler is not None and "backfill" not in tp.model_fields_set:
-        out["backfill"] = registry.SCHEDULERS[tp.scheduler].get("backfill", False)
-    return out

@@ -14,11 +14,10 @@ node) is out of service for ``repair_s`` (default: the restart delay).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-__all__ = ["FailureModel", "failure_model"]
+__all__ = ["FailureModel"]
 
 
 @dataclass(frozen=True)
@@ -92,12 +91,3 @@ class FailureModel:
         if run_progress_s <= 0:
             return 0.0
         return run_progress_s % self.checkpoint_interval_s
-
-
-def failure_model(cfg: Any) -> FailureModel | None:
-    """A :class:`FailureModel` from a ``failures`` config section (None if absent)."""
-    if cfg is None:
-        return None
-    extra = {} if cfg.checkpoint_interval is None else {"checkpoint_interval_s": cfg.checkpoint_interval}
-    return FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
-                        checkpoint_cost_s=cfg.checkpoint_cost, **extra)

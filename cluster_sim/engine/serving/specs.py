@@ -1,10 +1,11 @@
-"""What the serving engine runs: services, pools and options, built from an experiment config.
+"""What the serving engine runs: services, pools and options.
 
 :class:`ServiceSpec` (a model's requests, SLOs and one pool — colocated — or two — prefill and
 decode), :class:`PoolSpec` (replicas of one card type and parallel plan with their perf model)
 and :class:`ServingOptions` (batching and recording knobs) are plain frozen dataclasses, so
-tests and notebooks can build an engine without a config file. :func:`services_from_config`
-and :func:`options_from_config` map an :class:`~cluster_sim.config.ExperimentConfig` onto them.
+tests and notebooks can build an engine without a config file;
+``cluster_sim.experiment.build.services_from_config`` and ``options_from_config`` map an
+experiment config onto them.
 """
 
 from __future__ import annotations
@@ -13,18 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from ...errors import ConfigError, PerfModelError
+from ...errors import ConfigError
 from ...perf.base import ReplicaPerfModel
-from ...perf.inference import ReplicaPerf
-from ...rng import Streams
-from ...workload.lengths import synthetic_requests
-from ...workload.models import model as model_spec
 from ...workload.requests import RequestTable
 
-__all__ = ["PoolSpec", "ServiceSpec", "ServingOptions", "options_from_config", "requests_for",
-           "services_from_config"]
+__all__ = ["PoolSpec", "ServiceSpec", "ServingOptions", "nan_if_none"]
 
 
 @dataclass(frozen=True)
@@ -170,103 +164,6 @@ class ServiceSpec:
     def disaggregated(self) -> bool:
         """True for PD-separated services."""
         return len(self.pools) == 2
-
-
-def options_from_config(cfg: Any, **overrides: Any) -> ServingOptions:
-    """:class:`ServingOptions` from ``cfg.policy.serving.batching``, ``cfg.inference`` (``pue``,
-    ``timeline_interval``) and ``cfg.duration``.
-
-    Fields the schema does not have (yet) fall back to the defaults; ``overrides`` win.
-    """
-    b = cfg.policy.serving.batching
-    names = {f for f in ServingOptions.__dataclass_fields__}  # noqa: C416
-    kw: dict[str, Any] = {k: getattr(b, k) for k in names if hasattr(b, k)}
-    inf = cfg.inference
-    for src, dst in (("pue", "pue"), ("timeline_interval", "timeline_interval_s")):
-        if inf is not None and getattr(inf, src, None) is not None:
-            kw[dst] = getattr(inf, src)
-    kw["horizon_s"] = cfg.duration
-    kw.update(overrides)
-    return ServingOptions(**kw)
-
-
-def _resolve(path: str, base_dir: str) -> str:
-    from ...config.load import resolve_path
-
-    return str(resolve_path(path, base_dir))
-
-
-def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTable:
-    """The request table of ``cfg.inference.services[index]`` (trace replay or synthetic)."""
-    a = svc.arrivals
-    where = f"inference.services[{index}].arrivals"
-    horizon = cfg.duration
-    if a.kind == "trace":
-        if a.format == "azure_llm":
-            from ...workload.traces import azure_llm as reader
-        else:
-            from ...workload.traces import mooncake as reader  # type: ignore[no-redef]
-        table = reader.read(_resolve(a.path, cfg.base_dir)).sorted()
-        table = table.scaled(time_scale=a.time_scale, rate_scale=a.rate_scale)
-        if a.sample is not None:
-            kw = {"fraction": a.sample} if a.sample <= 1 else {"n": int(a.sample)}
-            table = table.sample(rng=streams[f"sample.{svc.name}"], **kw)
-    else:
-        if horizon is None and a.max_requests is None:
-            raise ConfigError(f"{where}: synthetic arrivals need the experiment duration or max_requests")
-        spec: dict[str, Any] = {"kind": a.kind, "rate_per_s": a.rate}
-        if a.kind == "gamma":
-            spec["cv"] = a.cv
-        if a.kind == "diurnal":
-            spec["peak_to_trough"] = a.peak_to_trough
-        lengths = a.lengths
-        if a.prompt_tokens is not None or a.output_tokens is not None:
-            if a.prompt_tokens is None or a.output_tokens is None:
-                raise ConfigError(f"{where}: give both prompt_tokens and output_tokens for fixed lengths")
-            lengths = f"fixed:{a.prompt_tokens}:{a.output_tokens}"
-        table = synthetic_requests(arrivals=spec, lengths=lengths, n=a.max_requests, horizon_s=horizon,
-                                   rng=streams[f"arrivals.{svc.name}"])
-    if horizon is not None:
-        table = table.head(horizon)
-    if a.max_requests is not None and len(table) > a.max_requests:
-        table = table[np.arange(a.max_requests)]
-    return table
-
-
-def _perf(svc: Any, card_type: str, tp: int, ep: int, where: str) -> ReplicaPerf:
-    try:
-        return ReplicaPerf(svc.model, card_type, tp=tp, ep=ep, dtype=svc.dtype)
-    except (ConfigError, PerfModelError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
-    """One :class:`ServiceSpec` per ``cfg.inference.services`` entry.
-
-    Raises
-    ------
-    ConfigError
-        A model that does not fit its cards (with the missing memory), a bad trace path, ...
-    """
-    streams = streams or Streams(cfg.seed)
-    out = []
-    services = cfg.inference.services if cfg.inference is not None else []
-    for i, s in enumerate(services):
-        d = s.deployment
-        where = f"inference.services[{i}].deployment"
-        if d.mode == "colocated":
-            pools: tuple[PoolSpec, ...] = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
-                                                    d.card_type, d.tp, d.ep),)
-        else:
-            pools = tuple(PoolSpec(kind, p.replicas, _perf(s, p.card_type, p.tp, p.ep, f"{where}.{kind}"),
-                                   p.card_type, p.tp, p.ep)
-                          for kind, p in (("prefill", d.prefill), ("decode", d.decode)))
-        out.append(ServiceSpec(
-            name=s.name, requests=requests_for(s, i, cfg, streams), pools=pools,
-            slo_ttft_s=s.slo.ttft, slo_tpot_s=s.slo.tpot, slo_e2e_s=s.slo.e2e,
-            max_context=model_spec(s.model).max_context, model=s.model, overlong=s.overlong,
-            meta={"where": f"inference.services[{i}] {s.name}"}))
-    return out
 
 
 def nan_if_none(x: float | None) -> float:

@@ -1,0 +1,373 @@
+"""The one place an :class:`~cluster_sim.config.ExperimentConfig` becomes engine inputs.
+
+The engines never see the config (the import contract forbids ``engine -> config``); this module
+turns it into what they take:
+
+* cluster engine: :func:`build_layout` (a loaded topology, or a node inventory read through the
+  trace format registry), :func:`build_jobs` (explicit jobs with their perf-model speed hooks,
+  generators, a trace read through the format registry), :func:`training_policies`,
+  :func:`failure_model`, all put together by :func:`build_simulation`;
+* serving engine: :func:`services_from_config` (services, pools with their perf models, request
+  tables from traces or generators), :func:`options_from_config`, :func:`serving_policies`.
+
+A topology the caller already loaded (``simulate`` loads it once per run) is passed in, never
+loaded again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..config import resolve_path
+from ..config.plans import job_plan
+from ..engine.cluster.failures import FailureModel
+from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
+from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from ..engine.simulation import Simulation
+from ..errors import ClusterSimError, ConfigError, PerfModelError
+from ..perf.base import TrainingStepModel
+from ..perf.inference import ReplicaPerf
+from ..perf.training import estimate_step
+from ..policies import registry
+from ..rng import Streams
+from ..topology import load_topology
+from ..workload import generators
+from ..workload.jobs import JobTable, TrainingJob
+from ..workload.lengths import synthetic_requests
+from ..workload.models import model as model_spec
+from ..workload.requests import RequestTable
+from ..workload.traces import FORMATS
+
+__all__ = ["NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "build_layout", "build_simulation",
+           "failure_model", "options_from_config", "requests_for", "serving_policies",
+           "services_from_config", "training_policies"]
+
+NODE_BUILDERS = ("openb_nodes", "pai_machines", "node_groups")
+_INVENTORY_FORMATS = {"openb_nodes": "alibaba_openb_nodes", "pai_machines": "alibaba_pai_machines"}
+TRAINING_TRACE_KINDS = {"alibaba_openb": "alibaba_openb_pods", "alibaba_openb_pods": "alibaba_openb_pods",
+                        "openb": "alibaba_openb_pods"}
+"""``training.trace.kind`` -> trace format (``cluster_sim.workload.traces.FORMATS``)."""
+
+
+# ---- cluster engine ----------------------------------------------------------------------------
+def build_layout(topology: str | dict[str, Any], base_dir: str = ".", *, loaded: Any = None) -> ClusterLayout:
+    """The cluster layout of ``cluster.topology``: a topology file / inline builder spec, or a node
+    inventory ``{builder: openb_nodes | pai_machines, path: ..., nodes_per_leaf: 32,
+    oversubscription: 1, scale: 1, host_resources: true}`` or ``{builder: node_groups, groups:
+    [[type, cards_per_node, nodes(, cpu_milli, memory_mib)], ...]}``. ``scale`` multiplies every
+    (type, cards per node) group's node count (rounded, at least 1): a scaled copy of a traced
+    cluster keeps its mix of node sizes and types. With ``host_resources`` (default) an inventory's
+    per-node CPU and memory become capacity dimensions (pods' ``cpu_milli`` / ``memory_mib`` must
+    fit too); the scaled count of a group is shared over its host variants by largest remainder.
+    ``loaded``: the topology of ``topology``, already loaded by the caller (not loaded again).
+    """
+    if isinstance(topology, dict) and topology.get("builder") in NODE_BUILDERS:
+        spec = dict(topology)
+        kind = spec.pop("builder")
+        where = "cluster.topology"
+        opts = {k: spec.pop(k) for k in ("nodes_per_leaf", "oversubscription", "name") if k in spec}
+        scale = float(spec.pop("scale", 1.0))
+        if not scale > 0:
+            raise ConfigError(f"{where}.scale: must be > 0, got {scale!r}")
+        host = spec.pop("host_resources", True)
+        if not isinstance(host, bool):
+            raise ConfigError(f"{where}.host_resources: must be true or false, got {host!r}")
+        if kind == "node_groups":
+            groups = [tuple(g) for g in spec.pop("groups", [])]
+            name = str(opts.pop("name", "node_groups"))
+        else:
+            if "path" not in spec:
+                raise ConfigError(f"{where}.path: required for builder {kind}")
+            path = resolve_path(spec.pop("path"), base_dir)
+            inv = FORMATS[_INVENTORY_FORMATS[kind]].reader(path)
+            if host:
+                groups = inv.host_groups(scale)
+                scale = 1.0
+            else:
+                groups = inv.to_cluster_spec()["node_groups"]
+            name = str(opts.pop("name", kind))
+        if spec:
+            raise ConfigError(f"{where}.{sorted(spec)[0]}: unknown field for builder {kind}; known: "
+                              "path, groups, nodes_per_leaf, oversubscription, scale, host_resources, name")
+        if scale != 1.0:
+            groups = [(g[0], g[1], max(1, round(g[2] * scale)), *g[3:]) for g in groups]
+        return layout_from_node_groups(groups, name=name, **opts)
+    if loaded is not None:
+        return layout_from_topology(loaded)
+    src = topology if isinstance(topology, dict) else resolve_path(topology, base_dir)
+    return layout_from_topology(load_topology(src, base_dir=base_dir))
+
+
+def training_policies(tp: Any) -> dict[str, Any]:
+    """Policy objects (and ``backfill``) from a ``policy.training`` config section.
+
+    ``scheduler: NAME`` picks a preset (``registry.SCHEDULERS``); stages (and ``backfill``) set
+    explicitly in the config override the preset's. A preset may set ``backfill`` to ``"easy"``
+    or ``"greedy"`` (the config field itself is a bool: True means EASY).
+    """
+    stages = ("admission", "ordering", "placement", "preemption")
+    refs: dict[str, Any] = {s: getattr(tp, s) for s in stages}
+    if tp.scheduler is not None:
+        if tp.scheduler not in registry.SCHEDULERS:
+            raise ConfigError(f"policy.training.scheduler: unknown scheduler {tp.scheduler!r}; known: "
+                              f"{', '.join(sorted(registry.SCHEDULERS))}")
+        preset = registry.SCHEDULERS[tp.scheduler]
+        for s in stages:
+            if s not in tp.model_fields_set:
+                refs[s] = preset[s]
+    out: dict[str, Any] = {s: registry.make(s, refs[s], where=f"policy.training.{s}") for s in stages}
+    out["backfill"] = tp.backfill if isinstance(tp.backfill, str) else ("easy" if tp.backfill else False)
+    if tp.scheduler is not None and "backfill" not in tp.model_fields_set:
+        out["backfill"] = registry.SCHEDULERS[tp.scheduler].get("backfill", False)
+    return out
+
+
+def failure_model(cfg: Any) -> FailureModel | None:
+    """A :class:`FailureModel` from a ``failures`` config section (None if absent)."""
+    if cfg is None:
+        return None
+    extra = {} if cfg.checkpoint_interval is None else {"checkpoint_interval_s": cfg.checkpoint_interval}
+    return FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
+                        checkpoint_cost_s=cfg.checkpoint_cost, **extra)
+
+
+def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | None = None) -> Simulation:
+    """Build a ready-to-run :class:`Simulation` from an :class:`~cluster_sim.config.ExperimentConfig`.
+
+    ``topology`` (the loaded ``cluster.topology``) or ``layout`` (its cluster layout), when the
+    caller has it, is used instead of loading the cluster again.
+    """
+    if layout is None:
+        layout = build_layout(cfg.cluster.topology, cfg.base_dir, loaded=topology)
+    sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name)
+    if cfg.training is not None:
+        jobs, hooks = build_jobs(cfg, layout, sim.streams)
+        pol = training_policies(cfg.policy.training)
+        sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks)
+    return sim
+
+
+class _ModelJobSpeed:
+    """Speed hook of an explicit model job: perf-model step time at the reference vs actual cards
+    (a :class:`~cluster_sim.perf.base.TrainingStepModel`)."""
+
+    def __init__(self, model: Any, plan: Any, topo: Any, jc: Any, ref_step_s: float) -> None:
+        self.model, self.plan, self.topo, self.jc, self.ref_step_s = model, plan, topo, jc, ref_step_s
+        self._cache: dict[tuple[bytes, float], tuple[float, float]] = {}
+
+    def __call__(self, cards: np.ndarray, share: float) -> tuple[float, float]:
+        key = (np.asarray(cards, np.int64).tobytes(), round(float(share), 9))
+        out = self._cache.get(key)
+        if out is None:
+            est = estimate_step(self.model, self.plan, self.topo, np.asarray(cards, np.int64),
+                                seq_len=self.jc.seq_len, dtype=self.jc.dtype, scaleout_share=share,
+                                check_memory=False)
+            out = (self.ref_step_s / est.step_time_s, est.mfu)
+            self._cache[key] = out
+        return out
+
+
+def _explicit_jobs(cfg: Any, layout: ClusterLayout) -> tuple[JobTable, dict[str, TrainingStepModel]]:
+    specs: list[TrainingJob] = []
+    hooks: dict[str, TrainingStepModel] = {}
+    topo = layout.topology
+    for k, jc in enumerate(cfg.training.jobs):
+        where = f"training.jobs[{k}]"
+        plan = job_plan(jc, where)[0] if jc.model else None
+        duration = jc.duration
+        if plan is not None and topo is not None:  # plan is set exactly when jc.model is
+            ctype = jc.card_type or (jc.allowed_types[0] if jc.allowed_types else None)
+            if ctype is None:
+                counts = layout.capacity_by_type()
+                ctype = max(sorted(counts), key=lambda t: counts[t])
+            try:
+                m = model_spec(jc.model)
+                ref = estimate_step(m, plan, topo, seq_len=jc.seq_len, card_type=ctype, dtype=jc.dtype)
+            except ClusterSimError as exc:
+                raise ConfigError(f"{where} ({jc.name}): {exc}") from None
+            if duration is None and jc.tokens is not None:
+                duration = jc.tokens / ref.tokens_per_s
+            hooks[jc.name] = _ModelJobSpeed(m, plan, topo, jc, ref.step_time_s)
+        if duration is None:
+            raise ConfigError(f"{where} ({jc.name}): give duration, or model + tokens on a topology "
+                              "(a node-inventory cluster has no perf model)")
+        try:
+            specs.append(TrainingJob(
+                name=jc.name, model=jc.model, cards=jc.cards, card_type=jc.card_type,
+                allowed_types=tuple(jc.allowed_types or ()), parallel=plan, seq_len=jc.seq_len,
+                global_batch_tokens=jc.global_batch_tokens, tokens=jc.tokens, duration_s=duration,
+                submit_s=jc.submit, tenant=jc.tenant, priority=jc.priority, preemptible=jc.preemptible,
+                checkpoint_interval_s=jc.checkpoint_interval))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return JobTable.from_jobs(specs), hooks
+
+
+def _generated_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> JobTable:
+    g = cfg.training.generator
+    params = dict(g.params)
+    try:
+        if g.kind == "industry_mix":
+            if g.n_jobs is None and cfg.duration is None:
+                raise ConfigError("training.generator: give n_jobs, or set the experiment duration")
+            ap = dict(params.pop("arrival_params", {}))
+            if g.arrival == "gamma":
+                ap.setdefault("cv", g.cv)
+            if params.pop("philly_durations", False):
+                from ..workload.traces.philly import philly_sampler
+
+                params["finetune_durations"] = philly_sampler()
+            if isinstance(params.get("mix"), str):
+                params["mix"] = resolve_path(params["mix"], cfg.base_dir)
+            keep = params.pop("classes", None)
+            if keep is not None:
+                mix = generators.load_mix(params.get("mix"))
+                unknown = sorted(set(keep) - {c.name for c in mix})
+                if unknown:
+                    raise ConfigError(f"training.generator.params.classes: unknown class {unknown[0]!r}; "
+                                      f"known: {', '.join(c.name for c in mix)}")
+                params["mix"] = tuple(c for c in mix if c.name in keep)
+            return generators.industry_mix(
+                g.n_jobs, jobs_per_hour=g.jobs_per_hour, horizon_s=cfg.duration if g.n_jobs is None else None,
+                rng=streams["workload"], card_types=layout.card_types, arrival=g.arrival,
+                arrival_params=ap, **params)
+        if g.n_jobs is None or g.jobs_per_hour is None:
+            raise ConfigError("training.generator: uniform needs n_jobs and jobs_per_hour")
+        return generators.uniform_jobs(g.n_jobs, g.jobs_per_hour / 3600.0, rng=streams["workload"],
+                                       card_types=layout.card_types, **params)
+    except TypeError as exc:
+        raise ConfigError(f"training.generator.params: {exc}") from None
+
+
+def _trace_jobs(cfg: Any) -> JobTable:
+    tr = cfg.training.trace
+    fmt = TRAINING_TRACE_KINDS.get(tr.kind)
+    if fmt is None:
+        raise ConfigError(f"training.trace.kind: unknown trace kind {tr.kind!r}; known: alibaba_openb")
+    t: JobTable = FORMATS[fmt].reader(resolve_path(tr.path, cfg.base_dir))
+    if tr.max_jobs is not None:
+        t = t.take(np.arange(min(tr.max_jobs, len(t))))
+    if tr.time_scale != 1.0:
+        t = t.replace(submit_s=t.submit_s * tr.time_scale)
+    return t
+
+
+def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> tuple[JobTable, dict[int, TrainingStepModel]]:
+    """The run's jobs (explicit + generator + trace, ids renumbered in that order) and speed hooks."""
+    tc = cfg.training
+    tables: list[JobTable] = []
+    hooks_by_name: dict[str, TrainingStepModel] = {}
+    if tc.jobs:
+        t, hooks_by_name = _explicit_jobs(cfg, layout)
+        tables.append(t)
+    if tc.generator is not None:
+        tables.append(_generated_jobs(cfg, layout, streams))
+    if tc.trace is not None:
+        tables.append(_trace_jobs(cfg))
+    if not tables:
+        return JobTable.empty(layout.card_types), {}
+    table = tables[0] if len(tables) == 1 and not hooks_by_name else JobTable.concat(tables, renumber=True)
+    hooks = {}
+    if hooks_by_name:
+        names = table.name.tolist()
+        for name, fn in hooks_by_name.items():
+            hooks[int(table.job_id[names.index(name)])] = fn
+    return table, hooks
+
+
+# ---- serving engine ----------------------------------------------------------------------------
+def options_from_config(cfg: Any, **overrides: Any) -> ServingOptions:
+    """:class:`ServingOptions` from ``cfg.policy.serving.batching``, ``cfg.inference`` (``pue``,
+    ``timeline_interval``) and ``cfg.duration``.
+
+    Fields the schema does not have (yet) fall back to the defaults; ``overrides`` win.
+    """
+    b = cfg.policy.serving.batching
+    names = {f for f in ServingOptions.__dataclass_fields__}  # noqa: C416
+    kw: dict[str, Any] = {k: getattr(b, k) for k in names if hasattr(b, k)}
+    inf = cfg.inference
+    for src, dst in (("pue", "pue"), ("timeline_interval", "timeline_interval_s")):
+        if inf is not None and getattr(inf, src, None) is not None:
+            kw[dst] = getattr(inf, src)
+    kw["horizon_s"] = cfg.duration
+    kw.update(overrides)
+    return ServingOptions(**kw)
+
+
+def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTable:
+    """The request table of ``cfg.inference.services[index]`` (trace replay through the format
+    registry, or synthetic)."""
+    a = svc.arrivals
+    where = f"inference.services[{index}].arrivals"
+    horizon = cfg.duration
+    if a.kind == "trace":
+        table: RequestTable = FORMATS[a.format].reader(str(resolve_path(a.path, cfg.base_dir))).sorted()
+        table = table.scaled(time_scale=a.time_scale, rate_scale=a.rate_scale)
+        if a.sample is not None:
+            kw = {"fraction": a.sample} if a.sample <= 1 else {"n": int(a.sample)}
+            table = table.sample(rng=streams[f"sample.{svc.name}"], **kw)
+    else:
+        if horizon is None and a.max_requests is None:
+            raise ConfigError(f"{where}: synthetic arrivals need the experiment duration or max_requests")
+        spec: dict[str, Any] = {"kind": a.kind, "rate_per_s": a.rate}
+        if a.kind == "gamma":
+            spec["cv"] = a.cv
+        if a.kind == "diurnal":
+            spec["peak_to_trough"] = a.peak_to_trough
+        lengths = a.lengths
+        if a.prompt_tokens is not None or a.output_tokens is not None:
+            if a.prompt_tokens is None or a.output_tokens is None:
+                raise ConfigError(f"{where}: give both prompt_tokens and output_tokens for fixed lengths")
+            lengths = f"fixed:{a.prompt_tokens}:{a.output_tokens}"
+        table = synthetic_requests(arrivals=spec, lengths=lengths, n=a.max_requests, horizon_s=horizon,
+                                   rng=streams[f"arrivals.{svc.name}"])
+    if horizon is not None:
+        table = table.head(horizon)
+    if a.max_requests is not None and len(table) > a.max_requests:
+        table = table[np.arange(a.max_requests)]
+    return table
+
+
+def _perf(svc: Any, card_type: str, tp: int, ep: int, where: str) -> ReplicaPerf:
+    try:
+        return ReplicaPerf(svc.model, card_type, tp=tp, ep=ep, dtype=svc.dtype)
+    except (ConfigError, PerfModelError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
+    """One :class:`ServiceSpec` per ``cfg.inference.services`` entry.
+
+    Raises
+    ------
+    ConfigError
+        A model that does not fit its cards (with the missing memory), a bad trace path, ...
+    """
+    streams = streams or Streams(cfg.seed)
+    out = []
+    services = cfg.inference.services if cfg.inference is not None else []
+    for i, s in enumerate(services):
+        d = s.deployment
+        where = f"inference.services[{i}].deployment"
+        if d.mode == "colocated":
+            pools: tuple[PoolSpec, ...] = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
+                                                    d.card_type, d.tp, d.ep),)
+        else:
+            pools = tuple(PoolSpec(kind, p.replicas, _perf(s, p.card_type, p.tp, p.ep, f"{where}.{kind}"),
+                                   p.card_type, p.tp, p.ep)
+                          for kind, p in (("prefill", d.prefill), ("decode", d.decode)))
+        out.append(ServiceSpec(
+            name=s.name, requests=requests_for(s, i, cfg, streams), pools=pools,
+            slo_ttft_s=s.slo.ttft, slo_tpot_s=s.slo.tpot, slo_e2e_s=s.slo.e2e,
+            max_context=model_spec(s.model).max_context, model=s.model, overlong=s.overlong,
+            meta={"where": f"inference.services[{i}] {s.name}"}))
+    return out
+
+
+def serving_policies(cfg: Any) -> dict[str, Any]:
+    """The serving engine's ``routing`` and ``autoscaling`` policy objects from ``policy.serving``."""
+    sp = cfg.policy.serving
+    return {"routing": registry.make("routing", sp.routing, "policy.serving.routing"),
+            "autoscaling": registry.make("autoscaling", sp.autoscaling, "policy.serving.autoscaling")}

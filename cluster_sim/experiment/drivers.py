@@ -1,0 +1,158 @@
+"""The run drivers: build an engine run (:mod:`.build`), run it, summarise it (``cluster_sim.metrics``).
+
+:func:`run_training` (the cluster engine on training jobs), :func:`run_serving` (the serving
+engine on ``inference.services``) and :func:`compare` (one training summary row per value of a
+config field). They sit in the experiment layer because they need the config (to build) and the
+metrics (to summarise), and ``engine`` sees neither. ``cluster_sim.experiment.simulate`` calls
+the first two.
+
+>>> from cluster_sim.experiment.drivers import run_training
+>>> from cluster_sim.workload.generators import uniform_jobs
+>>> jobs = uniform_jobs(200, rate_per_s=0.5, mean_duration_s=10.0, rng=1)
+>>> res = run_training(cluster=[("h100-sxm", 8, 2)], jobs=jobs, seed=1)
+>>> res.summary["training.jobs.finished"], res.summary["utilization.allocated"] < 1
+(200, True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..config import ExperimentConfig, load_config, resolve_path
+from ..engine.cluster.failures import FailureModel
+from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
+from ..engine.serving.engine import ServingEngine
+from ..engine.serving.specs import ServingOptions
+from ..engine.simulation import Simulation
+from ..metrics import DEFAULT_PUE, TrainingResult, result_from_record
+from ..metrics.serving import ServingResult, summarize
+from ..policies import registry
+from ..rng import Streams
+from ..topology import load_topology
+from .build import (
+    build_layout,
+    build_simulation,
+    options_from_config,
+    services_from_config,
+    serving_policies,
+)
+
+__all__ = ["compare", "run_serving", "run_training"]
+
+
+def _layout(cluster: Any, base_dir: str) -> ClusterLayout:
+    if isinstance(cluster, ClusterLayout):
+        return cluster
+    if hasattr(cluster, "card_type_idx"):
+        return layout_from_topology(cluster)
+    if isinstance(cluster, (list, tuple)):
+        return layout_from_node_groups([tuple(g) for g in cluster])
+    return build_layout(cluster, base_dir)
+
+
+def _policy(family: str, ref: Any) -> Any:
+    if isinstance(ref, str) or hasattr(ref, "params"):
+        return registry.make(family, ref)
+    return ref
+
+
+def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None, *,
+                 overrides: Mapping[str, Any] | None = None, until: float | None = None,
+                 simulation: Simulation | None = None, cluster: Any = None, jobs: Any = None,
+                 admission: Any = "accept_all", ordering: Any = "fifo", placement: Any = "packed",
+                 preemption: Any = "none", backfill: bool = False, failures: FailureModel | None = None,
+                 seed: int = 0, horizon_s: float | None = None, base_dir: str = ".",
+                 pue: float | None = None, layout: ClusterLayout | None = None, **kwargs: Any) -> TrainingResult:
+    """Run the cluster engine on training jobs and collect frames and the summary.
+
+    Give either an experiment (``cfg``: path, mapping or ExperimentConfig, plus ``overrides``;
+    ``layout``: the cluster layout of its ``cluster.topology`` when the caller already has it),
+    a built :class:`~cluster_sim.engine.simulation.Simulation`, or the pieces: ``cluster`` (a
+    ClusterLayout, a Topology, a topology path / builder dict, or node groups
+    ``[(card_type, cards_per_node, nodes), ...]``), ``jobs`` (a JobTable), the four policies (registry
+    names, PolicyRefs or objects), ``backfill``, ``failures``, ``seed`` and ``horizon_s``. Extra
+    keyword arguments go to :class:`Simulation` (``timeline_step_s``, ``throughput``...) or, for
+    ``backfill_depth``, ``preempt_overhead_s``, ``max_segments``, to the training engine.
+    ``pue`` (facility / IT power) scales the energy; default: the experiment's ``inference.pue``,
+    else :data:`~cluster_sim.metrics.costs.DEFAULT_PUE` (1.2).
+    """
+    if simulation is not None:
+        sim = simulation
+    elif cfg is not None:
+        if not isinstance(cfg, ExperimentConfig) or overrides:
+            # only the fields the user set: defaults stay defaults, so scheduler presets still apply
+            src = cfg.model_dump(exclude_unset=True) if isinstance(cfg, ExperimentConfig) else cfg
+            cfg = load_config(src, overrides)
+            layout = None  # the config may name another cluster now
+        sim = build_simulation(cfg, layout=layout)
+        if pue is None and cfg.inference is not None:
+            pue = cfg.inference.pue
+    else:
+        if cluster is None or jobs is None:
+            raise TypeError("run_training: give cfg, simulation, or cluster and jobs")
+        eng_keys = ("backfill_depth", "preempt_overhead_s", "max_segments", "job_speed")
+        eng_kw = {k: kwargs.pop(k) for k in eng_keys if k in kwargs}
+        sim = Simulation(_layout(cluster, base_dir), seed=seed, horizon_s=horizon_s, **kwargs)
+        sim.add_training(jobs, admission=_policy("admission", admission), ordering=_policy("ordering", ordering),
+                         placement=_policy("placement", placement), preemption=_policy("preemption", preemption),
+                         backfill=backfill, failures=failures, **eng_kw)
+    sim.run(until)
+    return result_from_record(sim.collect(), DEFAULT_PUE if pue is None else pue)
+
+
+def compare(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str], factor: str,
+            values: Sequence[Any], *, seeds: Sequence[int] | None = None,
+            overrides: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run ``cfg`` once per value of the dotted ``factor`` (and per seed); one summary row each.
+
+    >>> compare("workloads/placement_oversubscribed.yaml", "policy.training.placement",
+    ...         ["spread", "topology_aware"])   # doctest: +SKIP
+    """
+    base = cfg if isinstance(cfg, ExperimentConfig) else load_config(cfg, overrides)
+    rows = []
+    for v in values:
+        for sd in (seeds if seeds is not None else [base.seed]):
+            res = run_training(base, overrides={factor: v, "seed": sd})
+            rows.append({factor: v if isinstance(v, str) else repr(v), "seed": sd, **res.summary})
+    return pd.DataFrame(rows)
+
+
+def _topology(cfg: Any) -> Any:
+    spec = cfg.cluster.topology
+    if isinstance(spec, str):
+        return load_topology(resolve_path(spec, cfg.base_dir))
+    return load_topology(dict(spec), base_dir=cfg.base_dir)
+
+
+def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult:
+    """Simulate ``cfg.inference`` under ``cfg.policy.serving`` and summarise.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+        The experiment (services, arrivals, batching, routing, autoscaling, duration, seed).
+    topology : Topology, optional
+        Cards and links to place replicas on; default: ``cfg.cluster.topology``. ``False`` runs
+        on virtual cards (non-blocking NIC fabric), ignoring the config's topology.
+    **options
+        :class:`~cluster_sim.engine.serving.specs.ServingOptions` fields overriding the config
+        (e.g. ``timeline_interval_s``, ``pue``, ``prefix_cache_blocks``).
+
+    Raises
+    ------
+    ConfigError
+        A model that does not fit its cards, unknown policy names, bad arrivals.
+    PlacementError
+        The topology lacks the cards a pool needs.
+    """
+    streams = Streams(cfg.seed)
+    services = services_from_config(cfg, streams)
+    opts: ServingOptions = options_from_config(cfg, **options)
+    topo = None if topology is False else (topology if topology is not None else _topology(cfg))
+    engine = ServingEngine(services, **serving_policies(cfg), options=opts, topology=topo)
+    run = engine.run()
+    return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import CatalogError
 from ..units import GB, GIB, TFLOPS
 
 __all__ = ["AcceleratorSpec"]
+
+# Defaults of the optional serving fields, documented in docs/catalog.md: the 3 ms per-iteration
+# overhead ReplicaPerf always used (vLLM-class engines with CUDA graphs: ~1-5 ms CPU/launch time
+# per step; assumed, U) and no small-transfer penalty (Hockney n_1/2 = 0).
+DEFAULT_ITERATION_OVERHEAD_MS = 3.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,16 @@ class AcceleratorSpec:
 
     FLOPS are dense (no 2:4 sparsity). ``scaleup_gbyte_s_bidir`` is the bidirectional
     aggregate per chip (NVLink4: 900); per direction is half.
+
+    Optional fields (a missing field keeps the old behaviour):
+
+    * ``fp8_flops_efficiency``: fraction of the FP8 dense peak that FP8 GEMMs reach; ``0`` means
+      "as ``flops_efficiency``" (the BF16 one).
+    * ``iteration_overhead_ms``: fixed host-side cost of one serving iteration (scheduling,
+      sampling, kernel launches); default 3 ms.
+    * ``hbm_half_bandwidth_mbyte``: Hockney ``n_1/2`` of HBM, the transfer size (1e6 bytes) at
+      which one memory-bound kernel reaches half of the streaming bandwidth; a kernel moving
+      ``S`` bytes takes ``(S + n_1/2) / (BW x hbm_efficiency)``. ``0`` = no small-transfer penalty.
     """
 
     name: str
@@ -41,9 +57,19 @@ class AcceleratorSpec:
     flops_efficiency: float = 0.75
     hbm_efficiency: float = 0.80
     scaleup_efficiency: float = 0.80
+    fp8_flops_efficiency: float = 0.0
+    iteration_overhead_ms: float = DEFAULT_ITERATION_OVERHEAD_MS
+    hbm_half_bandwidth_mbyte: float = 0.0
     source: str = ""
     confidence: str = "U"
     field_sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for key in ("fp8_flops_efficiency",):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise CatalogError(f"accelerator {self.name}.{key}: must be in [0, 1] "
+                                   f"(0 = as flops_efficiency), got {value!r}")
 
     # ---- derived, SI units -------------------------------------------------------------
     @property
@@ -61,8 +87,29 @@ class AcceleratorSpec:
 
     @property
     def achievable_flops(self) -> float:
-        """FLOP/s a large GEMM reaches: peak x ``flops_efficiency``."""
+        """FLOP/s a large BF16 GEMM reaches: peak x ``flops_efficiency``."""
         return self.peak_flops * self.flops_efficiency
+
+    def flops_efficiency_for(self, dtype: str = "bf16") -> float:
+        """GEMM efficiency in ``dtype``: ``fp8_flops_efficiency`` for FP8 on a card with an FP8
+        peak when it is set, else ``flops_efficiency`` (the peak falls back the same way)."""
+        if dtype == "fp8" and self.fp8_tflops_dense > 0 and self.fp8_flops_efficiency > 0:
+            return self.fp8_flops_efficiency
+        return self.flops_efficiency
+
+    def achievable_flops_for(self, dtype: str = "bf16") -> float:
+        """FLOP/s a large GEMM reaches in ``dtype``: ``peak_flops_for x flops_efficiency_for``."""
+        return self.peak_flops_for(dtype) * self.flops_efficiency_for(dtype)
+
+    @property
+    def iteration_overhead_s(self) -> float:
+        """Fixed cost of one serving iteration in seconds (``iteration_overhead_ms``)."""
+        return self.iteration_overhead_ms * 1e-3
+
+    @property
+    def hbm_half_bandwidth_bytes(self) -> float:
+        """Hockney ``n_1/2`` of HBM in bytes (``hbm_half_bandwidth_mbyte``)."""
+        return self.hbm_half_bandwidth_mbyte * 1e6
 
     @property
     def hbm_bytes(self) -> float:

@@ -9,7 +9,7 @@ parallelism. Formulas and calibration: ``docs/inference_model.md`` (DOMAIN.md se
 API (stable; the serving engine depends on it)
 ----------------------------------------------
 ``ReplicaPerf(model, accelerator, tp=1, ep=1, comm_levels=None, ep_comm_levels=None,
-dtype="bf16", kv_dtype=None, overhead_s=3e-3, workspace_bytes=None, min_kv_tokens=1024)``
+dtype="bf16", kv_dtype=None, overhead_s=None, workspace_bytes=None, min_kv_tokens=1024)``
 (``model``/``accelerator`` may be catalog names). Construction raises
 :class:`~cluster_sim.errors.ConfigError` when the weights leave no room for KV.
 
@@ -73,6 +73,9 @@ ACT_BYTES = 2  # activations exchanged by TP/EP collectives are 16-bit
 SCALEUP_LATENCY_S = 2e-6  # default alpha of the TP group (SystemSpec-like)
 RUNTIME_RESERVE_BYTES = 1 * GIB  # CUDA context, NCCL buffers, CUDA graphs per card
 WORKSPACE_TOKENS = 8192  # activations of one prefill chunk of this many tokens are reserved
+# Memory-bound kernels per layer per iteration, each paying the card's HBM n_1/2 once: QKV
+# projection, attention (KV read), output projection, FFN up/gate, FFN down (a count, not a fit).
+MEMORY_KERNELS_PER_LAYER = 5
 PHASES = ("idle", "prefill", "decode", "mixed")
 # SplitwiseSim per-GPU power defaults (DOMAIN.md 3.4, V): idle / prefill / decode watts.
 SPLITWISE_W = {
@@ -150,13 +153,15 @@ class ReplicaPerf:
     ep_comm_levels : tuple of CommLevel, optional
         The EP all-to-all group (fanouts multiply to ``ep``); default one ``scaleup`` level.
     dtype : str
-        Weight dtype: ``bf16`` (default), ``fp16``, ``fp8`` or ``int8``; sets bytes per weight
-        and the peak FLOP/s used (the card's FP8 peak when it has one).
+        Weight dtype: ``bf16`` (default), ``fp16``, ``fp8`` or ``int8``; sets bytes per weight,
+        the peak FLOP/s and the GEMM efficiency used (``AcceleratorSpec.achievable_flops_for``:
+        the card's FP8 peak and ``fp8_flops_efficiency`` when it has them).
     kv_dtype : str, optional
         KV-cache dtype; default the weight dtype.
-    overhead_s : float
+    overhead_s : float, optional
         Fixed CPU/launch cost per iteration (scheduler, sampling, kernel launches), seconds.
-        Default 3 ms: vLLM-class engines with CUDA graphs spend about 1-5 ms per step.
+        Default: the card's ``iteration_overhead_ms`` (3 ms unless the catalog says otherwise:
+        vLLM-class engines with CUDA graphs spend about 1-5 ms per step).
     workspace_bytes : float, optional
         Per-card memory reserved for activations and runtime. Default: 1 GiB runtime plus the
         16-bit activations of an 8,192-token prefill chunk, ``8192 (4 h + 2 f / tp) 2`` bytes.
@@ -172,7 +177,7 @@ class ReplicaPerf:
     ep_comm_levels: tuple[CommLevel, ...] | None = None
     dtype: str = "bf16"
     kv_dtype: str | None = None
-    overhead_s: float = 3e-3
+    overhead_s: float | None = None
     workspace_bytes: float | None = None
     min_kv_tokens: int = 1024
     # ---- derived in __post_init__ (SI units; not constructor arguments) ----
@@ -188,6 +193,8 @@ class ReplicaPerf:
     _kv_capacity: int = field(init=False, repr=False, compare=False)
     _rate_c: float = field(init=False, repr=False, compare=False)
     _rate_m: float = field(init=False, repr=False, compare=False)
+    _mem_fixed: float = field(init=False, repr=False, compare=False)
+    _overhead: float = field(init=False, repr=False, compare=False)
     _lin: float = field(init=False, repr=False, compare=False)
     _attn: float = field(init=False, repr=False, compare=False)
     _moe_keep: float = field(init=False, repr=False, compare=False)
@@ -209,8 +216,11 @@ class ReplicaPerf:
                 raise ConfigError(f"replica.{name}: must be a positive integer, got {v!r}")
         if self.ep > 1 and not m.is_moe:
             raise ConfigError(f"replica.ep: {m.name} is dense; expert parallelism needs a MoE model")
-        if not self.overhead_s >= 0:
-            raise ConfigError(f"replica.overhead_s: must be >= 0, got {self.overhead_s!r}")
+        overhead = acc.iteration_overhead_s if self.overhead_s is None else self.overhead_s
+        if not overhead >= 0:
+            raise ConfigError(f"replica.overhead_s: must be >= 0, got {overhead!r}")
+        object.__setattr__(self, "overhead_s", overhead)
+        object.__setattr__(self, "_overhead", overhead)
         wb = _bytes_of(self.dtype, "replica.dtype")
         kvb = _bytes_of(self.kv_dtype or self.dtype, "replica.kv_dtype")
         tp, ep = self.tp, self.ep
@@ -257,7 +267,7 @@ class ReplicaPerf:
                 f"{weight_card / GIB:.1f} GiB per card, {(usable - ws) / GIB:.1f} GiB usable "
                 f"({usable / GIB:.1f} GiB HBM - {ws / GIB:.1f} GiB activation workspace); "
                 f"{missing / GIB:.1f} GiB missing{kv_note}")
-        peak = acc.peak_flops_for(self.dtype)
+        rate_m = acc.achievable_hbm_bytes_per_s
         derived = {
             "_layers": m.layers,
             "_cards": cards,
@@ -269,8 +279,10 @@ class ReplicaPerf:
             "_kv_card": kv_replica / cards,  # KV bytes per context token per card (balanced)
             "_workspace": ws,
             "_kv_capacity": math.floor(free * cards / kv_replica),
-            "_rate_c": peak * acc.flops_efficiency * cards,  # replica FLOP/s
-            "_rate_m": acc.achievable_hbm_bytes_per_s,       # per-card HBM bytes/s
+            "_rate_c": acc.achievable_flops_for(self.dtype) * cards,  # replica FLOP/s
+            "_rate_m": rate_m,                               # per-card HBM bytes/s
+            # small transfers: every memory-bound kernel adds n_1/2 bytes' worth of time
+            "_mem_fixed": m.layers * MEMORY_KERNELS_PER_LAYER * acc.hbm_half_bandwidth_bytes / rate_m,
             "_lin": 2.0 * m.active_params,                   # FLOPs per token in the linear layers
             "_attn": 4.0 * m.layers * m.heads * m.head_dim,  # FLOPs per causal (query, key) pair
             # probability that one routed expert is NOT picked by one token (uniform routing)
@@ -323,7 +335,7 @@ class ReplicaPerf:
 
     @property
     def compute_flops_per_s(self) -> float:
-        """Achievable FLOP/s of the whole replica: peak x ``flops_efficiency`` x cards."""
+        """Achievable FLOP/s of the whole replica: ``achievable_flops_for(dtype)`` x cards."""
         return self._rate_c
 
     def ridge_batch(self, context_per_seq: float = 0.0) -> float:
@@ -365,7 +377,8 @@ class ReplicaPerf:
         """(compute, memory, tp_comm, ep_comm) seconds of one iteration, without overhead."""
         tokens = new_tokens + batch
         compute = (self._lin * tokens + self._attn * (pairs + context)) / self._rate_c
-        memory = (self._weights_read(tokens) + self._kv_card * (context + new_tokens)) / self._rate_m
+        memory = ((self._weights_read(tokens) + self._kv_card * (context + new_tokens)) / self._rate_m
+                  + self._mem_fixed)
         tp, ep = self._comm(tokens)
         return compute, memory, tp, ep
 
@@ -387,40 +400,41 @@ class ReplicaPerf:
             return 0.0
         pairs = new_tokens * new_tokens * 0.5 if attn_pairs is None else attn_pairs
         c, m, tp, ep = self._phases(new_tokens, pairs, 0.0, 0.0)
-        return (c if c > m else m) + tp + ep + self.overhead_s
+        return (c if c > m else m) + tp + ep + self._overhead
 
     def prefill_breakdown(self, new_tokens: int, attn_pairs: float | None = None) -> Breakdown:
         """:meth:`prefill_time_s` by component."""
         if new_tokens <= 0:
             return Breakdown(compute=0.0, memory=0.0, tp_comm=0.0, ep_comm=0.0, overhead=0.0)
         pairs = new_tokens * new_tokens * 0.5 if attn_pairs is None else attn_pairs
-        return self._as_breakdown(self._phases(new_tokens, pairs, 0.0, 0.0), self.overhead_s)
+        return self._as_breakdown(self._phases(new_tokens, pairs, 0.0, 0.0), self._overhead)
 
     # ---- decode ------------------------------------------------------------------------------
     def decode_time_s(self, batch: int, context_tokens: float) -> float:
         """Seconds of one decode iteration for ``batch`` sequences with ``context_tokens`` in total.
 
-        ``max(FLOPs / (P eta_c), bytes / (BW eta_m)) + TP comm + EP comm + overhead`` with FLOPs
-        ``2 N_act batch + 4 l h context`` and per-card bytes ``weights touched + KV of the
-        context`` (DOMAIN.md 5).
+        ``max(FLOPs / (P eta_c), bytes / (BW eta_m) + t_small) + TP comm + EP comm + overhead``
+        with FLOPs ``2 N_act batch + 4 l h context``, per-card bytes ``weights touched + KV of the
+        context`` (DOMAIN.md 5) and ``t_small = 5 l n_1/2 / (BW eta_m)``, the small-transfer cost
+        of the card's ``hbm_half_bandwidth_mbyte`` (0 by default).
         """
         if batch <= 0:
             return 0.0
         c, m, tp, ep = self._phases(0.0, 0.0, batch, context_tokens)
-        return (c if c > m else m) + tp + ep + self.overhead_s
+        return (c if c > m else m) + tp + ep + self._overhead
 
     def decode_breakdown(self, batch: int, context_tokens: float) -> Breakdown:
         """:meth:`decode_time_s` by component."""
         if batch <= 0:
             return Breakdown(compute=0.0, memory=0.0, tp_comm=0.0, ep_comm=0.0, overhead=0.0)
-        return self._as_breakdown(self._phases(0.0, 0.0, batch, context_tokens), self.overhead_s)
+        return self._as_breakdown(self._phases(0.0, 0.0, batch, context_tokens), self._overhead)
 
     def _stretch_terms(self, batch: float, context: float) -> tuple[float, float, float, float, float]:
         """Per-iteration time ``max(a1 + b1 k, a2 + b2 k) + d`` at iteration ``k``."""
         a1, a2, tp, ep = self._phases(0.0, 0.0, batch, context)
         b1 = self._attn * batch / self._rate_c
         b2 = self._kv_card * batch / self._rate_m
-        return a1, b1, a2, b2, tp + ep + self.overhead_s
+        return a1, b1, a2, b2, tp + ep + self._overhead
 
     def decode_stretch_s(self, batch: int, context_tokens: float, iterations: int) -> float:
         """Sum of ``iterations`` consecutive :meth:`decode_time_s`, in closed form.
@@ -444,7 +458,7 @@ class ReplicaPerf:
         both = sum_max_affine(a1, b1, a2, b2, n)
         tp, ep = self._comm(batch)
         return Breakdown(compute=compute, memory=max(0.0, both - compute), tp_comm=tp * n, ep_comm=ep * n,
-                         overhead=self.overhead_s * n)
+                         overhead=self._overhead * n)
 
     def decode_iterations_within(self, batch: int, context_tokens: float, budget_s: float) -> int:
         """Largest ``k`` with ``decode_stretch_s(batch, context_tokens, k) <= budget_s``.
@@ -487,7 +501,7 @@ class ReplicaPerf:
             return 0.0
         pairs = prefill_tokens * prefill_tokens * 0.5 if attn_pairs is None else attn_pairs
         c, m, tp, ep = self._phases(max(prefill_tokens, 0), pairs, max(decode_batch, 0), context_tokens)
-        return (c if c > m else m) + tp + ep + self.overhead_s
+        return (c if c > m else m) + tp + ep + self._overhead
 
     def mixed_iteration_breakdown(self, prefill_tokens: int, decode_batch: int, context_tokens: float,
                                   attn_pairs: float | None = None) -> Breakdown:
@@ -496,7 +510,7 @@ class ReplicaPerf:
             return Breakdown(compute=0.0, memory=0.0, tp_comm=0.0, ep_comm=0.0, overhead=0.0)
         pairs = prefill_tokens * prefill_tokens * 0.5 if attn_pairs is None else attn_pairs
         parts = self._phases(max(prefill_tokens, 0), pairs, max(decode_batch, 0), context_tokens)
-        return self._as_breakdown(parts, self.overhead_s)
+        return self._as_breakdown(parts, self._overhead)
 
     # ---- PD separation -----------------------------------------------------------------------
     def kv_transfer_time_s(self, prompt_tokens: int, bandwidth_Bps: float, latency_s: float = 0.0,

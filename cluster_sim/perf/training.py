@@ -190,7 +190,8 @@ def estimate_step(
         Tokens per step; sets the micro-batch count (must divide evenly). Default: the
         plan's ``dp * microbatches * microbatch_size`` sequences.
     dtype : str
-        Compute dtype of the peak used for MFU ('bf16' or 'fp8').
+        Compute dtype ('bf16' or 'fp8'): GEMMs run at the card's ``achievable_flops_for(dtype)``
+        and its dense peak in it is the MFU denominator.
     rank_order : str
         'tp-dp-pp' (Megatron, pipeline outermost) or 'tp-pp-dp' (data parallel outermost).
     unfused_attention : bool
@@ -279,7 +280,7 @@ def estimate_step(
     comp, elem = [], []
     for acc in stage_acc:
         per_card = plan.tp * plan.cp
-        comp.append(f_hw_tok * tokens_mb / plan.pp / per_card / acc.achievable_flops)
+        comp.append(f_hw_tok * tokens_mb / plan.pp / per_card / acc.achievable_flops_for(dtype))
         elem_bytes = elem_fwd_tok_layer * elem_passes * layers_stage * tokens_mb / per_card
         elem.append(elem_bytes / acc.achievable_hbm_bytes_per_s)
     slow = int(np.argmax(np.add(comp, elem)))

@@ -9,6 +9,7 @@ so the two must agree bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 
@@ -247,6 +248,35 @@ def test_real_perf_close_to_iteration_loop(seed, on_kv_full, chunked, replicas):
                 chunk_tokens=512)
     run = _engine(arrival, prompt, output, perf, replicas=replicas, kv_watermark=0.0, **opts)
     ref = naive_serve(arrival, prompt, output, perf, replicas=replicas, max_seqs=8, max_tokens=4096,
+                      upfront=on_kv_full == "wait", chunked=chunked, chunk=512)
+    df = run.requests
+    for i, want in enumerate(ref):
+        row = df.iloc[i]
+        assert row.status == want["status"]
+        if want["status"] == "finished":
+            assert row.first_token_s == pytest.approx(want["first"], rel=1e-9, abs=1e-9)
+            assert row.last_token_s == pytest.approx(want["last"], rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=20, deadline=10_000)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["wait", "preempt"]), st.booleans())
+def test_fast_forward_with_overhead_and_small_transfers_equals_loop(seed, on_kv_full, chunked):
+    """The catalog's per-iteration overhead and HBM n_1/2 enter the closed-form stretch sums too."""
+    acc = dataclasses.replace(_small_kv_perf(6000).accelerator, iteration_overhead_ms=6.0,
+                              hbm_half_bandwidth_mbyte=8.0)
+    base = ReplicaPerf("llama2-13b", acc)
+    ws = acc.hbm_bytes - base.weight_bytes_per_card - 6000 * base.kv_bytes_per_token
+    perf = ReplicaPerf("llama2-13b", acc, workspace_bytes=ws, min_kv_tokens=0)
+    assert perf.overhead_s == pytest.approx(6e-3)
+    rng = np.random.default_rng(seed)
+    n = 40
+    arrival = np.sort(rng.uniform(0, 2.0, n)).tolist()
+    prompt = rng.integers(1, 3000, n).tolist()
+    output = rng.integers(1, 300, n).tolist()
+    opts = dict(max_batch_seqs=8, max_batch_tokens=4096, on_kv_full=on_kv_full, chunked_prefill=chunked,
+                chunk_tokens=512)
+    run = _engine(arrival, prompt, output, perf, kv_watermark=0.0, **opts)
+    ref = naive_serve(arrival, prompt, output, perf, max_seqs=8, max_tokens=4096,
                       upfront=on_kv_full == "wait", chunked=chunked, chunk=512)
     df = run.requests
     for i, want in enumerate(ref):

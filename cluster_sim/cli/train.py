@@ -13,7 +13,7 @@ from ..units import fmt_count
 from ._common import emit_json
 from .run import RAW, add_experiment_args, load_experiment
 
-__all__ = ["headline", "register"]
+__all__ = ["headline", "hidden_line", "register"]
 
 JSON_KEYS = ("step_time_s", "breakdown", "tokens_per_s", "tflops_per_card", "mfu", "days_to_train")
 """Per-job keys of ``--json`` (DESIGN.md 4)."""
@@ -40,6 +40,15 @@ def _job_table(e: JobEstimate) -> Table:
     return t
 
 
+def hidden_line(e: JobEstimate) -> str | None:
+    """Communication overlapped with compute (not in the step time), or None if nothing is."""
+    hidden = e.estimate.hidden
+    if not hidden:
+        return None
+    parts = ", ".join(f"{k} {v:.4g} s" for k, v in hidden.items())
+    return f"hidden behind compute (not in the step time): {parts}"
+
+
 def headline(e: JobEstimate) -> str:
     """One line: MFU, TFLOP/s per card, tokens/s, step, batch, memory and days to train."""
     est = e.estimate
@@ -55,14 +64,22 @@ def headline(e: JobEstimate) -> str:
     return " | ".join(parts)
 
 
+def _json_record(e: JobEstimate, verbose: bool) -> dict:
+    """``--json`` keys of one job; ``--verbose`` adds plan, cards, memory and hidden seconds."""
+    d = e.as_dict()
+    rec = {k: d[k] for k in JSON_KEYS}
+    if verbose:
+        rec |= {k: d[k] for k in ("plan", "cards", "memory_per_card_gib")}
+        rec["hidden"] = dict(e.estimate.hidden)
+    return rec
+
+
 def _cmd_train(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
     estimates = estimate_jobs(cfg, topology)
     if args.json:
-        emit_json({e.name: {k: e.as_dict()[k] for k in (*JSON_KEYS, *(("plan", "cards", "memory_per_card_gib")
-                                                                     if args.verbose else ()))}
-                   for e in estimates})
+        emit_json({e.name: _json_record(e, args.verbose) for e in estimates})
         return 0
     if not estimates:
         console.print(f"{cfg.name}: no explicit training jobs (training.jobs is empty)")
@@ -72,6 +89,8 @@ def _cmd_train(args: argparse.Namespace, console: Console) -> int:
         console.print()
         console.print(Text(_job_title(e), style="bold"), soft_wrap=True)
         console.print(_job_table(e))
+        if (line := hidden_line(e)) is not None:
+            console.print(Text(line), soft_wrap=True)
         console.print(Text(headline(e)), soft_wrap=True)
         for note in (*e.notes, *e.estimate.notes):
             console.print(Text(f"note: {note}"), soft_wrap=True)
@@ -93,5 +112,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print per job step_time_s, breakdown, tokens_per_s, tflops_per_card, mfu, "
                    "days_to_train as JSON, and nothing else")
-    p.add_argument("--verbose", action="store_true", help="with --json, also plan, cards and memory per card")
+    p.add_argument("--verbose", action="store_true",
+                   help="with --json, also plan, cards, memory per card and hidden (overlapped) seconds")
     p.set_defaults(handler=_cmd_train)

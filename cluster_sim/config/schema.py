@@ -125,6 +125,9 @@ class ParallelConfig(Strict):
     zero: Literal[0, 1, 2, 3] = 1
     sequence_parallel: bool = True
     dp_overlap: float = Field(0.8, ge=0.0, le=1.0)
+    tp_overlap: float = Field(0.0, ge=0.0, le=1.0)
+    pp_overlap: float = Field(0.0, ge=0.0, le=1.0)
+    ep_overlap: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class TrainingJobConfig(Strict):

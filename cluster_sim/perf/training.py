@@ -5,6 +5,9 @@ costing GEMM compute, memory-bound element-wise kernels and the tensor/context/e
 parallel collectives of its layers; the pipeline adds a bubble of ``(p-1)/v`` micro-batch
 times and its stage-boundary sends; data parallelism adds the gradient synchronisation not
 hidden behind the backward pass; the optimizer update reads and writes its state once.
+Tensor-parallel collectives, pipeline sends, expert all-to-all and ZeRO-2/3 traffic hide behind
+compute by the plan's ``*_overlap`` fractions, at the cost of the SMs they take
+(``perf/overlap.py``); the defaults (0) are plain Megatron-LM, where only the DP sync overlaps.
 All stages march at the pace of the slowest card type (DOMAIN.md section 5, DESIGN.md 3).
 
 Ranks map to cards Megatron-style: ``tp`` fastest, then ``cp``, then ``dp``, then ``pp``
@@ -36,6 +39,7 @@ from .memory import (
     sharded_params,
     training_memory,
 )
+from .overlap import ZeroTraffic, hide, zero_traffic
 
 __all__ = [
     "ELEMENTWISE_TRAFFIC",
@@ -59,7 +63,9 @@ class TrainingEstimate:
     """One training step of one job: time, breakdown and derived rates.
 
     ``mfu`` counts model FLOPs ``6 N_act + 12 l h s`` per token (no recomputation) over the
-    dense peak of every card in ``dtype``; ``hfu`` also counts recomputed FLOPs.
+    dense peak of every card in ``dtype``; ``hfu`` also counts recomputed FLOPs. ``breakdown``
+    holds exposed seconds (they sum to ``step_time_s``); ``hidden`` the communication seconds
+    overlapped with compute, by the same keys (``perf/overlap.py``), not part of the step.
     """
 
     model: str
@@ -79,6 +85,7 @@ class TrainingEstimate:
     memory_capacity_bytes: float
     scaleout_bytes_per_step: float
     notes: tuple[str, ...] = field(default=())
+    hidden: dict[str, float] = field(default_factory=dict)
 
     @property
     def comm_fraction(self) -> float:
@@ -108,6 +115,7 @@ class TrainingEstimate:
             "memory_per_card_gib": {k: v / GIB for k, v in self.memory.as_dict().items()},
             "memory_capacity_gib": self.memory_capacity_bytes / GIB,
             "scaleout_bytes_per_step": self.scaleout_bytes_per_step, "notes": list(self.notes),
+            "hidden": dict(self.hidden),
         }
 
 
@@ -287,13 +295,29 @@ def estimate_step(
     t_comp, t_elem = comp[slow], elem[slow]
     if len({a.name for a in stage_acc}) > 1:
         notes.append(f"heterogeneous stages: paced by {stage_acc[slow].name}")
-    t_mb = t_comp + t_elem + t_tp + t_cp + t_ep
     m = plan.microbatches
+
+    # ---- overlap of each micro-batch's communication with its compute (perf/overlap.py) ----------
+    dp_lv: tuple[CommLevel, ...] = ()
+    if plan.dp > 1:
+        dp_lv = _shared(topology.comm_levels(layout[0, :, 0, 0]), topology.comm_levels(cards))
+        dp_lv = _scale_scaleout(dp_lv, scaleout_share)
+    grad_bytes = params_per_card(model, plan) * 2.0
+    zt = zero_traffic(plan.zero, grad_bytes, grad_bytes, layers_stage, dp_lv) if plan.dp > 1 else ZeroTraffic()
+    tp_o = hide(t_tp, plan.tp_overlap, t_comp)
+    ep_o = hide(t_ep, plan.ep_overlap, t_comp - tp_o.hidden_s)
+    free = t_comp - tp_o.hidden_s - ep_o.hidden_s  # compute no overlap uses yet
+    zf = hide(zt.fwd_mb, plan.dp_overlap, free / 3.0)  # ZeRO-3 gathers behind the forward
+    zb = hide(zt.bwd_mb, plan.dp_overlap, free * 2.0 / 3.0)  # and behind the backward
+    t_sm = tp_o.slowdown_s + ep_o.slowdown_s + zf.slowdown_s + zb.slowdown_s
+    t_zero_mb = zf.exposed_s + zb.exposed_s
+    t_mb = t_comp + t_elem + tp_o.exposed_s + t_cp + ep_o.exposed_s + t_zero_mb + t_sm
 
     # ---- pipeline --------------------------------------------------------------------------------
     v = plan.virtual_stages
     t_bubble = (plan.pp - 1) / v * t_mb
     t_p2p_exposed = 0.0
+    t_p2p_hidden = 0.0
     scaleout_bytes = 0.0
     if plan.pp > 1:
         p2p_bytes = tokens_mb / plan.cp * h * act_bytes / (plan.tp if plan.sequence_parallel else 1)
@@ -308,30 +332,41 @@ def estimate_step(
                 scaleout_bytes += 2 * m * v * p2p_bytes * plan.dp * plan.cp * plan.tp
             worst = max(worst, t)
         # fill/drain sends are on the critical path; steady-state sends hide behind compute
-        # unless a send takes longer than a micro-batch.
-        t_p2p_exposed = 2 * (plan.pp - 1) * v * worst + 2 * m * v * max(0.0, worst - t_mb / v)
+        # unless a send takes longer than a micro-batch. With overlapped P2P (interleaved only)
+        # the sends of chunks 2..v hide behind the chunk computations queued in the warm-up;
+        # the first chunk's p-1 sends each way stay a true dependency chain.
+        later = 2 * (plan.pp - 1) * (v - 1)
+        pp_o = hide(later * worst, plan.pp_overlap, later * free / v)
+        t_p2p_hidden = pp_o.hidden_s
+        t_sm_pp = pp_o.slowdown_s
+        t_p2p_exposed = (2 * (plan.pp - 1) * v * worst - pp_o.hidden_s
+                         + 2 * m * v * max(0.0, worst - t_mb / v))
+    else:
+        t_sm_pp = 0.0
 
     # ---- data parallel gradient synchronisation --------------------------------------------------
-    t_dp_exposed = 0.0
-    grad_bytes = params_per_card(model, plan) * 2.0
+    # ZeRO 0/1: one all-reduce per step; 2: per-micro-batch reduce-scatters (above) and one
+    # parameter all-gather; 3: per-layer gathers and reduce-scatters every micro-batch (above).
+    t_dp_exposed = t_dp = 0.0
     if plan.dp > 1:
-        dp_group = layout[0, :, 0, 0]
-        lv = _shared(topology.comm_levels(dp_group), topology.comm_levels(cards))
-        lv = _scale_scaleout(lv, scaleout_share)
-        t_dp = coll.all_reduce(grad_bytes, lv).time_s
-        if _crosses(lv):
-            scaleout_bytes += 2 * grad_bytes * (plan.dp - 1) / plan.dp * plan.cards
+        t_dp = coll.all_reduce(grad_bytes, dp_lv).time_s if plan.zero <= 1 else zt.step
+        if _crosses(dp_lv):
+            passes = {0: 2, 1: 2, 2: m + 1, 3: 3 * m}[plan.zero]
+            scaleout_bytes += passes * grad_bytes * (plan.dp - 1) / plan.dp * plan.cards
         window = plan.dp_overlap * m * t_mb * 2.0 / 3.0  # backward compute it may hide behind
         t_dp_exposed = max(t_dp * (1.0 - plan.dp_overlap), t_dp - window)
+    hidden = {"tp_comm": m * tp_o.hidden_s, "ep_comm": m * ep_o.hidden_s, "pp_p2p": t_p2p_hidden,
+              "dp_comm": t_dp - t_dp_exposed + m * (zf.hidden_s + zb.hidden_s)}
 
     # ---- optimizer ---------------------------------------------------------------------------------
     opt_params = sharded_params(model, plan, 1)  # ZeRO-1+: dense over dp, experts over dp_expert
     t_opt = opt_params * OPTIMIZER_BYTES_PER_PARAM / stage_acc[slow].achievable_hbm_bytes_per_s
 
     parts = {
-        "compute": m * t_comp, "memory_bound": m * t_elem, "tp_comm": m * t_tp, "cp_comm": m * t_cp,
-        "ep_comm": m * t_ep, "pp_bubble": t_bubble, "pp_p2p": t_p2p_exposed, "dp_comm": t_dp_exposed,
-        "optimizer": t_opt,
+        "compute": m * t_comp, "memory_bound": m * t_elem, "tp_comm": m * tp_o.exposed_s, "cp_comm": m * t_cp,
+        "ep_comm": m * ep_o.exposed_s, "pp_bubble": t_bubble, "pp_p2p": t_p2p_exposed,
+        "dp_comm": t_dp_exposed + m * t_zero_mb, "optimizer": t_opt,
+        "overlap_slowdown": m * t_sm + t_sm_pp,
     }
     breakdown = Breakdown({k: v for k, v in parts.items() if v > 0 or k in ("compute", "pp_bubble", "dp_comm")})
     step = breakdown.total
@@ -346,6 +381,7 @@ def estimate_step(
         tokens_per_s=tokens_per_s, tflops_per_card=model_flops_s / len(cards) / 1e12,
         hfu_tflops_per_card=hw_flops_s / len(cards) / 1e12, mfu=model_flops_s / peak, hfu=hw_flops_s / peak,
         memory=mem, memory_capacity_bytes=capacity, scaleout_bytes_per_step=scaleout_bytes, notes=tuple(notes),
+        hidden={k: v for k, v in hidden.items() if v > 0},
     )
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["RECOMPUTE", "ParallelPlan"]
+__all__ = ["OVERLAPS", "RECOMPUTE", "ParallelPlan"]
 
 RECOMPUTE = ("none", "selective", "full")
+OVERLAPS = ("dp_overlap", "tp_overlap", "pp_overlap", "ep_overlap")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,17 @@ class ParallelPlan:
     sequence_parallel : bool
         Megatron sequence parallelism (TP all-reduce becomes RS + AG; activations / tp).
     dp_overlap : float
-        Fraction of the DP gradient synchronisation hidden behind the backward pass (0-1).
+        Fraction of the DP gradient synchronisation (and of the ZeRO-2/3 gathers and
+        reduce-scatters) hidden behind compute (0-1).
+    tp_overlap : float
+        Fraction of the tensor-parallel collectives hidden behind the layer's GEMMs
+        (comm-GEMM overlap, e.g. Transformer Engine's userbuffers; 0-1). 0: plain Megatron-LM.
+    pp_overlap : float
+        Fraction of the pipeline sends after the first chunk's that hide behind queued chunk
+        computations (Megatron-LM ``--overlap-p2p-communication``, interleaved 1F1B only; 0-1).
+    ep_overlap : float
+        Fraction of the expert-parallel all-to-all hidden behind another micro-batch's compute
+        (DualPipe or two-micro-batch overlap; 0-1).
     """
 
     tp: int = 1
@@ -58,6 +69,9 @@ class ParallelPlan:
     zero: int = 1
     sequence_parallel: bool = True
     dp_overlap: float = 0.8
+    tp_overlap: float = 0.0
+    pp_overlap: float = 0.0
+    ep_overlap: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "ep", "cp", "microbatches", "microbatch_size", "virtual_stages"):
@@ -68,8 +82,10 @@ class ParallelPlan:
             raise ConfigError(f"parallel.recompute: must be one of {', '.join(RECOMPUTE)}, got {self.recompute!r}")
         if self.zero not in (0, 1, 2, 3):
             raise ConfigError(f"parallel.zero: must be 0, 1, 2 or 3, got {self.zero!r}")
-        if not 0.0 <= self.dp_overlap <= 1.0:
-            raise ConfigError(f"parallel.dp_overlap: must be within [0, 1], got {self.dp_overlap!r}")
+        for name in OVERLAPS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ConfigError(f"parallel.{name}: must be within [0, 1], got {v!r}")
         if (self.dp * self.tp) % self.ep:
             raise ConfigError(f"parallel.ep: {self.ep} must divide dp*tp = {self.dp * self.tp}")
 

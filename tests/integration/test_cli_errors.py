@@ -55,8 +55,19 @@ def test_unknown_model_lists_valid_names(tmp_path, capsys, repo_cwd):
 
 def test_misspelt_field_is_path_qualified(tmp_path, capsys, repo_cwd):
     msg = one_error_line(capsys, ["train", experiment(tmp_path, par="{tp: 8, ppp: 4}")])
-    assert msg.endswith("exp.yaml: training.jobs[0].parallel.ppp: unknown field; known: cp, dp, dp_overlap, ep, "
-                        "microbatch_size, microbatches, pp, recompute, sequence_parallel, tp, virtual_stages, zero")
+    assert msg.endswith("exp.yaml: training.jobs[0].parallel.ppp: unknown field; known: cp, dp, "
+                        "dp_overlap, ep, ep_overlap, microbatch_size, microbatches, pp, pp_overlap, "
+                        "recompute, sequence_parallel, tp, tp_overlap, virtual_stages, zero")
+
+
+@pytest.mark.parametrize(("knob", "value", "why"), [("tp_overlap", "1.5", "less than or equal to 1"),
+                                                   ("pp_overlap", "-0.1", "greater than or equal to 0"),
+                                                   ("ep_overlap", "2", "less than or equal to 1")])
+def test_overlap_outside_unit_interval_is_one_path_qualified_line(tmp_path, capsys, repo_cwd, knob,
+                                                                  value, why):
+    msg = one_error_line(capsys, ["train", experiment(tmp_path, par=f"{{tp: 8, pp: 4, {knob}: {value}}}")])
+    assert f"exp.yaml: training.jobs[0].parallel.{knob}: " in msg, msg
+    assert why in msg, msg
 
 
 def test_mistyped_field_is_path_qualified(tmp_path, capsys, repo_cwd):

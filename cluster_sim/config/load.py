@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError
+from .. import catalog
+from ..catalog import Catalog
+from ..errors import CatalogError, ConfigError
 from ..topology.safe_load import (
     InputProblem,
     check_path_text,
@@ -29,7 +31,7 @@ from ..topology.safe_load import (
 )
 from .schema import ExperimentConfig
 
-__all__ = ["apply_overrides", "load_config", "read_mapping", "resolve_path", "traces_dir"]
+__all__ = ["apply_overrides", "load_config", "read_mapping", "resolve_path", "traces_dir", "user_catalogs"]
 
 
 def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -191,11 +193,33 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Mapping
     data = apply_overrides(data, overrides)
     data.setdefault("base_dir", str(base))
     try:
-        return ExperimentConfig.model_validate(data)
+        cfg = ExperimentConfig.model_validate(data)
+        user_catalogs(cfg)  # the user's cards are checked at load, like every other field
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, name)) from None
     except ConfigError as exc:  # a cross-field check that names its own path (policies, limits)
         raise ConfigError(f"{name}: {exc}") from None
+    return cfg
+
+
+def user_catalogs(cfg: ExperimentConfig) -> tuple[Catalog, ...]:
+    """Load and validate every file of ``cfg.catalog`` (paths resolve like any config path).
+
+    Raises
+    ------
+    ConfigError
+        ``catalog[i]: <file>: <section>.<entry>.<field>: <problem>`` for the first bad entry.
+    """
+    out: list[Catalog] = []
+    merged = catalog.shipped()
+    for i, path in enumerate(cfg.catalog):
+        try:
+            cat = catalog.load_catalog(resolve_path(path, cfg.base_dir))
+            merged = merged.merged(cat)  # two user files may not define the same name either
+        except (CatalogError, ConfigError) as exc:
+            raise ConfigError(f"catalog[{i}]: {exc}") from None
+        out.append(cat)
+    return tuple(out)
 
 
 def traces_dir() -> Path | None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .. import units
-from ..errors import ConfigError
+from ..errors import CatalogError, ConfigError
+from ..workload.models import inline_models
 from .policy_check import check_policy, check_scheduler
 
 __all__ = [
@@ -378,11 +379,24 @@ class ExperimentConfig(Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     failures: FailuresConfig | None = None
     scaling: ScalingConfig | None = None
+    models: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict, description="inline model architectures (ModelSpec fields) by name")
+    catalog: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, description="user catalog TOML files of cards, systems and fabrics")
     base_dir: str = Field(".", description="directory relative paths resolve against (set by the loader)")
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _limits(self) -> ExperimentConfig:
         """Cross-field sizes: generated jobs, requests and timeline points stay under the limits."""
+        try:
+            inline_models(self.models, "models")  # same checks as the shipped models.toml
+        except CatalogError as exc:
+            raise ConfigError(str(exc)) from None
         hours = None if self.duration is None else self.duration / units.HOUR
         tr = self.training
         if tr is not None:

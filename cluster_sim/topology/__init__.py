@@ -23,6 +23,7 @@ from .builders import (
 from .files import load_topology
 from .graph import CardTable, DciLink, EdgeTable, SiteInfo, Topology
 from .levels import TIERS, CommLevel
+from .torus import torus
 
 __all__ = [
     "TIERS",
@@ -39,4 +40,5 @@ __all__ = [
     "rail_optimized",
     "scaleup_domain",
     "supernode_cluster",
+    "torus",
 ]

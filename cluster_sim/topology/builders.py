@@ -1,4 +1,4 @@
-"""Deterministic topology builders: scale-up domains, fat-trees, rails, supernodes, multi-DC.
+"""Deterministic topology builders: scale-up domains, fat-trees, rails, supernodes, tori, multi-DC.
 
 Switches are aggregated where that keeps 100,000-card clusters fast without changing any
 capacity: all spine switches above a group of leaves are one node (``spine:0`` in a 2-tier
@@ -128,6 +128,9 @@ def _greedy_half(n_i: np.ndarray, c_i: np.ndarray) -> float:
 
 def _scaleup_bisection(system: SystemSpec, n: int) -> float:
     uni = catalog.accelerator(system.accelerator).scaleup_bytes_per_s_uni
+    if system.scaleup_fabric == "torus":  # cut across the longest ring: 2 links per ring (1 if k = 2)
+        k = max(system.torus_dims)
+        return 0.0 if k < 2 else n / k * 2 * uni / (2 * len(system.torus_dims))
     if system.scaleup_fabric == "mesh" and n > 1:
         return (n // 2) * (n - n // 2) * uni / (n - 1)
     return n / 2 * uni
@@ -267,6 +270,21 @@ def _scaleup_edges(edges: _Edges, switches: list[tuple[str, dict[str, Any]]], s:
     acc = catalog.accelerator(s.accelerator)
     uni = acc.scaleup_bytes_per_s_uni
     bases = card0 + np.arange(n_dom) * size
+    if s.scaleup_fabric == "torus":  # neighbours in every dimension, wrap-around included
+        link = uni / (2 * len(s.torus_dims))  # a chip's ICI bandwidth over its 2 links per dimension
+        coords = np.indices(s.torus_dims).reshape(len(s.torus_dims), -1)
+        for d, k in enumerate(s.torus_dims):
+            if k < 2:
+                continue
+            nxt = coords.copy()
+            nxt[d] = (nxt[d] + 1) % k
+            iu = np.arange(size)
+            ju = np.ravel_multi_index(tuple(nxt), s.torus_dims)
+            keep = iu < ju if k == 2 else np.ones(size, dtype=bool)  # k = 2: both links to one neighbour
+            edges.add((bases[:, None] + iu[keep]).ravel().tolist(), (bases[:, None] + ju[keep]).ravel().tolist(),
+                      link * (2 if k == 2 else 1), s.scaleup_latency_s, acc.scaleup_efficiency, "scaleup",
+                      "scaleup")
+        return
     if s.scaleup_fabric == "mesh":
         iu, ju = np.triu_indices(size, 1)
         u = (bases[:, None] + iu).ravel().tolist()

@@ -21,6 +21,7 @@ Validation is strict: unknown keys, wrong types and unknown names raise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ..units import parse_bandwidth, parse_distance
 from . import builders
 from .graph import Topology
 from .safe_load import InputProblem, check_tree, parse_yaml, printable, read_text
+from .torus import torus
 
 __all__ = ["BUILDERS", "MAX_CARDS", "load_topology"]
 
@@ -133,6 +135,12 @@ def _km(v: Any) -> float | list[list[float]]:
     return _km_one(v)
 
 
+def _dims(v: Any) -> list[int]:
+    if not isinstance(v, list) or not 1 <= len(v) <= 3:
+        raise _Bad(f"expected a list of 1 to 3 torus dimensions such as [4, 4, 8], got {v!r:.60}")
+    return [_pos_int(d) for d in v]
+
+
 SCALEOUT = _fabric_of("scaleout")
 COMMON = {"system": ("system", _system), "fabric": ("fabric", SCALEOUT),
           "oversubscription": ("oversubscription", _ratio), "leaf_radix": ("leaf_radix", _pos_int),
@@ -155,6 +163,8 @@ BUILDERS: dict[str, tuple[Callable[..., Topology], dict[str, tuple[str, Callable
     "heterogeneous": (builders.heterogeneous,
                       {k: TREE[k] for k in ("fabric", "oversubscription", "leaf_radix", "tiers", "pod_leaves")},
                       ("parts",)),
+    "torus": (torus, {"system": COMMON["system"], "dims": ("dims", _dims), "count": ("count", _pos_int),
+                      "fabric": COMMON["fabric"], "nic_bandwidth": COMMON["nic_bandwidth"]}, ("system", "dims")),
     "multi_dc": (builders.multi_dc,
                  {"distance": ("distance_km", _km), "convergence_ratio": ("convergence_ratio", _ratio_one),
                   "dci_bandwidth": ("dci_gbps", _gbps), "dci_fabric": ("dci_fabric", _fabric_of("dci"))},
@@ -250,6 +260,8 @@ def _cards(name: str, kw: dict[str, Any]) -> int:
         return int(kw["supernodes"]) * catalog.system(kw.get("system", "cloudmatrix384")).domain_cards
     if name == "scaleup_domain":
         return int(kw.get("count", 1)) * catalog.system(kw["system"]).domain_cards
+    if name == "torus":
+        return int(kw.get("count", 1)) * math.prod(kw["dims"])
     if name == "heterogeneous":
         return sum(int(p["nodes"]) * catalog.system(p["system"]).cards_per_node for p in kw["parts"])
     return sum(site.n_cards for site in kw["sites"])

@@ -11,11 +11,16 @@ Shipped models live in ``workload/data/models.toml``; look them up with :func:`m
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
+import math
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import CatalogError
@@ -25,7 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ModelSpec", "model", "models"]
+__all__ = ["ModelSpec", "build_model", "inline_models", "model", "models", "shipped_models", "use"]
 
 _DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp32": 4}
 
@@ -40,6 +45,8 @@ class ModelSpec:
     ``dense_layers`` layers are dense with width ``ffn_hidden``. ``attention`` is ``mha``,
     ``gqa`` or ``mla`` (DeepSeek: a latent of ``kv_lora_rank`` plus ``rope_head_dim`` per layer).
     FFNs are gated (3 matrices) when ``gated_ffn`` is true, else 2 matrices (GPT).
+    ``max_route_nodes`` is node-limited routing: a token's experts sit on at most that many
+    scale-up domains (DeepSeek-V3: 4); 0 = no limit. The expert all-to-all uses it.
     """
 
     name: str
@@ -60,6 +67,7 @@ class ModelSpec:
     shared_experts: int = 0
     moe_ffn_hidden: int = 0
     dense_layers: int = 0
+    max_route_nodes: int = 0
     params: float = 0.0
     activated_params: float = 0.0
     max_context: int = 8192
@@ -68,6 +76,10 @@ class ModelSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
+        r = self.max_route_nodes
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise CatalogError(f"model {self.name}: max_route_nodes must be a whole number >= 0 "
+                               f"(0 = no limit), got {r!r:.60}")
         if self.kv_heads == 0:
             object.__setattr__(self, "kv_heads", self.heads)
         if self.head_dim == 0:
@@ -167,33 +179,126 @@ class ModelSpec:
         return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_param
 
 
-def _build(name: str, raw: dict[str, Any]) -> ModelSpec:
-    fields = {f.name for f in dataclasses.fields(ModelSpec)}
+_INT_FIELDS = ("layers", "hidden", "heads", "vocab", "ffn_hidden", "kv_heads", "head_dim", "kv_lora_rank",
+               "q_lora_rank", "rope_head_dim", "experts", "experts_per_token", "shared_experts",
+               "moe_ffn_hidden", "dense_layers", "max_context")
+_ATTENTION = ("mha", "gqa", "mla")
+_ACTIVE: contextvars.ContextVar[Mapping[str, ModelSpec] | None] = contextvars.ContextVar(
+    "cluster_sim_models", default=None)
+
+
+def _normalise(name: str) -> str:
+    return str(name).strip().lower().replace("_", "-")
+
+
+def build_model(name: str, raw: Mapping[str, Any], where: str = "models.toml") -> ModelSpec:
+    """A :class:`ModelSpec` from a table of its fields, checked field by field.
+
+    Used for the shipped ``models.toml`` and for an experiment's inline ``models:`` section alike;
+    every problem is one :class:`CatalogError` naming ``where.name.field``.
+    """
+    at = f"{where}.{name}"
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{at}: expected a table of ModelSpec fields, got {type(raw).__name__}")
+    fields = {f.name for f in dataclasses.fields(ModelSpec)} - {"name"}
     unknown = sorted(set(raw) - fields)
     if unknown:
-        raise CatalogError(f"models.toml.{name}.{unknown[0]}: unknown field; known: {', '.join(sorted(fields))}")
+        raise CatalogError(f"{at}.{unknown[0]}: unknown field; known: {', '.join(sorted(fields))}")
     for k in ("layers", "hidden", "heads", "vocab"):
         if k not in raw:
-            raise CatalogError(f"models.toml.{name}: missing field {k!r}")
+            raise CatalogError(f"{at}: missing field {k!r}")
+    for k, v in raw.items():
+        if k in _INT_FIELDS and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise CatalogError(f"{at}.{k}: expected a whole number >= 0, got {v!r:.60}")
+        if k in ("params", "activated_params") and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                                    or not math.isfinite(v) or v < 0):
+            raise CatalogError(f"{at}.{k}: expected a number >= 0 (0 = derive), got {v!r:.60}")
+        if k in ("gated_ffn", "tied_embeddings") and not isinstance(v, bool):
+            raise CatalogError(f"{at}.{k}: expected true or false, got {v!r:.60}")
+        if k == "source" and not isinstance(v, str):
+            raise CatalogError(f"{at}.source: expected a string, got {v!r:.60}")
+    for k in ("layers", "hidden", "heads", "vocab"):
+        if raw[k] < 1:
+            raise CatalogError(f"{at}.{k}: must be >= 1, got {raw[k]!r}")
     if raw.get("dtype", "bf16") not in _DTYPE_BYTES:
-        raise CatalogError(f"models.toml.{name}.dtype: one of {', '.join(_DTYPE_BYTES)}")
+        raise CatalogError(f"{at}.dtype: one of {', '.join(_DTYPE_BYTES)}")
+    if raw.get("attention", "mha") not in _ATTENTION:
+        raise CatalogError(f"{at}.attention: one of {', '.join(_ATTENTION)}, got {raw['attention']!r:.40}")
+    hidden, heads = raw["hidden"], raw["heads"]
+    if not raw.get("head_dim") and hidden % heads:
+        raise CatalogError(f"{at}.heads: {heads} heads do not divide hidden = {hidden} "
+                           "(give head_dim if the heads are not hidden / heads wide)")
+    kv = raw.get("kv_heads") or heads
+    if heads % kv:
+        raise CatalogError(f"{at}.kv_heads: {kv} KV heads do not divide heads = {heads}")
+    if raw.get("experts", 0):
+        if not 1 <= raw.get("experts_per_token", 0) <= raw["experts"]:
+            raise CatalogError(f"{at}.experts_per_token: must be 1..experts ({raw['experts']})")
+        if not raw.get("moe_ffn_hidden"):
+            raise CatalogError(f"{at}.moe_ffn_hidden: an MoE model needs its expert width")
+    if raw.get("dense_layers", 0) >= raw["layers"] and raw.get("experts", 0):
+        raise CatalogError(f"{at}.dense_layers: must be < layers ({raw['layers']})")
     return ModelSpec(name=name, **raw)
 
 
+def _build(name: str, raw: dict[str, Any]) -> ModelSpec:
+    return build_model(name, raw, "models.toml")
+
+
 @functools.cache
-def models() -> dict[str, ModelSpec]:
-    """All shipped model specs by name."""
+def shipped_models() -> Mapping[str, ModelSpec]:
+    """The model specs shipped in ``workload/data/models.toml``."""
     text = resources.files("cluster_sim.workload").joinpath("data").joinpath("models.toml").read_text("utf-8")
     data = tomllib.loads(text)
-    return {k.lower(): _build(k.lower(), v) for k, v in data.items()}
+    return MappingProxyType({_normalise(k): _build(_normalise(k), v) for k, v in data.items()})
+
+
+def models() -> Mapping[str, ModelSpec]:
+    """All model specs by name: shipped, plus the inline ones of the enclosing :func:`use`."""
+    return _ACTIVE.get() or shipped_models()
+
+
+def inline_models(raw: Mapping[str, Any], where: str = "models") -> dict[str, ModelSpec]:
+    """Build an experiment's inline ``models:`` section; a shipped name is an error."""
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{where}: expected a mapping of model name to ModelSpec fields")
+    out: dict[str, ModelSpec] = {}
+    for name, fields in raw.items():
+        key = _normalise(name)
+        if not key:
+            raise CatalogError(f"{where}: a model name must not be empty")
+        if key in shipped_models():
+            raise CatalogError(f"{where}.{name}: a shipped model has this name; give yours another name")
+        if key in out:
+            raise CatalogError(f"{where}.{name}: duplicate model (names are case- and underscore-insensitive)")
+        out[key] = build_model(key, fields, where)
+    return out
+
+
+@contextlib.contextmanager
+def use(specs: Mapping[str, ModelSpec]) -> Iterator[Mapping[str, ModelSpec]]:
+    """Make ``specs`` visible to :func:`model` inside the ``with`` block (this context only).
+
+    The block sees the shipped models plus ``specs``, never those of an enclosing block.
+    """
+    current = shipped_models()
+    clash = sorted(set(current) & set(specs))
+    if clash:
+        raise CatalogError(f"models.{clash[0]}: already defined; give your model another name")
+    table = MappingProxyType({**current, **specs})
+    token = _ACTIVE.set(table)
+    try:
+        yield table
+    finally:
+        _ACTIVE.reset(token)
 
 
 def model(name: str | ModelSpec) -> ModelSpec:
-    """Look up a shipped model; an unknown name lists the valid ones."""
+    """Look up a model (shipped or in scope); an unknown name lists the valid ones."""
     if isinstance(name, ModelSpec):
         return name
     table = models()
-    key = str(name).strip().lower().replace("_", "-")
+    key = _normalise(name)
     if key not in table:
         raise CatalogError(f"unknown model {name!r}; known: {', '.join(sorted(table))}")
     return table[key]

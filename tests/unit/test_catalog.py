@@ -60,3 +60,51 @@ def test_specs_are_frozen():
         spec.tdp_w = 1  # type: ignore[misc]
     what_if = dataclasses.replace(spec, hbm_gb=141)
     assert what_if.hbm_gb == 141 and catalog.accelerator("h100-sxm").hbm_gb == 80
+
+
+# ---- issue #15 item 7: TPUs, domestic cards and supernodes -----------------------------------
+NEW_ACCELERATORS = ["tpu-v4", "tpu-v5p", "kunlun-p800", "hygon-k100-ai", "mtt-s4000", "mlu590",
+                    "tiangai-100", "tiangai-150"]
+NEW_SYSTEMS = ["tpu-v4-pod", "tpu-v5p-pod", "kuae-s4000", "kunlun-p800-8", "hygon-k100-8", "mlu590-8",
+               "tiangai-100-8", "tiangai-150-8", "zte-nebula-2048"]
+DOMESTIC = ["kunlun-p800", "hygon-k100-ai", "mtt-s4000", "mlu590", "tiangai-100", "tiangai-150"]
+
+
+@pytest.mark.parametrize("name", NEW_ACCELERATORS)
+def test_new_accelerators_exist_with_sources(name):
+    test_required_accelerators_exist(name)
+
+
+@pytest.mark.parametrize("name", NEW_SYSTEMS)
+def test_new_systems_exist(name):
+    test_required_systems_exist(name)
+
+
+def test_tpu_numbers_are_the_cloud_tpu_docs():
+    v4, v5p = catalog.accelerator("tpu-v4"), catalog.accelerator("tpu-v5p")
+    assert (v4.bf16_tflops_dense, v4.hbm_gb, v4.hbm_tbyte_s, v4.tdp_w) == (275.0, 32.0, 1.2, 192.0)
+    assert v4.hbm_bytes == pytest.approx(32 * 2**30 * v4.hbm_usable_fraction)  # docs quote GiB
+    assert (v5p.bf16_tflops_dense, v5p.fp8_tflops_dense, v5p.hbm_gb, v5p.hbm_tbyte_s) == (459.0, 459.0, 95.0, 2.765)
+    assert v5p.scaleup_gbyte_s_bidir == 1200.0  # bidirectional ICI per chip
+    pod4, pod5 = catalog.system("tpu-v4-pod"), catalog.system("tpu-v5p-pod")
+    assert (pod4.scaleup_fabric, pod4.torus_dims, pod4.domain_cards) == ("torus", (16, 16, 16), 4096)
+    assert (pod5.torus_dims, pod5.domain_cards, pod5.cards_per_node) == ((16, 16, 24), 6144, 4)
+    assert pod5.nic_bytes_per_s_per_card == pytest.approx(50e9 / 8)  # 50 Gb/s DCN per chip
+
+
+def test_domestic_cards_are_tagged_as_claims_or_placeholders():
+    for name in DOMESTIC:
+        a = catalog.accelerator(name)
+        assert a.confidence in ("S", "U"), name  # vendor claims and placeholders, never "verified"
+        assert a.field_sources, name
+    assert catalog.accelerator("mtt-s4000").hbm_tbyte_s == 0.768  # DOMAIN.md 3.1
+    nebula = catalog.system("zte-nebula-2048")
+    assert nebula.domain_cards == 2048 and nebula.confidence == "U"
+    assert nebula.field_sources["accelerator"].startswith("U:")
+
+
+def test_every_field_source_starts_with_its_confidence_tag():
+    specs = [*catalog.accelerators().values(), *catalog.systems().values(), *catalog.fabrics().values()]
+    for spec in specs:
+        for key, text in spec.field_sources.items():
+            assert text[:2] in ("V:", "S:", "R:", "D:", "U:"), (spec.name, key, text)

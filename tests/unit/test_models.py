@@ -8,11 +8,40 @@ from cluster_sim.workload.models import model, models
     ("name", "published"),
     [("gpt3-175b", 175e9), ("llama3-8b", 8.03e9), ("llama3-70b", 70.6e9), ("llama3-405b", 405.9e9),
      ("deepseek-v3", 671e9), ("qwen3-235b-a22b", 235e9), ("megatron-145.6b", 145.6e9),
-     ("megatron-1t", 1008e9)],
+     ("megatron-1t", 1008e9),
+     # issue #15 item 7: published configs (papers / HF config.json), published totals
+     ("opt-125m", 125e6), ("opt-1.3b", 1.3e9), ("opt-2.7b", 2.65e9), ("opt-6.7b", 6.7e9), ("opt-13b", 13e9),
+     ("opt-30b", 30e9), ("opt-66b", 66e9), ("opt-175b", 175e9),
+     ("llama-7b", 6.7e9), ("llama-13b", 13.0e9), ("llama-33b", 32.5e9), ("llama-65b", 65.2e9),
+     ("llama2-7b", 6.74e9), ("llama2-13b", 13.0e9), ("llama2-70b", 69.0e9),
+     ("qwen3-0.6b", 0.6e9), ("qwen3-1.7b", 1.7e9), ("qwen3-4b", 4.0e9), ("qwen3-8b", 8.2e9),
+     ("qwen3-14b", 14.8e9), ("qwen3-32b", 32.8e9), ("mixtral-8x7b", 46.7e9), ("palm-540b", 540.35e9)],
 )
 def test_architecture_reproduces_published_parameter_count(name, published):
     total, _ = model(name).derived_params()
     assert total == pytest.approx(published, rel=0.02)
+    assert model(name).source
+
+
+def test_every_shipped_model_states_its_published_count_within_2_percent():
+    for name, m in models().items():
+        assert m.source, name
+        if m.params:
+            assert m.derived_params()[0] == pytest.approx(m.params, rel=0.02), name
+
+
+def test_new_architectures_have_their_published_shapes():
+    # OPT: multi-head attention, 4h ReLU FFN, tied embeddings
+    opt = model("opt-66b")
+    assert (opt.kv_heads, opt.ffn_hidden, opt.gated_ffn, opt.tied_embeddings) == (72, 4 * 9216, False, True)
+    assert opt.kv_bytes_per_token() == 2 * 64 * 9216 * 2  # MHA: the whole hidden per layer, K and V
+    # PaLM: multi-query attention, one KV head of width 256
+    assert model("palm-540b").kv_bytes_per_token() == 2 * 118 * 1 * 256 * 2
+    # Mixtral: top-2 of 8 experts in every layer
+    _, act = model("mixtral-8x7b").derived_params()
+    assert act == pytest.approx(12.9e9, rel=0.03)
+    # Qwen3: 128-wide heads even where heads x 128 != hidden
+    assert model("qwen3-32b").head_dim * model("qwen3-32b").heads == 8192 != model("qwen3-32b").hidden
 
 
 def test_moe_activated_parameters():

@@ -8,6 +8,7 @@ handlers ``(args, console) -> exit code``. A user error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -41,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cluster-sim`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args, make_console()))
+        with contextlib.ExitStack() as args.scope:  # what a command keeps open until it returns
+            return int(args.handler(args, make_console()))
     except ClusterSimError as exc:
         stderr_console().print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         return 2

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from ..config import ExperimentConfig, load_config
+from ..config import ExperimentConfig, load_config, user_scope
 from ..errors import ConfigError
 from ..experiment import HEADLINE_KEYS, Result, check_out_dir, compare, simulate
 from ..experiment.store import to_jsonable
@@ -50,8 +50,15 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def load_experiment(args: argparse.Namespace) -> ExperimentConfig:
-    """Load ``args.experiment`` with ``args.overrides`` applied (one ConfigError on any mistake)."""
-    return load_config(args.experiment, overrides=parse_overrides(args.overrides))
+    """Load ``args.experiment`` with ``args.overrides`` applied (one ConfigError on any mistake).
+
+    The experiment's own models and cards (``models:``, ``catalog:``) stay in scope until the
+    command returns (``args.scope``, an ExitStack that :func:`cluster_sim.cli.main` opens)."""
+    cfg = load_config(args.experiment, overrides=parse_overrides(args.overrides))
+    scope = getattr(args, "scope", None)
+    if scope is not None:
+        scope.enter_context(user_scope(cfg))
+    return cfg
 
 
 def parse_factor(text: str) -> tuple[str, list[str]]:

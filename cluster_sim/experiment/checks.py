@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import catalog
-from ..config import ExperimentConfig, resolve_path
+from ..config import ExperimentConfig, resolve_path, user_scope
 from ..errors import ClusterSimError, ConfigError
 from ..policies import registry
 from ..workload.models import model
@@ -83,6 +83,11 @@ def check(cfg: ExperimentConfig) -> list[str]:
     fit, the scaling request, inference services (models, card types, card counts, trace
     files) and policy names. Raises the first :class:`ClusterSimError`, path-qualified.
     """
+    with user_scope(cfg):  # the experiment's own models and cards (models:, catalog:)
+        return _check(cfg)
+
+
+def _check(cfg: ExperimentConfig) -> list[str]:
     cluster = Cluster.load(cfg)
     topology = cluster.topology
     types = ", ".join(f"{v:,} {k}" for k, v in cluster.cards_by_type.items())

@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import catalog
-from ..config import ExperimentConfig, load_config
+from ..config import ExperimentConfig, load_config, user_scope
 from ..report import plots
 from .cluster import Cluster, load_cluster
 from .drivers import run_serving, run_training
@@ -378,6 +378,12 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     t0 = time.perf_counter()
     if not isinstance(cfg, ExperimentConfig):
         cfg = load_config(cfg)
+    with user_scope(cfg):  # the experiment's own models and cards (models:, catalog:), this run only
+        return _simulate(cfg, scaling, progress, t0)
+
+
+def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | None,
+              progress: Progress | None, t0: float) -> Result:
     wants_cluster, skip_note = wants_cluster_engine(cfg)
     wants_serving = cfg.inference is not None and bool(cfg.inference.services)
     phases = 1 + int(wants_cluster) + int(wants_serving)

@@ -221,3 +221,23 @@ def test_heads_check_allows_an_explicit_head_dim():
                                            "vocab": 100, "source": "test"}}})
     with user_scope(cfg):
         assert model("wide").head_dim == 128
+
+
+@pytest.mark.parametrize("command", ["train", "validate", "run"])
+def test_user_model_and_card_work_from_every_cli_command(tmp_path, capsys, command):
+    """The CLI keeps the experiment's own models and cards in scope for the whole command, and a
+    `run` (simulate) or `train` of the user copy prints exactly what the shipped spec prints."""
+    outputs = []
+    for user in (False, True):
+        path = _experiment(tmp_path, user=user)
+        assert main([command, str(path), "--json"] if command != "validate" else [command, str(path)]) == 0
+        outputs.append(capsys.readouterr().out)
+    if command == "validate":
+        assert "my-llama on 64 my-h100" in outputs[1] and "valid" in outputs[1]
+        return
+    shipped, user = (json.loads(o) for o in outputs)
+    if command == "run":  # names and wall clock differ; every number the model produces must not
+        for key in ("training.step_time_s", "training.mfu", "training.tokens_per_s", "training.job.j.memory_per_card_gib"):
+            assert user[key] == shipped[key], key
+    else:
+        assert user["j"] == shipped["j"]

@@ -39,6 +39,8 @@ __all__ = [
     "broadcast",
     "bus_bandwidth",
     "collective",
+    "concurrent_all_to_all",
+    "domain_dedup",
     "pairwise_all_to_all",
     "point_to_point",
     "rabenseifner_all_reduce",
@@ -59,7 +61,7 @@ ALGORITHMS: dict[str, tuple[str, ...]] = {
     "all_reduce": ("ring", "tree", "hierarchical"),
     "reduce_scatter": ("ring", "hierarchical"),
     "all_gather": ("ring", "hierarchical"),
-    "all_to_all": ("pairwise",),
+    "all_to_all": ("pairwise", "concurrent", "hierarchical"),
     "broadcast": ("ring", "tree"),
     "point_to_point": ("direct",),
 }
@@ -214,6 +216,15 @@ def pairwise_all_to_all(size_bytes: float, ranks: int, bandwidth_Bps: float,
                  moved / bandwidth_Bps, moved)
 
 
+def concurrent_all_to_all(size_bytes: float, ranks: int, bandwidth_Bps: float,
+                          latency_s: float) -> CollectiveCost:
+    """Concurrent all-to-all (every message in flight at once): ``⌈log2 p⌉·alpha + (p-1)/p·S/b``."""
+    _check(size_bytes, ranks, bandwidth_Bps, latency_s)
+    moved = (ranks - 1) / ranks * size_bytes
+    return _cost("all_to_all", "concurrent", ranks, size_bytes, _ceil_log2(ranks) * latency_s,
+                 moved / bandwidth_Bps, moved)
+
+
 def ring_broadcast(size_bytes: float, ranks: int, bandwidth_Bps: float,
                    latency_s: float) -> CollectiveCost:
     """Pipelined chain (ring) broadcast, ideal pipelining: ``(p-1)·alpha + S/b``."""
@@ -352,16 +363,49 @@ def all_gather(size_bytes: float, levels: Sequence[CommLevel],
     return _rs_or_ag("all_gather", size_bytes, levels, algorithm)
 
 
-def all_to_all(size_bytes: float, levels: Sequence[CommLevel],
-               algorithm: str = "auto") -> CollectiveCost:
-    """Pairwise all-to-all, ``S`` = bytes each rank sends (``S/p`` to every rank, itself included).
+def _check_routing(copies: int, max_domains: int | None) -> None:
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be an integer >= 1, got {copies!r}")
+    if max_domains is not None and (isinstance(max_domains, bool) or not isinstance(max_domains, int)
+                                    or max_domains < 1):
+        raise ValueError(f"max_domains must be None or an integer >= 1, got {max_domains!r}")
 
-    With ``P_j`` the ranks reachable inside level ``j`` (``P_0 = 1``), ``P_j - P_{j-1}`` peers are
-    first reached at level ``j`` and get ``(P_j - P_{j-1})/p·S`` bytes over its bandwidth. The
-    levels move their shares concurrently (different links), so the transfer part is the
-    slowest level's; the ``p-1`` rounds are sequential, so latency is
-    ``Σ_j (P_j - P_{j-1})·alpha_j``. One level gives ``(p-1)·alpha + (p-1)/p·S/b``.
+
+def domain_dedup(copies: int, domains: int, max_domains: int | None = None) -> float:
+    """Share of an all-to-all's cross-domain bytes left when items go once per target domain.
+
+    An item (a token) has ``copies`` destinations (its top-k experts) chosen uniformly among the
+    ranks of ``c = min(max_domains, domains)`` candidate domains. Sent once per distinct target
+    domain and copied to its ranks inside it (DeepEP-style dispatch; combine mirrors it with a
+    reduction inside the domain), it crosses the network ``c·(1 - (1 - 1/c)^k)`` times instead of
+    ``k``; the share is that over ``k`` (1 for ``k = 1``, ``1/k`` for ``c = 1``, never above 1).
+
+    >>> round(domain_dedup(8, 16), 4), round(domain_dedup(8, 16, max_domains=4), 4)
+    (0.8066, 0.4499)
     """
+    _check_routing(copies, max_domains)
+    if isinstance(domains, bool) or int(domains) != domains or domains < 1:
+        raise ValueError(f"domains must be an integer >= 1, got {domains!r}")
+    c = int(domains) if max_domains is None else min(int(domains), max_domains)
+    return c * (1.0 - (1.0 - 1.0 / c) ** copies) / copies
+
+
+def all_to_all(size_bytes: float, levels: Sequence[CommLevel], algorithm: str = "auto", *,
+               copies: int = 1, max_domains: int | None = None) -> CollectiveCost:
+    """All-to-all, ``S`` = bytes each rank sends (``S/p`` to every rank, itself included).
+
+    ``pairwise``: ``p-1`` sequential rounds, ``Σ_j (P_j - P_{j-1})·alpha_j``, and the slowest
+    level's share ``max_j (P_j - P_{j-1})/p·S/b_j`` (``P_j`` ranks inside level ``j``).
+    ``concurrent``: all messages in flight at once, same transfer, ``⌈log2 p⌉·alpha_max``.
+    ``hierarchical``: one exchange per level, innermost first, pipelined: latency
+    ``Σ_j ⌈log2 f_j'⌉·alpha_j``, transfer ``max_j (f_j-1)/f_j·S_j/b_j`` with ``S_j = S`` inside
+    the scale-up domain and ``S·domain_dedup(copies, domains, max_domains)`` beyond it (an item
+    with ``copies`` destinations crosses once per target domain); ``max_domains`` ``M``
+    (node-limited routing) caps ``f_j'`` beyond the domain at ``M + 1``. ``auto``: the cheapest
+    (ties: pairwise, concurrent, hierarchical). One level: ``⌈log2 p⌉·alpha + (p-1)/p·S/b``.
+    ``docs/network.md`` derives them.
+    """
+    _check_routing(copies, max_domains)
 
     def pairwise(lv: tuple[CommLevel, ...]) -> CollectiveCost:
         p = _flat(lv)[0]
@@ -375,7 +419,26 @@ def all_to_all(size_bytes: float, levels: Sequence[CommLevel],
         return _cost("all_to_all", "pairwise", p, size_bytes, lat, xfer,
                      (p - 1) / p * size_bytes)
 
-    return _choose("all_to_all", size_bytes, levels, algorithm, {"pairwise": pairwise})
+    def concurrent(lv: tuple[CommLevel, ...]) -> CollectiveCost:
+        c = pairwise(lv)
+        return _cost("all_to_all", "concurrent", c.ranks, size_bytes,
+                     _ceil_log2(c.ranks) * _flat(lv)[2], c.transfer_s, c.bytes_per_rank)
+
+    def hierarchical(lv: tuple[CommLevel, ...]) -> CollectiveCost:
+        domains = math.prod(x.fanout for x in lv if x.tier != "scaleup")
+        outer = size_bytes * domain_dedup(copies, domains, max_domains)
+        lat = xfer = sent = 0.0
+        for x in lv:
+            inside = x.tier == "scaleup"
+            fan = x.fanout if inside or max_domains is None else min(x.fanout, max_domains + 1)
+            moved = (x.fanout - 1) / x.fanout * (size_bytes if inside else outer)
+            lat += _ceil_log2(fan) * x.latency_s
+            xfer = max(xfer, moved / x.effective_Bps)
+            sent += moved
+        return _cost("all_to_all", "hierarchical", _flat(lv)[0], size_bytes, lat, xfer, sent)
+
+    return _choose("all_to_all", size_bytes, levels, algorithm,
+                   {"pairwise": pairwise, "concurrent": concurrent, "hierarchical": hierarchical})
 
 
 def broadcast(size_bytes: float, levels: Sequence[CommLevel],

@@ -98,14 +98,20 @@ def causal_pairs(new_tokens: float, cached_tokens: float = 0.0) -> float:
 
 
 # ---- collectives: cluster_sim.network.collectives, reduced to affine coefficients ----------
-def _affine(kind: str, levels: tuple[CommLevel, ...]) -> tuple[tuple[float, float], ...]:
+def _affine(kind: str, levels: tuple[CommLevel, ...], copies: int = 1,
+            max_domains: int | None = None) -> tuple[tuple[float, float], ...]:
     """``(alpha, seconds per byte)`` of every algorithm of ``kind`` over ``levels``.
 
     Every alpha-beta collective is affine in the message size, so ``min(a + b S)`` over these
     pairs equals ``collectives.<kind>(S, levels).time_s`` (algorithm ``auto``) for any ``S``,
-    without building cost objects in the hot path.
+    without building cost objects in the hot path. ``copies`` and ``max_domains`` are the
+    all-to-all's routing (top-k destinations per token, node-limited routing).
     """
-    fn = collectives.all_reduce if kind == "all_reduce" else collectives.all_to_all
+    def fn(size: float, lv: tuple[CommLevel, ...], algo: str) -> collectives.CollectiveCost:
+        if kind == "all_reduce":
+            return collectives.all_reduce(size, lv, algo)
+        return collectives.all_to_all(size, lv, algo, copies=copies, max_domains=max_domains)
+
     if math.prod(lv.fanout for lv in levels) <= 1:
         return ()
     probe = 1e9
@@ -292,7 +298,8 @@ class ReplicaPerf:
             "_ar": _affine("all_reduce", levels),
             "_ep_n": 2.0 * m.moe_layers if ep > 1 else 0.0,     # all-to-alls per iteration
             "_ep_x": m.experts_per_token * m.hidden * ACT_BYTES / (ep * tp),  # bytes per token per card
-            "_a2a": _affine("all_to_all", ep_levels),
+            "_a2a": _affine("all_to_all", ep_levels, copies=max(1, m.experts_per_token),
+                            max_domains=m.max_route_nodes or None),
         }
         for k, v in derived.items():
             object.__setattr__(self, k, v)

@@ -283,7 +283,9 @@ def estimate_step(
         a2a_bytes = tokens_mb / plan.cp / plan.tp * model.experts_per_token * h * act_bytes
         n_a2a = 4 + (2 if plan.recompute == "full" else 0)
         moe_layers_stage = model.moe_layers / plan.pp
-        t_ep = n_a2a * moe_layers_stage * coll.all_to_all(a2a_bytes, ep_levels).time_s
+        a2a = coll.all_to_all(a2a_bytes, ep_levels, copies=model.experts_per_token,
+                              max_domains=model.max_route_nodes or None)
+        t_ep = n_a2a * moe_layers_stage * a2a.time_s
 
     comp, elem = [], []
     for acc in stage_acc:

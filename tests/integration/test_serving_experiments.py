@@ -107,7 +107,9 @@ def test_deepseek_supernode_beats_910b_servers_per_card(repo, traces):
 
 
 def test_supernode_drivers_in_the_perf_model(repo):
-    """Expert all-to-all over RoCE is what the 910B servers pay; the supernode keeps it on UB."""
+    """The card drives the per-card gap; with hierarchical, node-deduplicated dispatch (each token
+    crosses RoCE once per target server, issue #15 item 2) the 910B servers' expert all-to-all is
+    no longer the bulk of prefill (it was 43% under the old (p - 1)-round pairwise model)."""
     topo = cs.load_topology(_load(repo, "serving_deepseek_supernode.yaml").cluster.topology)
     cards = topo.cards_by_type()
     per_card = {}
@@ -117,8 +119,8 @@ def test_supernode_drivers_in_the_perf_model(repo):
         n = 16384
         bd = r.prefill_breakdown(n)
         per_card[acc] = (n / bd.total / r.cards, bd["ep_comm"] / bd.total)
-    assert per_card["ascend-910c"][0] > 2.5 * per_card["ascend-910b"][0]
-    assert per_card["ascend-910b"][1] > 0.3 > per_card["ascend-910c"][1]
+    assert per_card["ascend-910c"][0] > 2.0 * per_card["ascend-910b"][0]  # 2.35x the BF16 FLOP/s
+    assert per_card["ascend-910b"][1] < 0.3 and per_card["ascend-910c"][1] < 0.3
 
 
 # ---- (c) heterogeneous prefill/decode, cost per million tokens ----------------------------

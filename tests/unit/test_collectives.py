@@ -20,6 +20,7 @@ from cluster_sim.network import (
     broadcast,
     bus_bandwidth,
     collective,
+    concurrent_all_to_all,
     pairwise_all_to_all,
     point_to_point,
     rabenseifner_all_reduce,
@@ -117,7 +118,8 @@ def test_single_level_equals_closed_forms():
     assert all_reduce(s, one, "hierarchical").time_s == approx(ring_all_reduce(s, 8, b, a).time_s)
     assert reduce_scatter(s, one, "ring").time_s == ring_reduce_scatter(s, 8, b, a).time_s
     assert all_gather(s, one).time_s == ring_all_gather(s, 8, b, a).time_s
-    assert all_to_all(s, one).time_s == approx(pairwise_all_to_all(s, 8, b, a).time_s)
+    assert all_to_all(s, one, "pairwise").time_s == approx(pairwise_all_to_all(s, 8, b, a).time_s)
+    assert all_to_all(s, one).time_s == approx(concurrent_all_to_all(s, 8, b, a).time_s)
     assert broadcast(s, one, "tree").time_s == binomial_broadcast(s, 8, b, a).time_s
     assert point_to_point(s, one).time_s == send_recv(s, b, a).time_s
 
@@ -172,14 +174,22 @@ def test_tree_and_broadcast_over_levels_hand_numbers():
 
 def test_all_to_all_level_split():
     levels = (lv("scaleup", 4, 400.0, 1.0), lv("scaleout", 2, 100.0, 10.0))
-    c = all_to_all(800.0, levels)
+    c = all_to_all(800.0, levels, "pairwise")
     # 3 intra peers: 300 B at 400 B/s = 0.75 s; 4 inter peers: 400 B at 100 B/s = 4 s (slower wins)
     assert c.transfer_s == approx(4.0)
     assert c.latency_s == approx(3 * 1.0 + 4 * 10.0)
     assert c.bytes_per_rank == approx(700.0)
     # with a fast enough network the scale-up share dominates
     fast = (levels[0], lv("scaleout", 2, 10_000.0, 10.0))
-    assert all_to_all(800.0, fast).transfer_s == approx(0.75)
+    assert all_to_all(800.0, fast, "pairwise").transfer_s == approx(0.75)
+    # concurrent: the same transfer, ceil(log2 8) = 3 rounds of the worst alpha
+    cc = all_to_all(800.0, levels, "concurrent")
+    assert (cc.latency_s, cc.transfer_s, cc.bytes_per_rank) == (approx(30.0), approx(4.0), approx(700.0))
+    # hierarchical: 2 rounds of 1 s inside, 1 of 10 s across; 3/4 x 800 B at 400 B/s = 1.5 s
+    # inside, 1/2 x 800 B at 100 B/s = 4 s across, pipelined (the slower phase sets the pace)
+    h = all_to_all(800.0, levels, "hierarchical")
+    assert (h.latency_s, h.transfer_s, h.bytes_per_rank) == (approx(12.0), approx(4.0), approx(1000.0))
+    assert all_to_all(800.0, levels) == h  # auto: 16 s against 34 s (concurrent) and 47 s (pairwise)
 
 
 def test_point_to_point_crosses_outermost_level():

@@ -8,15 +8,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..config.schema import TrainingJobConfig
+from ..errors import ClusterSimError
 from ..experiment import JobEstimate, estimate_jobs, load_cluster
+from ..perf.uncertainty import TrainingBand, estimate_band
 from ..units import fmt_count
+from ..workload.models import model
 from ._common import emit_json
 from .run import RAW, add_experiment_args, load_experiment
 
-__all__ = ["headline", "hidden_line", "register"]
+__all__ = ["band", "headline", "hidden_line", "register"]
 
 JSON_KEYS = ("step_time_s", "breakdown", "tokens_per_s", "tflops_per_card", "mfu", "days_to_train")
-"""Per-job keys of ``--json`` (DESIGN.md 4)."""
+"""Per-job keys of ``--json`` (DESIGN.md 4); ``band`` (the uncertainty band) is added to them."""
 
 
 def _job_title(e: JobEstimate) -> str:
@@ -64,10 +68,27 @@ def headline(e: JobEstimate) -> str:
     return " | ".join(parts)
 
 
-def _json_record(e: JobEstimate, verbose: bool) -> dict:
-    """``--json`` keys of one job; ``--verbose`` adds plan, cards, memory and hidden seconds."""
+def band(e: JobEstimate, job: TrainingJobConfig, topology: object) -> TrainingBand:
+    """The estimate of ``e`` at the slow and fast corners of the catalog's confidence.
+
+    The cards are those :func:`~cluster_sim.experiment.estimate_job` picked: the first of the
+    job's one card type, or the first of the topology when the job spans several types.
+    """
+    est = e.estimate
+    card_type = est.card_types[0] if len(est.card_types) == 1 else None
+    try:
+        return estimate_band(model(job.model), est.plan, topology, card_type=card_type,
+                             seq_len=est.seq_len, dtype=job.dtype)
+    except ClusterSimError as exc:
+        raise type(exc)(f"{e.where}: uncertainty band: {exc}") from None
+
+
+def _json_record(e: JobEstimate, b: TrainingBand, verbose: bool) -> dict:
+    """``--json`` keys of one job and its ``band``; ``--verbose`` adds plan, cards, memory and
+    hidden seconds."""
     d = e.as_dict()
     rec = {k: d[k] for k in JSON_KEYS}
+    rec["band"] = b.ranges()
     if verbose:
         rec |= {k: d[k] for k in ("plan", "cards", "memory_per_card_gib")}
         rec["hidden"] = dict(e.estimate.hidden)
@@ -78,21 +99,24 @@ def _cmd_train(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     topology = load_cluster(cfg.cluster.topology, cfg.base_dir)
     estimates = estimate_jobs(cfg, topology)
+    jobs = cfg.training.jobs if cfg.training is not None else []
+    bands = [band(e, job, topology) for e, job in zip(estimates, jobs, strict=True)]
     if args.json:
-        emit_json({e.name: _json_record(e, args.verbose) for e in estimates})
+        emit_json({e.name: _json_record(e, b, args.verbose) for e, b in zip(estimates, bands, strict=True)})
         return 0
     if not estimates:
         console.print(f"{cfg.name}: no explicit training jobs (training.jobs is empty)")
         return 0
     console.print(f"{cfg.name} on {topology.name} ({topology.n_cards:,} cards)")
-    for e in estimates:
+    for e, b in zip(estimates, bands, strict=True):
         console.print()
         console.print(Text(_job_title(e), style="bold"), soft_wrap=True)
         console.print(_job_table(e))
         if (line := hidden_line(e)) is not None:
             console.print(Text(line), soft_wrap=True)
+        console.print(Text(b.line()), soft_wrap=True)
         console.print(Text(headline(e)), soft_wrap=True)
-        for note in (*e.notes, *e.estimate.notes):
+        for note in (*e.notes, *e.estimate.notes, *b.notes):
             console.print(Text(f"note: {note}"), soft_wrap=True)
     return 0
 
@@ -105,13 +129,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Estimate one optimizer step of every job in training.jobs on the experiment's "
         "topology: the breakdown (compute, memory-bound, TP/CP/EP/PP/DP communication, bubble, "
         "optimizer) in seconds and %, MFU, TFLOP/s per card, tokens/s, memory per card and days to "
-        "train the job's tokens.\n\nexamples:\n"
+        "train the job's tokens, and the step time and MFU at the low and high ends of the catalog "
+        "fields' confidence (docs/catalog.md).\n\nexamples:\n"
         "  cluster-sim train workloads/train_llama3_70b.yaml\n"
         "  cluster-sim train workloads/train_llama3_70b.yaml --set training.jobs.0.parallel.pp=8 --json")
     add_experiment_args(p)
     p.add_argument("--json", action="store_true",
                    help="print per job step_time_s, breakdown, tokens_per_s, tflops_per_card, mfu, "
-                   "days_to_train as JSON, and nothing else")
+                   "days_to_train and band (step_time_s, mfu, tokens_per_s as [low, high]) as "
+                   "JSON, and nothing else")
     p.add_argument("--verbose", action="store_true",
                    help="with --json, also plan, cards, memory per card and hidden (overlapped) seconds")
     p.set_defaults(handler=_cmd_train)

@@ -5,16 +5,16 @@ against the ranges below, so a typo or a nonsensical value (``least_loaded`` wit
 ``metric: bogus``, an autoscaler deciding every 0 s) is one path-qualified
 :class:`~cluster_sim.errors.ConfigError` before any simulated time passes.
 
-The ``pool`` family has no policies yet (DESIGN.md 3; ``docs/architecture.md``): only its
-default, ``separate`` (training and serving simulated side by side on the same topology, no card
-sharing), is accepted. The designed names (``static_partition``, ``shared_pool``,
-``peak_shaving``) are refused until they exist, so no run claims a pooling it did not simulate.
+Pool policies (``separate``, ``static_partition``) are checked like every other family; the
+partition's fit to the cluster (a type it lacks, more cards than it has, deployments larger than
+the inference partition) needs the topology and is checked when the experiment is built
+(``cluster_sim.experiment.build.pool_plan``), before any simulated time passes.
 
 >>> check_policy("routing", {"name": "least_loaded", "params": {"metric": "kv"}}, "policy.serving.routing")
->>> check_policy("pool", {"name": "static_partition"}, "policy.pool")
+>>> check_policy("pool", {"name": "static_partition", "params": {"inference_fraction": 2}}, "policy.pool")
 Traceback (most recent call last):
 ...
-cluster_sim.errors.ConfigError: policy.pool: unknown pool policy 'static_partition'; known: separate
+cluster_sim.errors.ConfigError: policy.pool.params.inference_fraction: must be <= 1, got 2
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..policies import registry
 
-__all__ = ["PARAM_CHECKS", "POOL_PLACEHOLDERS", "check_policy", "check_scheduler"]
-
-POOL_PLACEHOLDERS = ("separate",)
-"""Pool names accepted while the pool family has no policies (no card sharing)."""
+__all__ = ["PARAM_CHECKS", "check_policy", "check_scheduler"]
 
 Check = Callable[[Any], str | None]  # None = fine, else what is wrong
 
@@ -73,6 +70,18 @@ def _quotas(v: Any) -> str | None:
     return None
 
 
+def _card_counts(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        return f"expected a mapping card type -> cards, got {v!r:.40}"
+    for k, x in v.items():
+        bad = _number(0, 10_000_000, integer=True)(x)
+        if not isinstance(k, str) or bad:
+            return f"{k!r:.40}: {bad or 'card types are strings'}"
+    return None
+
+
 _REPLICAS = _number(0, 1_000_000, integer=True)
 _AUTOSCALE = {"min_replicas": _REPLICAS, "initial_replicas": _number(0, 1_000_000, integer=True, optional=True),
               "interval_s": _number(1e-3, 86400.0), "warmup_s": _number(0, 86400.0)}
@@ -88,6 +97,8 @@ PARAM_CHECKS: dict[tuple[str, str], dict[str, Check]] = {
     ("autoscaling", "queue_driven"): {"target_outstanding": _number(0, 1e9, open_lo=True), **_AUTOSCALE},
     ("autoscaling", "latency_driven"): {"upper": _number(0, 1e6, open_lo=True), "lower": _number(0, 1e6),
                                         "step": _number(1, 1_000_000, integer=True), **_AUTOSCALE},
+    ("pool", "static_partition"): {"inference_cards": _card_counts,
+                                   "inference_fraction": _number(0, 1, optional=True)},
 }
 """(family, name) -> parameter -> check. A parameter not listed is refused by the constructor."""
 
@@ -111,12 +122,6 @@ def check_policy(family: str, ref: Any, where: str) -> None:
         ``<where>: unknown <family> policy ...; known: ...`` or ``<where>.params.<p>: ...``.
     """
     name, params = _name_and_params(ref, where)
-    if family == "pool" and not registry.names("pool"):
-        if name not in POOL_PLACEHOLDERS:
-            raise ConfigError(f"{where}: unknown pool policy {name!r}; known: {', '.join(POOL_PLACEHOLDERS)}")
-        if params:
-            raise ConfigError(f"{where}.params: pool policy {name!r} takes no parameters")
-        return
     checks = PARAM_CHECKS.get((family, name), {})
     for key, value in params.items():
         bad = checks[key](value) if key in checks else None

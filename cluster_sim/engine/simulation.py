@@ -22,6 +22,7 @@ from .cluster.failures import FailureModel
 from .cluster.speed import SpeedModel
 from .cluster.state import ClusterLayout, ClusterState
 from .cluster.training import STATUS_NAMES, TrainingEngine
+from .pool.ledger import SERVING, CardLedger
 
 __all__ = ["Levels", "RunRecord", "Simulation"]
 
@@ -116,7 +117,9 @@ class RunRecord:
     ``jobs`` maps column name -> array (one row per job, in run order); ``level_integral`` is
     the integral over ``[0, t_end_s]`` of each of ``level_names``; ``timeline`` has columns
     ``t_start_s, t_end_s, *level_names`` (bin averages); ``segments`` has one row per run segment
-    (job row, start, end, first domain, cards).
+    (job row, start, end, first domain, cards). ``pool`` is the card ledger's record
+    (:meth:`~cluster_sim.engine.pool.ledger.CardLedger.record`: card-seconds per state and per
+    (state, card type) over the whole cluster).
     """
 
     name: str
@@ -133,6 +136,7 @@ class RunRecord:
     timeline: np.ndarray
     segments: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    pool: dict[str, Any] = field(default_factory=dict)
 
 
 class Simulation:
@@ -154,11 +158,16 @@ class Simulation:
     recent_window : int
         Recent request sizes kept for fragmentation-aware placement.
     name : str
+    reserved_cards : numpy.ndarray, optional
+        Cards the training engine never sees (a pool partition for serving,
+        :meth:`ClusterState.reserve`): its capacity, levels and utilization are over the rest.
+        The card ledger (:attr:`ledger`) still covers every card of the layout.
     """
 
     def __init__(self, layout: ClusterLayout, *, seed: int = 0, horizon_s: float | None = None,
                  timeline_step_s: float | None = None, throughput: np.ndarray | None = None,
-                 reference_type: str | None = None, recent_window: int = 1000, name: str = "run") -> None:
+                 reference_type: str | None = None, recent_window: int = 1000, name: str = "run",
+                 reserved_cards: np.ndarray | None = None) -> None:
         self.name = name
         self.layout = layout
         self.seed = int(seed)
@@ -167,7 +176,11 @@ class Simulation:
         self.streams = Streams(self.seed)
         self.ids = itertools.count()
         self.speed = SpeedModel(layout, throughput, reference_type)
-        self.state = ClusterState(layout, throughput=self.speed.throughput, recent_window=recent_window)
+        self.ledger = CardLedger(layout.card_type, layout.card_types, clock=lambda: self.env.now)
+        self.state = ClusterState(layout, throughput=self.speed.throughput, recent_window=recent_window,
+                                  ledger=self.ledger)
+        if reserved_cards is not None:
+            self.state.reserve(reserved_cards, "pool partition")
         step = timeline_step_s or (horizon_s / 500.0 if horizon_s else 3600.0)
         self.levels = Levels(layout.card_types, self.state.type_capacity, step)
         self.subsystems: list[Any] = []
@@ -180,6 +193,11 @@ class Simulation:
         subsystem.connect(self)
         self.subsystems.append(subsystem)
         return subsystem
+
+    def take_serving(self, cards: np.ndarray) -> None:
+        """Mark ``cards`` serving in the ledger from now (a replica placed on them); they must be
+        idle (a card already training or serving is a PlacementError)."""
+        self.ledger.take(np.asarray(cards, dtype=np.int64), SERVING)
 
     def add_training(self, jobs: Any, *, admission: Any, ordering: Any, placement: Any, preemption: Any,
                      backfill: bool = False, failures: FailureModel | None = None, **kwargs: Any) -> TrainingEngine:
@@ -228,7 +246,7 @@ class Simulation:
             card_types=lo.card_types, capacity_by_type=np.asarray(self.state.type_capacity),
             type_peak_flops=np.asarray(lo.type_peak_flops), jobs=jobs, level_names=self.levels.names,
             level_integral=self.levels.integral.copy(), timeline=self.levels.timeline(t_end),
-            segments=segments, meta=dict(self.meta))
+            segments=segments, meta=dict(self.meta), pool=self.ledger.record(t_end))
 
 
 def _type_costs(card_types: tuple[str, ...]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ turns it into what they take:
   generators, a trace read through the format registry), :func:`training_policies`,
   :func:`failure_model`, all put together by :func:`build_simulation`;
 * serving engine: :func:`services_from_config` (services, pools with their perf models, request
-  tables from traces or generators), :func:`options_from_config`, :func:`serving_policies`.
+  tables from traces or generators), :func:`options_from_config`, :func:`serving_policies`;
+* the pool policy (``policy.pool``): :func:`pool_plan` (which cards are the inference partition,
+  checked against the cluster and the deployments), used by :func:`build_simulation`.
 
 A topology the caller already loaded (``simulate`` loads it once per run) is passed in, never
 loaded again.
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import catalog
 from ..config import resolve_path
 from ..config.plans import job_plan
 from ..engine.cluster.failures import FailureModel
@@ -31,6 +34,7 @@ from ..perf.base import TrainingStepModel
 from ..perf.inference import ReplicaPerf
 from ..perf.training import estimate_step
 from ..policies import registry
+from ..policies.pool.partition import PoolPlan, PoolView
 from ..rng import Streams
 from ..topology import load_topology
 from ..workload import generators
@@ -41,8 +45,8 @@ from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 
 __all__ = ["NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "build_layout", "build_simulation",
-           "failure_model", "options_from_config", "requests_for", "serving_policies",
-           "services_from_config", "training_policies"]
+           "failure_model", "inference_demand", "options_from_config", "pool_plan", "requests_for",
+           "serving_policies", "services_from_config", "training_policies"]
 
 NODE_BUILDERS = ("openb_nodes", "pai_machines", "node_groups")
 _INVENTORY_FORMATS = {"openb_nodes": "alibaba_openb_nodes", "pai_machines": "alibaba_pai_machines"}
@@ -133,15 +137,79 @@ def failure_model(cfg: Any) -> FailureModel | None:
                         checkpoint_cost_s=cfg.checkpoint_cost, **extra)
 
 
-def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | None = None) -> Simulation:
+def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
+    """Cards the inference deployments need, per (catalog) card type: ``{type: [(where, cards),
+    ...]}``, one entry per pool (replicas x tp x ep)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
+        d = svc.deployment
+        where = f"inference.services[{i}].deployment"
+        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
+                                                             (f"{where}.decode", d.decode)]
+        for w, p in pools:
+            try:
+                name = catalog.accelerator(p.card_type).name
+            except ClusterSimError as exc:
+                raise type(exc)(f"{w}.card_type: {exc}") from None
+            out.setdefault(name, []).append((w, p.replicas * p.tp * p.ep))
+    return out
+
+
+def pool_plan(cfg: Any, layout: ClusterLayout) -> PoolPlan:
+    """The ``policy.pool`` decision on this cluster: which cards are the inference partition.
+
+    Raises
+    ------
+    ConfigError
+        ``policy.pool.params.<field>: ...`` for a card type the cluster lacks or more cards than
+        it has of a type; ``policy.pool.params...: the inference partition has ...`` when the
+        deployments need more cards of a type than the partition holds.
+    """
+    where = "policy.pool"
+    pol = registry.make("pool", cfg.policy.pool, where=where)
+    demand = inference_demand(cfg) if pol.name != "separate" else {}  # separate: nothing to fit
+    cap = layout.capacity_by_type()
+    for t, pools in sorted(demand.items()):
+        if t not in cap:
+            raise ConfigError(f"{pools[0][0]}.card_type: {t!r} is not in the cluster; it has: "
+                              f"{', '.join(sorted(cap))}")
+        if sum(n for _, n in pools) > cap[t]:
+            raise ConfigError(f"inference.services: the deployments need {sum(n for _, n in pools)} {t} "
+                              f"cards; the cluster has {cap[t]}")
+    view = PoolView(layout.card_types, layout.card_type, layout.card_domain,
+                    {t: sum(n for _, n in v) for t, v in demand.items()})
+    try:
+        plan: PoolPlan = pol.partition(view)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.params.{exc}") from None
+    if plan.shared:
+        field = ("inference_cards.{t}" if getattr(pol, "inference_cards", None) is not None else
+                 "inference_fraction" if getattr(pol, "inference_fraction", None) is not None else None)
+        for t, pools in sorted(demand.items()):
+            need, have = sum(n for _, n in pools), plan.inference_by_type.get(t, 0)
+            if need > have:
+                at = f"{where}.params.{field.format(t=t)}" if field else where
+                parts = ", ".join(f"{w}: {n}" for w, n in pools)
+                raise ConfigError(f"{at}: the inference partition has {have} {t} cards; the deployments "
+                                  f"need {need} ({parts})")
+    return plan
+
+
+def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | None = None,
+                     plan: PoolPlan | None = None) -> Simulation:
     """Build a ready-to-run :class:`Simulation` from an :class:`~cluster_sim.config.ExperimentConfig`.
 
     ``topology`` (the loaded ``cluster.topology``) or ``layout`` (its cluster layout), when the
-    caller has it, is used instead of loading the cluster again.
+    caller has it, is used instead of loading the cluster again. Under a sharing pool policy
+    (``plan``, default :func:`pool_plan`) the inference partition's cards are reserved: the
+    training engine never sees them.
     """
     if layout is None:
         layout = build_layout(cfg.cluster.topology, cfg.base_dir, loaded=topology)
-    sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name)
+    if plan is None:
+        plan = pool_plan(cfg, layout)
+    reserved = plan.inference_cards if plan.shared else None
+    sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name, reserved_cards=reserved)
     if cfg.training is not None:
         jobs, hooks = build_jobs(cfg, layout, sim.streams)
         pol = training_policies(cfg.policy.training)

@@ -9,7 +9,7 @@ from ..config import ExperimentConfig, resolve_path, user_scope
 from ..errors import ClusterSimError, ConfigError
 from ..policies import registry
 from ..workload.models import model
-from .build import build_simulation, services_from_config, training_policies
+from .build import build_simulation, pool_plan, services_from_config, training_policies
 from .cluster import Cluster
 from .run import scaling_curves, wants_cluster_engine
 from .training_jobs import ScalingSpec, estimate_jobs
@@ -65,8 +65,7 @@ def _check_policies(cfg: ExperimentConfig) -> list[str]:
     preset = f"scheduler={tp.scheduler}, " if tp.scheduler else ""
     lines = [f"policy.training: {preset}{', '.join(stages)}, backfill={pol['backfill'] or 'none'}"]
     refs = [("policy.serving.routing", "routing", cfg.policy.serving.routing),
-            ("policy.serving.autoscaling", "autoscaling", cfg.policy.serving.autoscaling),
-            ("policy.pool", "pool", cfg.policy.pool)]
+            ("policy.serving.autoscaling", "autoscaling", cfg.policy.serving.autoscaling)]
     checked: dict[str, list[str]] = {}
     for where, family, ref in refs:
         if registry.names(family):  # families still without policies are not checked
@@ -74,6 +73,18 @@ def _check_policies(cfg: ExperimentConfig) -> list[str]:
             group, _, leaf = where.rpartition(".")
             checked.setdefault(group, []).append(f"{leaf}={ref.name}")
     return lines + [f"{group}: {', '.join(items)}" for group, items in checked.items()]
+
+
+def _check_pool(cfg: ExperimentConfig, cluster: Cluster) -> str:
+    """The pool policy's line: its partition, checked against the cluster and the deployments."""
+    name = cfg.policy.pool.name
+    if name == "separate":
+        registry.make("pool", cfg.policy.pool, where="policy.pool")
+        return "policy.pool: separate (no card sharing: training and serving simulated separately)"
+    plan = pool_plan(cfg, cluster.layout)
+    part = ", ".join(f"{n:,} {t}" for t, n in sorted(plan.inference_by_type.items())) or "no cards"
+    rest = cluster.n_cards - int(plan.inference_cards.size)
+    return f"policy.pool: {name}: inference partition {part}, training on the other {rest:,} cards"
 
 
 def check(cfg: ExperimentConfig) -> list[str]:
@@ -116,4 +127,5 @@ def _check(cfg: ExperimentConfig) -> list[str]:
         specs = services_from_config(cfg)  # models fit their cards, arrivals and traces load
         lines.append(f"inference: serving engine ready ({sum(len(s.requests) for s in specs):,} requests)")
     lines += _check_policies(cfg)
+    lines.append(_check_pool(cfg, cluster))
     return lines

@@ -1,8 +1,9 @@
 """The run drivers: build an engine run (:mod:`.build`), run it, summarise it (``cluster_sim.metrics``).
 
 :func:`run_training` (the cluster engine on training jobs), :func:`run_serving` (the serving
-engine on ``inference.services``) and :func:`compare` (one training summary row per value of a
-config field). They sit in the experiment layer because they need the config (to build) and the
+engine on ``inference.services``), :func:`run_pooled` (both in ONE simulation on one card
+ledger, under a sharing pool policy such as ``static_partition``) and :func:`compare` (one
+training summary row per value of a config field). They sit in the experiment layer because they need the config (to build) and the
 metrics (to summarise), and ``engine`` sees neither. ``cluster_sim.experiment.simulate`` calls
 the first two.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -25,23 +27,27 @@ import pandas as pd
 from ..config import ExperimentConfig, load_config, resolve_path
 from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
+from ..engine.pool.ledger import STATES
 from ..engine.serving.engine import ServingEngine
 from ..engine.serving.specs import ServingOptions
-from ..engine.simulation import Simulation
+from ..engine.simulation import RunRecord, Simulation
+from ..errors import ConfigError
 from ..metrics import DEFAULT_PUE, TrainingResult, result_from_record
 from ..metrics.serving import ServingResult, summarize
 from ..policies import registry
+from ..policies.pool.partition import PoolPlan
 from ..rng import Streams
 from ..topology import load_topology
 from .build import (
     build_layout,
     build_simulation,
     options_from_config,
+    pool_plan,
     services_from_config,
     serving_policies,
 )
 
-__all__ = ["compare", "run_serving", "run_training"]
+__all__ = ["PooledRun", "compare", "pool_summary", "run_pooled", "run_serving", "run_training"]
 
 
 def _layout(cluster: Any, base_dir: str) -> ClusterLayout:
@@ -156,3 +162,80 @@ def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult
     engine = ServingEngine(services, **serving_policies(cfg), options=opts, topology=topo)
     run = engine.run()
     return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
+
+
+def pool_summary(pool: Mapping[str, Any]) -> dict[str, Any]:
+    """``pool.card_hours.<state>`` and ``pool.utilization.<state>`` (card-seconds in the state /
+    (cards x run time), over the whole cluster) from a run record's ``pool`` (the card ledger)."""
+    cs, n, t = pool["card_seconds"], int(pool["n_cards"]), float(pool["t_end_s"])
+    out: dict[str, Any] = {"pool.cards": n}
+    for s in STATES:
+        out[f"pool.card_hours.{s}"] = cs[s] / 3600.0
+    for s in STATES:
+        out[f"pool.utilization.{s}"] = cs[s] / (n * t) if n and t > 0 else None
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class PooledRun:
+    """What :func:`run_pooled` returns: each engine's result (None when it had no work), the
+    shared simulation's record (``record.pool`` is the card ledger), the pool summary keys and
+    the inference partition's size per card type."""
+
+    training: TrainingResult | None
+    serving: ServingResult | None
+    record: RunRecord
+    summary: dict[str, Any]
+    inference_by_type: dict[str, int]
+
+
+def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = True,
+               serving: bool = True, plan: PoolPlan | None = None) -> PooledRun:
+    """Run training and serving in ONE :class:`Simulation` on one card ledger (a sharing pool
+    policy, ``cfg.policy.pool``): replicas on the inference partition's cards (marked ``serving``),
+    training jobs on the rest (``cluster``: the experiment's loaded
+    :class:`~cluster_sim.experiment.cluster.Cluster`, else loaded here; ``plan``: its
+    :func:`~cluster_sim.experiment.build.pool_plan` when the caller has it).
+
+    Raises
+    ------
+    ConfigError
+        The pool policy does not share cards (``separate``), or its partition does not fit the
+        cluster or the deployments (:func:`~cluster_sim.experiment.build.pool_plan`).
+    """
+    if cluster is None:
+        from .cluster import Cluster
+
+        cluster = Cluster.load(cfg)
+    layout = cluster.layout
+    if plan is None:
+        plan = pool_plan(cfg, layout)
+    if not plan.shared:
+        raise ConfigError(f"policy.pool: {cfg.policy.pool.name!r} does not share cards; use run_training "
+                          "and run_serving")
+    if training and cfg.training is not None:
+        sim = build_simulation(cfg, layout=layout, plan=plan)
+    else:
+        sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name,
+                         reserved_cards=plan.inference_cards)
+    engine = None
+    if serving and cfg.inference is not None and cfg.inference.services:
+        topo = cluster.require_topology("inference.services")
+        services = services_from_config(cfg, Streams(cfg.seed))
+        engine = sim.add(ServingEngine(services, **serving_policies(cfg), options=options_from_config(cfg),
+                                       topology=topo, cards=plan.inference_cards))
+    sim.run()
+    rec = sim.collect()
+    pue = cfg.inference.pue if cfg.inference is not None else None
+    tres = result_from_record(rec, DEFAULT_PUE if pue is None else pue) if sim.training is not None else None
+    if tres is not None:  # the installed cluster is every card, the inference partition's too
+        price = dict(zip(rec.card_types, rec.meta.get("type_price_usd_per_hour", ()), strict=False))
+        extra = sum(n * float(price.get(t, 0.0)) for t, n in plan.inference_by_type.items()) * rec.t_end_s / 3600.0
+        if tres.summary.get("cost.installed_usd") is not None:
+            tres.summary["cost.installed_usd"] += extra
+    sres = None
+    if engine is not None:
+        run = engine.result
+        assert run is not None  # finalize() sets it
+        sres = ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
+    return PooledRun(tres, sres, rec, pool_summary(rec.pool), dict(plan.inference_by_type))

@@ -26,8 +26,9 @@ from matplotlib.figure import Figure
 from .. import catalog
 from ..config import ExperimentConfig, load_config, user_scope
 from ..report import plots
+from .build import pool_plan
 from .cluster import Cluster, load_cluster
-from .drivers import run_serving, run_training
+from .drivers import run_pooled, run_serving, run_training
 from .store import save_run
 from .training_jobs import JobEstimate, ScalingSpec, estimate_jobs, scaling_for_job, scaling_frame
 
@@ -358,8 +359,11 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     curves of a ``scaling`` section; the cluster engine (:func:`cluster_sim.experiment.drivers.run_training`)
     for a training generator or trace, or explicit jobs that all have tokens or duration (a single
     job too: one job is a cluster of one, so ``failures`` apply to it); the serving engine
-    (:func:`cluster_sim.experiment.drivers.run_serving`) for ``inference.services``. The training
-    and serving engines run as separate simulations on the same topology, loaded once.
+    (:func:`cluster_sim.experiment.drivers.run_serving`) for ``inference.services``. Under the
+    default pool policy ``separate`` the training and serving engines run as separate simulations
+    on the same topology, loaded once; under a sharing one (``static_partition``) they run in one
+    simulation on one card ledger (:func:`cluster_sim.experiment.drivers.run_pooled`), and the
+    ``pool.*`` keys (card-hours and utilization per card state, whole cluster) come from the ledger.
 
     Parameters
     ----------
@@ -391,6 +395,9 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
 
     cluster = Cluster.load(cfg)
     topology = cluster.topology
+    plan = None  # a sharing pool policy's partition, checked before anything runs
+    if (wants_cluster or wants_serving) and cfg.policy.pool.name != "separate":
+        plan = pool_plan(cfg, cluster.layout)
     notes: list[str] = []
     estimates: tuple[JobEstimate, ...] = ()
     if topology is not None:
@@ -420,8 +427,12 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
     jobs = requests = timeline = serving_timeline = pd.DataFrame()
     tables: dict[str, pd.DataFrame] = {}
     trace = None
+    pooled = None
+    if plan is not None:
+        pooled = run_pooled(cfg, cluster=cluster, training=wants_cluster, serving=wants_serving, plan=plan)
     if wants_cluster:
-        tres = run_training(cfg, layout=cluster.layout)
+        tres = pooled.training if pooled is not None else run_training(cfg, layout=cluster.layout)
+        assert tres is not None  # run_pooled runs the training engine when asked to
         _merge_summary(summary, tres.summary, "cluster engine")
         jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
         tables["segments"] = tres.segments
@@ -429,14 +440,24 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
         done += 1
         _progress(progress, done, phases)
     if wants_serving:
-        sres = run_serving(cfg, topology=topology)
+        sres = pooled.serving if pooled is not None else run_serving(cfg, topology=topology)
+        assert sres is not None  # run_pooled runs the serving engine when asked to
         _merge_summary(summary, sres.summary, "serving engine")
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)
         notes += sres.notes   # rejections by reason, truncations, missing prices (serving engine)
         done += 1
         _progress(progress, done, phases)
-    if wants_cluster and wants_serving:
+    if pooled is not None:
+        _merge_summary(summary, pooled.summary, "pool ledger")
+        part = ", ".join(f"{n:,} {t}" for t, n in sorted(pooled.inference_by_type.items())) or "no cards"
+        rest = cluster.n_cards - sum(pooled.inference_by_type.values())
+        notes.append(f"policy.pool {cfg.policy.pool.name}: one simulation on one card ledger; inference "
+                     f"partition {part}, training on the other {rest:,} cards (utilization.* and "
+                     f"energy.installed_kwh are over the training cards, pool.* over the whole cluster)")
+        if pooled.record.wall_s > 0:  # one clock: the events of both engines over the one run's wall time
+            summary["sim.events_per_s"] = summary["sim.events"] / pooled.record.wall_s
+    elif wants_cluster and wants_serving:
         notes.append("training and serving were simulated separately on the same topology (no card sharing)")
     summary["sim.wall_s"] = time.perf_counter() - t0
     return Result(config=cfg, summary=summary, estimates=estimates, scaling=curves, jobs=jobs, requests=requests,

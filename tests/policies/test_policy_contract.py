@@ -1,7 +1,7 @@
 """The family-independent policy contract, over every registered policy of EVERY family.
 
-The families are ``registry.FAMILIES`` (``pool`` included: it has no policies yet, and any pool
-policy registered later is checked by every test here from that moment). For each entry:
+The families are ``registry.FAMILIES`` (``pool`` included: ``separate`` and ``static_partition``,
+and any pool policy registered later is checked by every test here from that moment). For each entry:
 
 * it is a :class:`~cluster_sim.policies.base.Policy` whose ``name`` is its registry key and
   whose ``family`` is its family;
@@ -60,6 +60,7 @@ VARIED: dict[tuple[str, str], dict[str, Any]] = {
                                       "interval_s": 5.0, "warmup_s": 0.0},
     ("autoscaling", "latency_driven"): {"upper": 0.9, "lower": 0.2, "step": 2, "min_replicas": 2,
                                         "initial_replicas": 3, "interval_s": 2.0, "warmup_s": 1.0},
+    ("pool", "static_partition"): {"inference_cards": {"h100-sxm": 8}, "inference_fraction": 0.5},
 }
 
 
@@ -205,10 +206,22 @@ def _autoscaling(p: Any) -> list[Any]:
     return out
 
 
+def _pool(p: Any) -> list[Any]:
+    from cluster_sim.policies.pool.partition import PoolView
+
+    out: list[Any] = []
+    types = np.array([0] * 16 + [1] * 8)
+    domains = np.array([1] * 8 + [0] * 8 + [2] * 4 + [3] * 4)  # domain order differs from card order
+    for demand in ({"h100-sxm": 8}, {"h100-sxm": 4, "a100-80gb": 2}, {}):
+        plan = p.partition(PoolView(("h100-sxm", "a100-80gb"), types, domains, demand))
+        out.append((plan.shared, tuple(plan.inference_cards.tolist()), tuple(sorted(plan.inference_by_type.items()))))
+    return out
+
+
 DRIVERS: dict[str, Callable[[Any], list[Any]] | None] = {
     "admission": _admission, "ordering": _ordering, "placement": _placement, "preemption": _preemption,
     "routing": _routing, "autoscaling": _autoscaling,
-    "pool": None,  # no pool protocol yet: the first pool policy must come with its driver
+    "pool": _pool,
 }
 
 
@@ -254,19 +267,28 @@ def test_policy_contract(family, name, check):
 
 
 def test_a_pool_policy_is_covered_as_soon_as_it_is_registered(monkeypatch):
-    class Partition(Policy):
-        name, family = "static_partition", "pool"
+    class Halves(Policy):
+        name, family = "halves", "pool"
 
         def __init__(self, *, training_share: float = 0.5) -> None:
             self.training_share = training_share
 
-    monkeypatch.setitem(registry.FAMILIES["pool"], "static_partition", Partition)
-    monkeypatch.setitem(VARIED, ("pool", "static_partition"), {"training_share": 0.75})
-    assert ("pool", "static_partition") in [(f, n) for f in registry.FAMILIES for n in registry.names(f)]
+    monkeypatch.setitem(registry.FAMILIES["pool"], "halves", Halves)
+    monkeypatch.setitem(VARIED, ("pool", "halves"), {"training_share": 0.75})
+    assert ("pool", "halves") in [(f, n) for f in registry.FAMILIES for n in registry.names(f)]
     for check in CHECKS[:-1]:
-        check("pool", "static_partition")
-    with pytest.raises(pytest.fail.Exception, match="no contract driver for family 'pool'"):
-        check_stateless("pool", "static_partition")
+        check("pool", "halves")
+    with pytest.raises(AttributeError, match="partition"):  # the pool driver calls its decision
+        check_stateless("pool", "halves")
+
+
+def test_pool_driver_sees_the_partitions():
+    sep, part = (_pool(registry.make("pool", n)) for n in ("separate", "static_partition"))
+    assert all(not shared and cards == () for shared, cards, _ in sep)
+    # default: exactly the demand, whole domains first (domain 0 = cards 8..15, then domain 1)
+    assert part[0] == (True, tuple(range(8, 16)), (("h100-sxm", 8),))
+    assert part[1] == (True, (8, 9, 10, 11, 16, 17), (("a100-80gb", 2), ("h100-sxm", 4)))
+    assert part[2] == (True, (), ())
 
 
 # ---- every check can fail ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...errors import PlacementError
 from ...policies.base import ClusterView, readonly
+from ..pool.ledger import DOWN, IDLE, TRAINING, CardLedger
 from .layout import (
     ASSUMED_TYPES,
     UNLIMITED,
@@ -53,10 +54,14 @@ class ClusterState:
         ``(kinds, types)`` relative throughput matrix exposed to placement policies.
     recent_window : int
         Size of the ring buffer of recent request sizes (for fragmentation-aware placement).
+    ledger : CardLedger, optional
+        The simulation's card ledger: every allocation takes its cards there as ``training``
+        (a fractional one as a share), every release gives them back, a failure marks a card
+        ``down``; a card the ledger has given to another holder is refused.
     """
 
     def __init__(self, layout: ClusterLayout, throughput: np.ndarray | None = None,
-                 recent_window: int = 1000) -> None:
+                 recent_window: int = 1000, ledger: CardLedger | None = None) -> None:
         self.layout = lo = layout
         n, T = lo.n_cards, len(lo.card_types)
         self.n_cards = n
@@ -79,6 +84,8 @@ class ClusterState:
         self._free[n] = 0
         self.free = self._free[:n]
         self.down = np.zeros(n, dtype=bool)
+        self.reserved = np.zeros(n, dtype=bool)  # cards another holder owns (a pool partition)
+        self.ledger = ledger
         self.node_free_whole = node_size.copy()
         self.node_free_milli = node_size.astype(np.int64) * WHOLE
         self.domain_size = np.bincount(lo.card_domain, minlength=n_domains).astype(np.int32)
@@ -233,6 +240,7 @@ class ClusterState:
         k = cards.size
         if k == 0:
             raise PlacementError(f"{where}: empty placement")
+        cl: Any = cards
         if k <= 32:
             cl = cards.tolist()
             lo_c, hi_c, dup = min(cl), max(cl), len(set(cl)) != k
@@ -256,6 +264,8 @@ class ClusterState:
                 c = int(cards[bad][0])
                 raise PlacementError(f"{where}: card {c} is of type "
                                      f"{self.layout.card_types[self.layout.card_type[c]]!r}, not allowed")
+        if self.ledger is not None:
+            self.ledger.take(cl, TRAINING, shared=milli < WHOLE)
         if cpu_milli or memory_mib:
             self._take_host(job, cards, cpu_milli, memory_mib, where)
         self._apply(cards, -milli)
@@ -280,6 +290,8 @@ class ClusterState:
             cards, milli = self.alloc.pop(job)
         except KeyError:
             raise PlacementError(f"release: job row {job} holds no cards") from None
+        if self.ledger is not None:
+            self.ledger.give(cards, TRAINING, shared=milli < WHOLE)
         host = self.host_alloc.pop(job, None)
         if host is not None:
             self.node_cpu_free[host[0]] += host[1]
@@ -324,8 +336,10 @@ class ClusterState:
 
     def set_down(self, card: int) -> None:
         """Take a free card out of service (a failure). The card must hold no job."""
-        if self.owner[card] != -1 or self.down[card]:
-            raise PlacementError(f"set_down: card {card} is in use or already down")
+        if self.owner[card] != -1 or self.down[card] or self.reserved[card]:
+            raise PlacementError(f"set_down: card {card} is in use, reserved or already down")
+        if self.ledger is not None:
+            self.ledger.set(np.array([card]), IDLE, DOWN)
         self._apply(np.array([card]), -WHOLE)
         self.down[card] = True
         self.type_down[self.layout.card_type[card]] += 1
@@ -334,9 +348,34 @@ class ClusterState:
         """Return a failed card to service."""
         if not self.down[card]:
             raise PlacementError(f"set_up: card {card} is not down")
+        if self.ledger is not None:
+            self.ledger.set(np.array([card]), DOWN, IDLE)
         self.down[card] = False
         self._apply(np.array([card]), WHOLE)
         self.type_down[self.layout.card_type[card]] -= 1
+
+    def reserve(self, cards: Any, holder: str = "another holder") -> None:
+        """Take free, working ``cards`` out of this state for good (before the run starts): a
+        pool partition another engine holds. They count as neither capacity nor free, so no
+        placement sees them and utilization is over the cards left.
+
+        Raises
+        ------
+        PlacementError
+            A card out of range, repeated, failed, already reserved or holding a job.
+        """
+        cards = np.unique(np.asarray(cards, dtype=np.int64).reshape(-1))
+        if cards.size == 0:
+            return
+        if int(cards[0]) < 0 or int(cards[-1]) >= self.n_cards:
+            raise PlacementError(f"reserve ({holder}): card id out of range [0, {self.n_cards})")
+        busy = (self._free[cards] != WHOLE) | self.down[cards] | self.reserved[cards]
+        if busy.any():
+            raise PlacementError(f"reserve ({holder}): card {int(cards[busy][0])} is not free")
+        self._apply(cards, -WHOLE)
+        self.reserved[cards] = True
+        k = np.bincount(self.layout.card_type[cards], minlength=self.type_capacity.size)
+        self.type_capacity -= k  # _apply took them from the free counts: allocated stays 0
 
     def push_request(self, num_cards: int, milli: int, mask: int, cpu_milli: int = 0,
                      memory_mib: int = 0) -> None:
@@ -363,7 +402,7 @@ class ClusterState:
         used = np.zeros(self.n_cards + 1, np.int64)
         for cards, milli in self.alloc.values():
             np.add.at(used, cards, milli)
-        used[:-1][self.down] += WHOLE
+        used[:-1][self.down | self.reserved] += WHOLE
         assert (used[:-1] <= WHOLE).all(), "a card is over-allocated"
         assert (self._free[:-1] == WHOLE - used[:-1]).all(), "free capacity out of sync"
         whole = (self.free == WHOLE).astype(np.int64)

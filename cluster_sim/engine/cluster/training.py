@@ -464,8 +464,9 @@ class TrainingEngine(TrainingViews):
         cards = self.view.node_cards[uid] if is_node else np.array([uid])
         cards = cards[cards < self.state.n_cards]
         repair = self.failures.repair_time_s
+        reserved = self.state.reserved
         for c in cards.tolist():
-            if self.state.down[c]:
+            if self.state.down[c] or reserved[c]:  # a partition's cards fail outside this engine
                 continue
             for i in self.state.jobs_on(c):
                 self._fail_job(i, t)

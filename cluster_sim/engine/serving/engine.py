@@ -115,15 +115,21 @@ class ServingEngine:
     topology : Topology, optional
         Cards to place replicas on and the links KV transfers cross; without one, replicas
         get virtual cards on a non-blocking NIC fabric.
+    cards : numpy.ndarray, optional
+        The only topology cards replicas may be placed on (a pool policy's inference partition).
+        Hosted in a :class:`~cluster_sim.engine.simulation.Simulation`, the replicas' cards are
+        marked ``serving`` in its card ledger when the engine connects.
     """
 
     def __init__(self, services: Sequence[ServiceSpec], *, routing: Any = None, autoscaling: Any = None,
-                 options: ServingOptions | None = None, topology: Any = None) -> None:
+                 options: ServingOptions | None = None, topology: Any = None,
+                 cards: np.ndarray | None = None) -> None:
         self.services = list(services)
         self.routing = routing if routing is not None else RoundRobin()
         self.autoscaling = autoscaling if autoscaling is not None else FixedReplicas()
         self.options = opt = options or ServingOptions()
         self.topology = topology
+        self.allowed_cards = None if cards is None else np.asarray(cards, dtype=np.int64)
         self.horizon = math.inf if opt.horizon_s is None else float(opt.horizon_s)
         self.block_tokens = 512
         self.events = 0
@@ -219,7 +225,7 @@ class ServingEngine:
         opt, rs = self.options, self.rs
         labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas,
                    p.spec.cards_per_replica) for p in self.pools]
-        placed = place_pools(self.topology, labels)
+        placed = place_pools(self.topology, labels, self.allowed_cards)
         self.replicas: list[Replica] = []
         for p, cards in zip(self.pools, placed, strict=True):
             role = _ROLE[p.kind]
@@ -495,6 +501,8 @@ class ServingEngine:
         """Subsystem hook: run inside ``sim.env`` as one SimPy process (horizon: the sim's)."""
         if not math.isfinite(self.horizon) and getattr(sim, "horizon_s", None):
             self.horizon = float(sim.horizon_s)
+        if hasattr(sim, "take_serving") and self.topology is not None and self.replicas:
+            sim.take_serving(np.concatenate([r.cards for r in self.replicas]))
         sim.env.process(self._hosted(sim.env))
 
     def _hosted(self, env: Any) -> Generator[Any, Any, None]:

@@ -35,7 +35,8 @@ SMALL_COMPONENT = 24  # flows; below this pure-Python filling beats the vectoris
 
 
 
-def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]]) -> list[list[np.ndarray]]:
+def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]],
+                allowed: np.ndarray | None = None) -> list[list[np.ndarray]]:
     """Cards of every replica of every pool.
 
     Parameters
@@ -45,6 +46,8 @@ def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]]) -> li
         numbered consecutively.
     pools : sequence of (label, card_type, replicas, cards_per_replica)
         In placement order; ``label`` names the pool in errors.
+    allowed : numpy.ndarray, optional
+        The only cards replicas may use (a pool policy's inference partition); default: all.
 
     Returns
     -------
@@ -64,6 +67,8 @@ def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]]) -> li
     for label, card_type, reps, per in pools:
         if card_type not in free:
             cards = np.sort(np.asarray(by_type.get(card_type, np.zeros(0, dtype=np.int64)), dtype=np.int64))
+            if allowed is not None:
+                cards = cards[np.isin(cards, allowed)]
             doms: dict[int, list[int]] = {}
             for c in cards.tolist():
                 doms.setdefault(int(domain[c]), []).append(c)
@@ -73,8 +78,9 @@ def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]]) -> li
         if have < reps * per:
             known = ", ".join(f"{k} ({len(v)})" for k, v in sorted(by_type.items()))
             raise PlacementError(
-                f"{label}: needs {reps} replicas x {per} {card_type} cards = {reps * per}, the topology "
-                f"has {have} free; card types: {known}")
+                f"{label}: needs {reps} replicas x {per} {card_type} cards = {reps * per}, the "
+                f"{'topology' if allowed is None else 'inference partition'} has {have} free; "
+                f"card types: {known}")
         placed = []
         for _ in range(reps):
             fit = next((d for d in sorted(doms) if len(doms[d]) >= per), None)

@@ -1,6 +1,12 @@
-"""Pool policies: how training and serving share cards (DESIGN.md 3). None is built yet.
+"""Pool policies: how training and serving share the cluster's cards (DESIGN.md 3).
 
-A pool policy will be a :class:`~cluster_sim.policies.base.Policy` with ``family = "pool"``,
-registered in ``registry.POOL``; the family-independent contract
-(``tests/policies/test_policy_contract.py``) covers it from the moment it is registered.
+Each is a :class:`~cluster_sim.policies.base.Policy` with ``family = "pool"``, registered in
+``registry.POOL``, whose one decision is ``partition(PoolView) -> PoolPlan`` (``partition.py``):
+``separate`` (no sharing, two simulations) and ``static_partition`` (silos sized in the config,
+one simulation on one card ledger). The family-independent contract
+(``tests/policies/test_policy_contract.py``) runs every registered one.
 """
+
+from .partition import PoolPlan, PoolView, Separate, StaticPartition
+
+__all__ = ["PoolPlan", "PoolView", "Separate", "StaticPartition"]

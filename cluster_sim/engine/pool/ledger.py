@@ -1,0 +1,275 @@
+"""The card ledger: which state every card of the cluster is in, on the simulation's clock.
+
+One :class:`CardLedger` per :class:`~cluster_sim.engine.simulation.Simulation`. Every card is in
+exactly one state at a time: ``idle``, ``training`` (held by training jobs, whole or in
+fractional shares), ``serving`` (held by an inference replica), ``moving`` (between holders:
+drain, checkpoint, model load) or ``down`` (failed). The engines take and give back cards
+through it (the cluster engine where ``ClusterState`` allocates and releases, the serving engine
+where replicas are placed); a card given to a second holder is a
+:class:`~cluster_sim.errors.PlacementError`, never a silent overwrite.
+
+A transition costs O(changed cards) in plain Python for small placements (the cluster engine's
+fast path; numpy for large ones) and nothing at all between transitions: each (state, card
+type) keeps its card count ``c`` and the sum ``a`` of ``+t`` for every card that entered it and
+``-t`` for every card that left it at time ``t``, so its card-seconds over ``[0, T]`` are
+``c * T - a`` (the integral of the count, evaluated only when asked). Every transition adds
+and removes the same ``t``, so ``sum over states of card_seconds == n_cards x T`` up to rounding.
+
+>>> import numpy as np
+>>> led = CardLedger(np.array([0, 0, 1, 1]), ("h100-sxm", "ascend-910b"))
+>>> led.take(np.array([0, 1]), SERVING, t=0.0)
+>>> led.take(np.array([2]), TRAINING, t=10.0)
+>>> led.give(np.array([2]), TRAINING, t=30.0)
+>>> led.card_seconds(40.0)
+{'idle': 60.0, 'training': 20.0, 'serving': 80.0, 'moving': 0.0, 'down': 0.0}
+>>> led.take(np.array([1]), TRAINING, t=40.0)
+Traceback (most recent call last):
+...
+cluster_sim.errors.PlacementError: card ledger: card 1 is serving, cannot be given to training
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import PlacementError
+
+__all__ = ["DOWN", "IDLE", "MOVING", "SERVING", "STATES", "TRAINING", "CardLedger"]
+
+IDLE, TRAINING, SERVING, MOVING, DOWN = range(5)
+STATES = ("idle", "training", "serving", "moving", "down")
+"""State names, indexed by the state codes."""
+
+
+class CardLedger:
+    """Per-card state of the whole cluster with time-weighted card-seconds per state and type.
+
+    Parameters
+    ----------
+    card_type : numpy.ndarray
+        Type index of every card (length ``n_cards``).
+    card_types : tuple of str
+        Type names, indexed by ``card_type``.
+    clock : callable, optional
+        Current simulated time, read at a transition whose ``t`` is not given.
+
+    Attributes
+    ----------
+    state : numpy.ndarray
+        State code of every card (int8, live, read-only use).
+    holds : dict of int to int
+        Number of fractional training shares on each shared card.
+    """
+
+    SMALL = 32  # cards; below this a transition runs in plain Python
+
+    def __init__(self, card_type: np.ndarray, card_types: tuple[str, ...], clock: Any = None) -> None:
+        self.card_type = np.asarray(card_type, dtype=np.int64)
+        self.card_types = tuple(card_types)
+        self.n_cards = n = int(self.card_type.size)
+        T = self._T = len(self.card_types)
+        self._st = bytearray(n)                      # IDLE == 0
+        self.state = np.frombuffer(self._st, dtype=np.int8)
+        self._ct = self.card_type.tolist()
+        self.holds: dict[int, int] = {}
+        cap = np.bincount(self.card_type, minlength=T).astype(np.int64)
+        self.capacity_by_type = cap
+        self._n = [[0] * T for _ in STATES]
+        self._n[IDLE] = cap.tolist()
+        self._a = [[0.0] * T for _ in STATES]
+        self.t = 0.0
+        self.clock = clock
+        self.transitions = 0
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Cards per (state, type) now, ``(states, types)``."""
+        return np.array(self._n, dtype=np.int64)
+
+    # ---- transitions ---------------------------------------------------------------------------
+    def _time(self, t: float | None) -> float:
+        if t is None:
+            t = float(self.clock()) if self.clock is not None else self.t
+        if t < self.t:
+            raise PlacementError(f"card ledger: transition at t={t!r} before the last one at t={self.t!r}")
+        self.t = t
+        return t
+
+    def _tally(self, cl: list[int], src: int, dst: int, t: float) -> None:
+        """Count the cards ``cl`` (already re-stated) out of ``src`` and into ``dst`` at ``t``."""
+        ns, nd, as_, ad = self._n[src], self._n[dst], self._a[src], self._a[dst]
+        if self._T == 1:
+            k = len(cl)
+            ns[0] -= k
+            nd[0] += k
+            as_[0] -= k * t
+            ad[0] += k * t
+        else:
+            ct = self._ct
+            k = ct[cl[0]]
+            for c in cl:
+                if ct[c] != k:
+                    for c2 in cl:
+                        k = ct[c2]
+                        ns[k] -= 1
+                        nd[k] += 1
+                        as_[k] -= t
+                        ad[k] += t
+                    break
+            else:  # one placement is (nearly always) one type
+                m = len(cl)
+                ns[k] -= m
+                nd[k] += m
+                as_[k] -= m * t
+                ad[k] += m * t
+        self.transitions += 1
+
+    def _move(self, cards: np.ndarray | list[int], src: int, dst: int, t: float) -> None:
+        if isinstance(cards, list):
+            st = self._st
+            for c in cards:
+                st[c] = dst
+            self._tally(cards, src, dst, t)
+            return
+        self.state[cards] = dst
+        d = np.bincount(self.card_type[cards], minlength=self._T).tolist()
+        ns, nd, as_, ad = self._n[src], self._n[dst], self._a[src], self._a[dst]
+        for k, x in enumerate(d):
+            if x:
+                ns[k] -= x
+                nd[k] += x
+                as_[k] -= x * t
+                ad[k] += x * t
+        self.transitions += 1
+
+    def _refuse(self, c: int, what: str) -> None:
+        raise PlacementError(f"card ledger: card {c} is {STATES[self._st[c]]}, cannot be {what}")
+
+    def _cards(self, cards: Any) -> list[int] | np.ndarray:
+        if isinstance(cards, list) and len(cards) <= self.SMALL:
+            return cards
+        a = np.asarray(cards, dtype=np.int64).reshape(-1)
+        return a.tolist() if a.size <= self.SMALL else a
+
+    def take(self, cards: Any, state: int, *, shared: bool = False, t: float | None = None) -> None:
+        """Give idle ``cards`` to a holder in ``state`` (``shared``: a fractional training share,
+        which may join other shares of a card already training in shares). All or nothing.
+
+        Raises
+        ------
+        PlacementError
+            A card that is not idle (or, for a share, not idle and not shared training).
+        """
+        t = self._time(t)
+        cl = self._cards(cards)
+        st = self._st
+        if shared:
+            cl = list(cl) if isinstance(cl, list) else cl.tolist()
+            holds = self.holds
+            for c in cl:
+                if st[c] != IDLE and (st[c] != state or c not in holds):
+                    self._refuse(c, f"shared with {STATES[state]}")
+            new = [c for c in cl if st[c] == IDLE]
+            for c in cl:
+                holds[c] = holds.get(c, 0) + 1
+            if new:
+                self._move(new, IDLE, state, t)
+            return
+        if isinstance(cl, list):
+            for c in cl:
+                if st[c] != IDLE:
+                    self._refuse(c, f"given to {STATES[state]}")
+        else:
+            bad = self.state[cl] != IDLE
+            if bad.any():
+                self._refuse(int(cl[bad][0]), f"given to {STATES[state]}")
+        self._move(cl, IDLE, state, t)
+
+    def give(self, cards: Any, state: int, *, shared: bool = False, t: float | None = None) -> None:
+        """A holder in ``state`` gives ``cards`` back; they become idle (a shared card when its
+        last share is given back). All or nothing.
+
+        Raises
+        ------
+        PlacementError
+            A card that is not in ``state`` (or, for a share, holds no share).
+        """
+        t = self._time(t)
+        cl = self._cards(cards)
+        st = self._st
+        if shared:
+            cl = list(cl) if isinstance(cl, list) else cl.tolist()
+            holds = self.holds
+            for c in cl:
+                if st[c] != state or c not in holds:
+                    self._refuse(c, f"given back by {STATES[state]} (as a share)")
+            last = []
+            for c in cl:
+                h = holds[c] - 1
+                if h:
+                    holds[c] = h
+                else:
+                    del holds[c]
+                    last.append(c)
+            if last:
+                self._move(last, state, IDLE, t)
+            return
+        if isinstance(cl, list):
+            for c in cl:
+                if st[c] != state or c in self.holds:
+                    self._refuse(c, f"given back by {STATES[state]}")
+        else:
+            bad = self.state[cl] != state
+            if bad.any():
+                self._refuse(int(cl[bad][0]), f"given back by {STATES[state]}")
+        self._move(cl, state, IDLE, t)
+
+    def set(self, cards: Any, src: int, dst: int, *, t: float | None = None) -> None:
+        """Move whole ``cards`` from ``src`` to ``dst`` (idle <-> down, serving -> moving, ...).
+
+        Raises
+        ------
+        PlacementError
+            A card not in ``src``.
+        """
+        t = self._time(t)
+        cl = self._cards(cards)
+        for c in (cl if isinstance(cl, list) else cl.tolist()):
+            if self._st[c] != src:
+                self._refuse(c, f"moved from {STATES[src]} to {STATES[dst]}")
+        self._move(cl, src, dst, t)
+
+    # ---- results ---------------------------------------------------------------------------------
+    def _integral(self, t_end: float) -> np.ndarray:
+        if t_end < self.t:
+            raise ValueError(f"card ledger: t_end={t_end!r} is before the last transition at t={self.t!r}")
+        return np.array(self._n, dtype=np.float64) * t_end - np.array(self._a, dtype=np.float64)
+
+    def card_seconds(self, t_end: float) -> dict[str, float]:
+        """Card-seconds spent in each state over ``[0, t_end]``."""
+        return {s: float(v) for s, v in zip(STATES, self._integral(t_end).sum(axis=1).tolist(), strict=True)}
+
+    def card_seconds_by_type(self, t_end: float) -> dict[str, dict[str, float]]:
+        """``{state: {card type: card-seconds}}`` over ``[0, t_end]``."""
+        rows = self._integral(t_end).tolist()
+        return {s: dict(zip(self.card_types, row, strict=True)) for s, row in zip(STATES, rows, strict=True)}
+
+    def record(self, t_end: float) -> dict[str, Any]:
+        """The ledger's part of the run record: card-seconds by state and by (state, type), the
+        counts at ``t_end``, the capacity per type and the number of transitions."""
+        return {"states": list(STATES), "card_types": list(self.card_types), "t_end_s": float(t_end),
+                "n_cards": self.n_cards, "capacity_by_type": self.capacity_by_type.tolist(),
+                "card_seconds": self.card_seconds(t_end), "card_seconds_by_type": self.card_seconds_by_type(t_end),
+                "cards_now": dict(zip(STATES, self.counts.sum(axis=1).tolist(), strict=True)),
+                "transitions": self.transitions}
+
+    def check(self) -> None:
+        """Recompute the counts from the per-card states and compare (tests; O(cards))."""
+        counts = self.counts
+        for s in range(len(STATES)):
+            got = np.bincount(self.card_type[self.state == s], minlength=self._T)
+            assert (got == counts[s]).all(), f"card ledger: {STATES[s]} counts out of sync"
+        assert all(self._st[c] == TRAINING and h > 0 for c, h in self.holds.items()), \
+            "card ledger: shares on a non-training card"

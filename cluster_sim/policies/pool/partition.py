@@ -1,0 +1,165 @@
+"""The pool policies that split the cluster once, before the run: ``separate`` and ``static_partition``.
+
+A pool policy's decision is :meth:`partition`: given a :class:`PoolView` of the cluster (card
+types, each card's type and scale-up domain, the cards the inference deployments need per type)
+it returns a :class:`PoolPlan`:
+
+* ``separate`` (the default): no card sharing. Training and serving run as two simulations on
+  the same topology, each seeing every card (``PoolPlan.shared`` is False).
+* ``static_partition`` (the baseline silo): one simulation, one card ledger. The inference
+  partition is, per card type, the first ``n`` cards of that type in (scale-up domain, card id)
+  order, so it takes whole domains first; serving replicas are placed only there, and the
+  training engine sees only the other cards. ``n`` per type is ``inference_cards[type]`` for
+  the types named there (``{card type: cards}``), ``inference_fraction`` of the count of every
+  other type (rounded down; none when not given), or, with neither parameter, exactly the cards
+  the deployments need.
+
+>>> import numpy as np
+>>> view = PoolView(("h100-sxm",), np.zeros(16, np.int64), np.repeat(np.arange(2), 8), {"h100-sxm": 4})
+>>> StaticPartition().partition(view).inference_cards.tolist()
+[0, 1, 2, 3]
+>>> StaticPartition(inference_fraction=0.5).partition(view).inference_by_type
+{'h100-sxm': 8}
+>>> StaticPartition(inference_cards={"h100-sxm": 20}).partition(view)
+Traceback (most recent call last):
+...
+ValueError: inference_cards.h100-sxm: asks for 20 cards; the cluster has 16 h100-sxm
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..base import Policy, readonly
+
+__all__ = ["PoolPlan", "PoolView", "Separate", "StaticPartition"]
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """What a pool policy sees: the cluster's cards and the inference demand.
+
+    Attributes
+    ----------
+    card_types : tuple of str
+    card_type, card_domain : numpy.ndarray
+        Type index and scale-up domain of every card.
+    demand_by_type : mapping of str to int
+        Cards the inference deployments need, per card type (replicas x tp x ep summed).
+    """
+
+    card_types: tuple[str, ...]
+    card_type: np.ndarray
+    card_domain: np.ndarray
+    demand_by_type: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "card_type", readonly(self.card_type, np.int64))
+        object.__setattr__(self, "card_domain", readonly(self.card_domain, np.int64))
+
+    def capacity_by_type(self) -> dict[str, int]:
+        """Cards per type."""
+        n = np.bincount(self.card_type, minlength=len(self.card_types))
+        return {t: int(k) for t, k in zip(self.card_types, n.tolist(), strict=True)}
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A pool policy's decision.
+
+    Attributes
+    ----------
+    shared : bool
+        True: one simulation on one card ledger, serving on :attr:`inference_cards` only and
+        training on the rest. False: two simulations, each on every card (no card sharing).
+    inference_cards : numpy.ndarray
+        Sorted card ids of the inference partition (empty when not shared).
+    inference_by_type : dict of str to int
+        Size of the inference partition per card type (types with none left out).
+    """
+
+    shared: bool
+    inference_cards: np.ndarray
+    inference_by_type: dict[str, int]
+
+
+class Separate(Policy):
+    """No card sharing: training and serving simulated separately on the same topology."""
+
+    name, family = "separate", "pool"
+
+    def partition(self, view: PoolView) -> PoolPlan:
+        """Every card to both engines, in two simulations."""
+        return PoolPlan(False, readonly(np.zeros(0, np.int64)), {})
+
+
+def _check_count(v: Any, what: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{what}: expected a card count (an integer >= 0), got {v!r:.40}")
+
+
+class StaticPartition(Policy):
+    """Fixed silos: an inference partition sized in the config, training on the rest.
+
+    Parameters
+    ----------
+    inference_cards : mapping of str to int, optional
+        Cards of each type that go to inference.
+    inference_fraction : float, optional
+        Share of the cards of every type not named in ``inference_cards`` that goes to inference
+        (rounded down), in [0, 1].
+
+    With neither, the partition is exactly what the inference deployments need.
+    """
+
+    name, family = "static_partition", "pool"
+
+    def __init__(self, *, inference_cards: Mapping[str, int] | None = None,
+                 inference_fraction: float | None = None) -> None:
+        if inference_cards is not None:
+            if not isinstance(inference_cards, Mapping):
+                raise ValueError(f"inference_cards: expected a mapping card type -> cards, "
+                                 f"got {inference_cards!r:.40}")
+            for k, v in inference_cards.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"inference_cards: card types are strings, got {k!r:.40}")
+                _check_count(v, f"inference_cards.{k}")
+        if inference_fraction is not None:
+            f = inference_fraction
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
+                raise ValueError(f"inference_fraction: must be a number in [0, 1], got {f!r:.40}")
+        self.inference_cards = inference_cards
+        self.inference_fraction = inference_fraction
+
+    def _sizes(self, view: PoolView) -> dict[str, int]:
+        cap = view.capacity_by_type()
+        if self.inference_cards is None and self.inference_fraction is None:
+            want = {t: int(n) for t, n in view.demand_by_type.items()}
+        else:
+            named = dict(self.inference_cards or {})
+            for t, n in named.items():
+                if t not in cap:
+                    raise ValueError(f"inference_cards.{t}: no card of type {t!r} in the cluster; it has: "
+                                     f"{', '.join(sorted(cap))}")
+                if n > cap[t]:
+                    raise ValueError(f"inference_cards.{t}: asks for {n} cards; the cluster has {cap[t]} {t}")
+            f = self.inference_fraction or 0.0
+            want = {t: named[t] if t in named else math.floor(f * n) for t, n in cap.items()}
+        return {t: int(n) for t, n in want.items() if n > 0}
+
+    def partition(self, view: PoolView) -> PoolPlan:
+        """The inference partition: per type, the first cards in (domain, card id) order."""
+        sizes = self._sizes(view)
+        picked = []
+        for t, n in sizes.items():
+            k = view.card_types.index(t)
+            cards = np.flatnonzero(view.card_type == k)
+            order = np.lexsort((cards, view.card_domain[cards]))
+            picked.append(cards[order[:n]])
+        cards = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+        return PoolPlan(True, readonly(cards.astype(np.int64)), sizes)

@@ -238,12 +238,17 @@ def test_fast_forward_equals_iteration_loop(w):
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["wait", "preempt"]), st.booleans(), st.integers(1, 3))
 def test_real_perf_close_to_iteration_loop(seed, on_kv_full, chunked, replicas):
     """With the roofline ReplicaPerf (non-dyadic times) the engines agree to rounding."""
+    _assert_fast_forward_matches_loop(_small_kv_perf(6000), seed, on_kv_full, chunked, replicas)
+
+
+def _assert_fast_forward_matches_loop(perf, seed, on_kv_full, chunked, replicas=1):
+    """40 random requests through the engine and through the naive iteration loop: same statuses,
+    first and last token times to 1e-9."""
     rng = np.random.default_rng(seed)
     n = 40
     arrival = np.sort(rng.uniform(0, 2.0, n)).tolist()
     prompt = rng.integers(1, 3000, n).tolist()
     output = rng.integers(1, 300, n).tolist()
-    perf = _small_kv_perf(6000)
     opts = dict(max_batch_seqs=8, max_batch_tokens=4096, on_kv_full=on_kv_full, chunked_prefill=chunked,
                 chunk_tokens=512)
     run = _engine(arrival, prompt, output, perf, replicas=replicas, kv_watermark=0.0, **opts)
@@ -268,23 +273,7 @@ def test_fast_forward_with_overhead_and_small_transfers_equals_loop(seed, on_kv_
     ws = acc.hbm_bytes - base.weight_bytes_per_card - 6000 * base.kv_bytes_per_token
     perf = ReplicaPerf("llama2-13b", acc, workspace_bytes=ws, min_kv_tokens=0)
     assert perf.overhead_s == pytest.approx(6e-3)
-    rng = np.random.default_rng(seed)
-    n = 40
-    arrival = np.sort(rng.uniform(0, 2.0, n)).tolist()
-    prompt = rng.integers(1, 3000, n).tolist()
-    output = rng.integers(1, 300, n).tolist()
-    opts = dict(max_batch_seqs=8, max_batch_tokens=4096, on_kv_full=on_kv_full, chunked_prefill=chunked,
-                chunk_tokens=512)
-    run = _engine(arrival, prompt, output, perf, kv_watermark=0.0, **opts)
-    ref = naive_serve(arrival, prompt, output, perf, max_seqs=8, max_tokens=4096,
-                      upfront=on_kv_full == "wait", chunked=chunked, chunk=512)
-    df = run.requests
-    for i, want in enumerate(ref):
-        row = df.iloc[i]
-        assert row.status == want["status"]
-        if want["status"] == "finished":
-            assert row.first_token_s == pytest.approx(want["first"], rel=1e-9, abs=1e-9)
-            assert row.last_token_s == pytest.approx(want["last"], rel=1e-9, abs=1e-9)
+    _assert_fast_forward_matches_loop(perf, seed, on_kv_full, chunked)
 
 
 @settings(max_examples=60, deadline=10_000)

@@ -58,28 +58,25 @@ def _choice(values: tuple[str, ...]) -> Check:
     return check
 
 
-def _quotas(v: Any) -> str | None:
-    if v is None:
+def _mapping_of(key: str, keys: str, value: Check) -> Check:
+    """None, or a mapping of string keys (``key`` names one, ``keys`` them all) to values that
+    pass ``value``."""
+    def check(v: Any) -> str | None:
+        if v is None:
+            return None
+        if not isinstance(v, Mapping):
+            return f"expected a mapping {key} -> cards, got {v!r:.40}"
+        for k, x in v.items():
+            bad = value(x)
+            if not isinstance(k, str) or bad:
+                return f"{k!r:.40}: {bad or f'{keys} are strings'}"
         return None
-    if not isinstance(v, Mapping):
-        return f"expected a mapping tenant -> cards, got {v!r:.40}"
-    for k, x in v.items():
-        bad = _number(0)(x)
-        if not isinstance(k, str) or bad:
-            return f"{k!r:.40}: {bad or 'tenant names are strings'}"
-    return None
+
+    return check
 
 
-def _card_counts(v: Any) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, Mapping):
-        return f"expected a mapping card type -> cards, got {v!r:.40}"
-    for k, x in v.items():
-        bad = _number(0, 10_000_000, integer=True)(x)
-        if not isinstance(k, str) or bad:
-            return f"{k!r:.40}: {bad or 'card types are strings'}"
-    return None
+_quotas = _mapping_of("tenant", "tenant names", _number(0))
+_card_counts = _mapping_of("card type", "card types", _number(0, 10_000_000, integer=True))
 
 
 _REPLICAS = _number(0, 1_000_000, integer=True)

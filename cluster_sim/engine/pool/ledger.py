@@ -144,6 +144,19 @@ class CardLedger:
                 ad[k] += x * t
         self.transitions += 1
 
+    def _require(self, cl: list[int] | np.ndarray, src: int, what: str, *, whole: bool = False) -> None:
+        """Refuse (:meth:`_refuse`) the first card of ``cl`` not in state ``src``; with ``whole``, a
+        card of a list that holds fractional shares is refused too."""
+        if isinstance(cl, list):
+            st = self._st
+            for c in cl:
+                if st[c] != src or (whole and c in self.holds):
+                    self._refuse(c, what)
+            return
+        bad = self.state[cl] != src
+        if bad.any():
+            self._refuse(int(cl[bad][0]), what)
+
     def _refuse(self, c: int, what: str) -> None:
         raise PlacementError(f"card ledger: card {c} is {STATES[self._st[c]]}, cannot be {what}")
 
@@ -177,14 +190,7 @@ class CardLedger:
             if new:
                 self._move(new, IDLE, state, t)
             return
-        if isinstance(cl, list):
-            for c in cl:
-                if st[c] != IDLE:
-                    self._refuse(c, f"given to {STATES[state]}")
-        else:
-            bad = self.state[cl] != IDLE
-            if bad.any():
-                self._refuse(int(cl[bad][0]), f"given to {STATES[state]}")
+        self._require(cl, IDLE, f"given to {STATES[state]}")
         self._move(cl, IDLE, state, t)
 
     def give(self, cards: Any, state: int, *, shared: bool = False, t: float | None = None) -> None:
@@ -216,14 +222,7 @@ class CardLedger:
             if last:
                 self._move(last, state, IDLE, t)
             return
-        if isinstance(cl, list):
-            for c in cl:
-                if st[c] != state or c in self.holds:
-                    self._refuse(c, f"given back by {STATES[state]}")
-        else:
-            bad = self.state[cl] != state
-            if bad.any():
-                self._refuse(int(cl[bad][0]), f"given back by {STATES[state]}")
+        self._require(cl, state, f"given back by {STATES[state]}", whole=True)
         self._move(cl, state, IDLE, t)
 
     def set(self, cards: Any, src: int, dst: int, *, t: float | None = None) -> None:
@@ -236,9 +235,7 @@ class CardLedger:
         """
         t = self._time(t)
         cl = self._cards(cards)
-        for c in (cl if isinstance(cl, list) else cl.tolist()):
-            if self._st[c] != src:
-                self._refuse(c, f"moved from {STATES[src]} to {STATES[dst]}")
+        self._require(cl, src, f"moved from {STATES[src]} to {STATES[dst]}")
         self._move(cl, src, dst, t)
 
     # ---- results ---------------------------------------------------------------------------------

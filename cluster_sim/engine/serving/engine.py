@@ -484,13 +484,7 @@ class ServingEngine:
 
     def process(self, env: Any) -> Generator[Any, Any, ServingRun]:
         """SimPy process driving the engine inside a host simulation (one process in all)."""
-        while True:
-            t = self.next_time()
-            if t > self.horizon or t == math.inf:
-                break
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            self._run_until(t)
+        yield from self._hosted(env)
         end = self.horizon if math.isfinite(self.horizon) else max(self.now, env.now)
         if end > env.now and math.isfinite(self.horizon):
             yield env.timeout(end - env.now)

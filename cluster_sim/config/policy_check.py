@@ -100,16 +100,6 @@ PARAM_CHECKS: dict[tuple[str, str], dict[str, Check]] = {
 """(family, name) -> parameter -> check. A parameter not listed is refused by the constructor."""
 
 
-def _name_and_params(ref: Any, where: str) -> tuple[str, dict[str, Any]]:
-    if isinstance(ref, str):
-        return ref, {}
-    name = ref["name"] if isinstance(ref, Mapping) else ref.name
-    params = ref.get("params", {}) if isinstance(ref, Mapping) else ref.params
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{where}.params: expected a mapping, got {type(params).__name__}")
-    return name, dict(params)
-
-
 def check_policy(family: str, ref: Any, where: str) -> None:
     """Refuse an unknown policy name or a bad parameter of ``ref`` (name or ``{name, params}``).
 
@@ -118,15 +108,15 @@ def check_policy(family: str, ref: Any, where: str) -> None:
     ConfigError
         ``<where>: unknown <family> policy ...; known: ...`` or ``<where>.params.<p>: ...``.
     """
-    name, params = _name_and_params(ref, where)
+    name, params = registry.name_and_params(ref, where)
     checks = PARAM_CHECKS.get((family, name), {})
     for key, value in params.items():
         bad = checks[key](value) if key in checks else None
         if bad:
             raise ConfigError(f"{where}.params.{key}: {bad}")
-    try:
-        registry.make(family, _Ref(name, params), where=where)
-    except (ValueError, ArithmeticError) as exc:
+    try:  # registry.make turns the constructor's ValueError/TypeError into a ConfigError itself
+        registry.make(family, {"name": name, "params": params}, where=where)
+    except ArithmeticError as exc:
         raise ConfigError(f"{where}.params: {exc}") from None
     if name == "latency_driven" and params.get("lower", 0.4) >= params.get("upper", 0.8):
         raise ConfigError(f"{where}.params: lower ({params.get('lower', 0.4)!r}) must be below upper "
@@ -137,12 +127,3 @@ def check_scheduler(name: str | None, where: str = "policy.training.scheduler") 
     """Refuse an unknown training scheduler preset name."""
     if name is not None and name not in registry.SCHEDULERS:
         raise ConfigError(f"{where}: unknown scheduler {name!r}; known: {', '.join(sorted(registry.SCHEDULERS))}")
-
-
-class _Ref:
-    """The ``.name`` / ``.params`` pair :func:`registry.make` reads."""
-
-    __slots__ = ("name", "params")
-
-    def __init__(self, name: str, params: dict[str, Any]) -> None:
-        self.name, self.params = name, params

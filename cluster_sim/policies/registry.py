@@ -35,7 +35,7 @@ from .training.placement import (
 from .training.preemption import NoPreemption, OrderPreemption, PriorityPreemption
 from .training.presets import PRESETS
 
-__all__ = ["FAMILIES", "make", "names"]
+__all__ = ["FAMILIES", "make", "name_and_params", "names"]
 
 # name -> class, per family; one line per policy.
 ADMISSION: dict[str, type[Policy]] = {"accept_all": AcceptAll, "tenant_quota": TenantQuota}
@@ -83,7 +83,9 @@ def _family(family: str) -> dict[str, type[Policy]]:
         raise ConfigError(f"unknown policy family {family!r}; known: {', '.join(sorted(FAMILIES))}") from None
 
 
-def _name_and_params(ref: Any, label: str) -> tuple[str, dict[str, Any]]:
+def name_and_params(ref: Any, label: str) -> tuple[str, dict[str, Any]]:
+    """``(name, params)`` of a policy reference: a str, a ``{name, params}`` mapping or an object
+    with ``.name`` / ``.params``; a ConfigError at ``label`` for anything else."""
     if isinstance(ref, str):
         return ref, {}
     if isinstance(ref, Mapping):
@@ -112,7 +114,7 @@ def make(family: str, ref: Any, where: str | None = None) -> Any:
     """
     table = _family(family)
     label = where or f"policy.{family}"
-    name, params = _name_and_params(ref, label)
+    name, params = name_and_params(ref, label)
     if name not in table:
         raise ConfigError(f"{label}: unknown {family} policy {name!r}; known: {', '.join(sorted(table))}")
     cls = table[name]

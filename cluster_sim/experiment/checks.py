@@ -64,15 +64,10 @@ def _check_policies(cfg: ExperimentConfig) -> list[str]:
     stages = [f"{s}={pol[s].name}" for s in ("admission", "ordering", "placement", "preemption")]
     preset = f"scheduler={tp.scheduler}, " if tp.scheduler else ""
     lines = [f"policy.training: {preset}{', '.join(stages)}, backfill={pol['backfill'] or 'none'}"]
-    refs = [("policy.serving.routing", "routing", cfg.policy.serving.routing),
-            ("policy.serving.autoscaling", "autoscaling", cfg.policy.serving.autoscaling)]
-    checked: dict[str, list[str]] = {}
-    for where, family, ref in refs:
-        if registry.names(family):  # families still without policies are not checked
-            registry.make(family, ref, where=where)
-            group, _, leaf = where.rpartition(".")
-            checked.setdefault(group, []).append(f"{leaf}={ref.name}")
-    return lines + [f"{group}: {', '.join(items)}" for group, items in checked.items()]
+    sv = cfg.policy.serving
+    for family in ("routing", "autoscaling"):
+        registry.make(family, getattr(sv, family), where=f"policy.serving.{family}")
+    return [*lines, f"policy.serving: routing={sv.routing.name}, autoscaling={sv.autoscaling.name}"]
 
 
 def _check_pool(cfg: ExperimentConfig, cluster: Cluster) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "BatchingConfig",
     "ClusterConfig",
     "DeploymentConfig",
+    "EnergyConfig",
     "ExperimentConfig",
     "FailuresConfig",
     "GeneratorConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "ScalingConfig",
     "ServingPolicyConfig",
     "SLOConfig",
+    "TariffWindow",
     "TraceConfig",
     "TrainingConfig",
     "TrainingJobConfig",
@@ -366,6 +368,69 @@ class ScalingConfig(Strict):
     mode: Literal["weak", "strong"] = "weak"
 
 
+# ---- energy -------------------------------------------------------------------------------
+MAX_USD_PER_KWH = 1e3
+MAX_TARIFF_WINDOWS = 1000
+
+
+def _hours(s: float) -> str:
+    return f"{s / units.HOUR:g}h"
+
+
+class TariffWindow(Strict):
+    """One time-of-use window of the day, ``[from, to)`` in local clock time (0h-24h)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    start: Duration = Field(alias="from")
+    end: Duration = Field(alias="to")
+    usd_per_kwh: float = Field(ge=0.0, le=MAX_USD_PER_KWH)
+
+    @model_validator(mode="after")
+    def _order(self) -> TariffWindow:
+        if self.end > units.DAY:
+            raise ValueError(f"to: {_hours(self.end)} is past 24h (the tariff repeats every day)")
+        if not self.start < self.end:
+            raise ValueError(f"from {_hours(self.start)} is not before to {_hours(self.end)}")
+        return self
+
+
+class EnergyConfig(Strict):
+    """The electricity price: a flat ``usd_per_kwh`` or a daily time-of-use ``tariff`` whose
+    windows cover ``[0h, 24h)`` exactly once (``t = 0`` of the run is midnight)."""
+
+    usd_per_kwh: float | None = Field(None, ge=0.0, le=MAX_USD_PER_KWH)
+    tariff: list[TariffWindow] | None = Field(None, min_length=1, max_length=MAX_TARIFF_WINDOWS)
+
+    @field_validator("tariff")
+    @classmethod
+    def _tiles_the_day(cls, v: list[TariffWindow] | None) -> list[TariffWindow] | None:
+        if v is None:
+            return v
+        t = 0.0
+        for w in sorted(v, key=lambda w: (w.start, w.end)):
+            if w.start > t:
+                raise ValueError(f"{_hours(t)}-{_hours(w.start)} is not covered")
+            if w.start < t:
+                raise ValueError(f"{_hours(w.start)}-{_hours(min(t, w.end))} is covered twice")
+            t = w.end
+        if t < units.DAY:
+            raise ValueError(f"{_hours(t)}-24h is not covered")
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> EnergyConfig:
+        if (self.usd_per_kwh is None) == (self.tariff is None):
+            raise ValueError("give usd_per_kwh (a flat price) or tariff (time-of-use windows), exactly one")
+        return self
+
+    def windows_s(self) -> tuple[tuple[float, float, float], ...]:
+        """``(start_s, end_s, usd_per_kwh)`` windows tiling the day (a flat price is one window)."""
+        if self.tariff is None:
+            return ((0.0, float(units.DAY), float(self.usd_per_kwh or 0.0)),)
+        return tuple(sorted((w.start, w.end, w.usd_per_kwh) for w in self.tariff))
+
+
 class ExperimentConfig(Strict):
     """A whole experiment. Every section is optional except ``cluster``."""
 
@@ -379,6 +444,7 @@ class ExperimentConfig(Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     failures: FailuresConfig | None = None
     scaling: ScalingConfig | None = None
+    energy: EnergyConfig | None = Field(None, description="electricity price (flat or time-of-use) for cost.energy_usd")
     models: dict[Name, dict[str, Any]] = Field(
         default_factory=dict, description="inline model architectures (ModelSpec fields) by name")
     catalog: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(

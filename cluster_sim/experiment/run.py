@@ -25,6 +25,9 @@ from matplotlib.figure import Figure
 
 from .. import catalog
 from ..config import ExperimentConfig, load_config, user_scope
+from ..metrics.serving import priced_serving_keys
+from ..metrics.summary import priced_training_keys
+from ..metrics.tariff import Tariff
 from ..report import plots
 from .build import pool_plan
 from .cluster import Cluster, load_cluster
@@ -310,7 +313,8 @@ def wants_cluster_engine(cfg: ExperimentConfig) -> tuple[bool, str | None]:
     return False, None
 
 
-_SUMMED = ("energy_kwh", "energy.it_kwh", "cost_usd", "sim.events")  # both engines report these: add them up
+# both engines report these: add them up
+_SUMMED = ("energy_kwh", "energy.it_kwh", "cost_usd", "cost.energy_usd", "sim.events")
 
 
 def _key_group(key: str) -> str:
@@ -433,6 +437,8 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
     if wants_cluster:
         tres = pooled.training if pooled is not None else run_training(cfg, layout=cluster.layout)
         assert tres is not None  # run_pooled runs the training engine when asked to
+        if cfg.energy is not None:  # energy priced per timeline bin by the tariff
+            tres.summary.update(priced_training_keys(tres, Tariff.from_windows(cfg.energy.windows_s())))
         _merge_summary(summary, tres.summary, "cluster engine")
         jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
         tables["segments"] = tres.segments
@@ -442,6 +448,10 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
     if wants_serving:
         sres = pooled.serving if pooled is not None else run_serving(cfg, topology=topology)
         assert sres is not None  # run_pooled runs the serving engine when asked to
+        if cfg.energy is not None:  # priced at the run's mean power: the note says so
+            priced, note = priced_serving_keys(sres.run, Tariff.from_windows(cfg.energy.windows_s()))
+            sres.summary.update(priced)
+            notes += [note] if note else []
         _merge_summary(summary, sres.summary, "serving engine")
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)

@@ -25,6 +25,10 @@ Definitions (DOMAIN.md 2; formulas also in ``docs/serving.md``):
 * **Energy** = PUE x IT energy (phase powers from the perf model x busy seconds, idle power x
   provisioned-but-idle seconds; :func:`~cluster_sim.metrics.costs.facility_kwh` applies PUE);
   per output token. PUE default 1.2 (DOMAIN 3.4: 1.1-1.25).
+* **Priced energy** (``cost.energy_usd``, with an ``energy:`` tariff, :func:`priced_serving_keys`):
+  the timeline has each replica's busy share per bin but neither its phase (prefill and decode
+  draw different power) nor whether it was provisioned, so the run's IT energy is spread
+  uniformly over ``[0, end)`` (its mean power) x PUE and priced by the tariff; the note says so.
 * **Utilization** of the deployment's cards ``D`` (every replica, provisioned or not):
   ``utilization.allocated = sum_r cards_r x provisioned_s_r / (D x T)``, ``utilization.busy`` the
   same over the seconds a replica's batch is non-empty (an iteration is running).
@@ -41,11 +45,13 @@ import numpy as np
 import pandas as pd
 
 from ..engine.serving.results import REASONS, ServingRun
-from .costs import J_PER_KWH, facility_kwh, held_cost_usd
+from .costs import J_PER_KWH, facility_kwh, held_cost_usd, priced_energy_usd
+from .tariff import Tariff
 
 __all__ = [
     "ServingResult",
     "attainment",
+    "priced_serving_keys",
     "latency_percentiles",
     "level_means",
     "slo_met",
@@ -221,3 +227,29 @@ def summarize(run: ServingRun) -> dict[str, float]:
         if k in run.info:
             out[f"inference.{k}"] = float(run.info[k])
     return out
+
+
+PRICED_SERVING_NOTE = ("energy: serving energy is priced at the run's mean power spread uniformly over "
+                       "the run (the serving timeline has no per-bin phase or provisioned state); "
+                       "training energy is priced per timeline bin")
+
+
+def priced_serving_keys(run: ServingRun, tariff: Tariff) -> tuple[dict[str, float], str | None]:
+    """``({"cost.energy_usd": ...}, note)``: the serving run's facility energy (IT energy of
+    every replica x PUE) priced by ``tariff`` at the run's mean power over ``[0, end_s)``; the
+    note (for the result's notes) says the power is spread uniformly. No energy, no note.
+
+    >>> import pandas as pd
+    >>> from cluster_sim.metrics.tariff import Tariff
+    >>> run = ServingRun(pd.DataFrame(), pd.DataFrame(), pd.DataFrame({"energy_it_j": [3.6e6]}),
+    ...                  pd.DataFrame(), end_s=3600.0, events=0, wall_s=0.0, pue=1.25)
+    >>> keys, note = priced_serving_keys(run, Tariff.flat(0.2))
+    >>> round(keys["cost.energy_usd"], 9)   # 1 kWh IT x 1.25 x 0.2 USD/kWh
+    0.25
+    """
+    reps = run.replicas
+    it_j = float(reps["energy_it_j"].sum()) if len(reps) else 0.0
+    if not run.end_s > 0:
+        return {"cost.energy_usd": 0.0}, None
+    usd = priced_energy_usd([0.0], [run.end_s], [it_j / run.end_s], run.pue, tariff)
+    return {"cost.energy_usd": usd}, (PRICED_SERVING_NOTE if it_j > 0 else None)

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .costs import DEFAULT_PUE, card_it_joules, facility_kwh, held_cost_usd
+from .costs import DEFAULT_PUE, card_it_joules, facility_kwh, held_cost_usd, priced_energy_usd
+from .tariff import Tariff
 
-__all__ = ["jain", "percentiles", "summarize_training"]
+__all__ = ["jain", "percentiles", "price_training_energy", "priced_training_keys", "summarize_training",
+           "training_it_power_w"]
 
 
 def _f(x: Any) -> float | None:
@@ -71,6 +73,43 @@ def _cost_energy(I: pd.Series, types: Sequence[str], cap: np.ndarray, t_end: flo
     }
 
 
+def training_it_power_w(timeline: pd.DataFrame, types: Sequence[str], tdp_w: Sequence[float],
+                        idle_w: Sequence[float]) -> np.ndarray:
+    """IT power per timeline bin: ``Σ_k Bz_k · TDP_k + (A_k − Bz_k) · idle_k`` from the bin
+    averages ``busy_cards.<k>`` and ``allocated_cards.<k>`` (so ``Σ power · width`` is the IT
+    energy of ``energy.it_kwh``)."""
+    p = np.zeros(len(timeline))
+    for k, t in enumerate(types):
+        busy = timeline[f"busy_cards.{t}"].to_numpy(dtype=np.float64)
+        held = timeline[f"allocated_cards.{t}"].to_numpy(dtype=np.float64)
+        p += busy * float(tdp_w[k]) + np.maximum(held - busy, 0.0) * float(idle_w[k])
+    return p
+
+
+def price_training_energy(timeline: pd.DataFrame, ctx: Mapping[str, Any], tariff: Tariff) -> float:
+    """``cost.energy_usd`` of a cluster-engine run: the facility power of every timeline bin
+    (:func:`training_it_power_w` x PUE) priced by ``tariff`` (docs/metrics.md). ``ctx`` as for
+    :func:`summarize_training`."""
+    types = list(ctx["card_types"])
+    zeros = [0.0] * len(types)
+    if not len(timeline):
+        return 0.0
+    it_w = training_it_power_w(timeline, types, ctx.get("type_tdp_w", zeros), ctx.get("type_idle_w", zeros))
+    return priced_energy_usd(timeline["time_s"].to_numpy(), timeline["time_end_s"].to_numpy(), it_w,
+                             float(ctx.get("pue", DEFAULT_PUE)), tariff)
+
+
+def priced_training_keys(result: Any, tariff: Tariff) -> dict[str, float | None]:
+    """``{"cost.energy_usd": ...}`` of a finished :class:`~cluster_sim.metrics.TrainingResult`
+    (its timeline, record and ``energy.pue``); empty when the run measured no energy."""
+    if "energy_kwh" not in result.summary:
+        return {}
+    rec = result.record
+    ctx = {"card_types": rec.card_types, **{k: v for k, v in rec.meta.items() if k.startswith("type_")},
+           "pue": result.summary["energy.pue"]}
+    return {"cost.energy_usd": _f(price_training_energy(result.timeline, ctx, tariff))}
+
+
 def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """The training/cluster summary of a run.
 
@@ -82,7 +121,8 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
     ctx : mapping
         ``card_types``, ``capacity_by_type``, ``type_peak_flops``, ``t_end_s`` and optionally
         ``events``, ``wall_s``, ``cycles``, ``type_tdp_w``, ``type_idle_w``, ``type_price_usd_per_hour``
-        and ``pue`` (default :data:`~.costs.DEFAULT_PUE`).
+        and ``pue`` (default :data:`~.costs.DEFAULT_PUE`); ``tariff`` (a
+        :class:`~.tariff.Tariff`) adds ``cost.energy_usd`` (:func:`price_training_energy`).
 
     Every key here is measured by the cluster engine; the perf model's estimate of an explicit
     job has its own keys (``training.mfu``, ``training.job.<name>.*``; experiment layer).
@@ -135,6 +175,8 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
         useful = float(model["useful_flops"].sum()) if len(model) else 0.0
         s["training.cluster_mfu"] = _f(useful / pc) if pc > 0 and len(model) else None
         s.update(_cost_energy(I, types, cap, t_end, ctx))
+        if ctx.get("tariff") is not None:
+            s["cost.energy_usd"] = _f(price_training_energy(timeline, ctx, ctx["tariff"]))
     s["sim.t_end_s"] = t_end
     s["sim.events"] = int(ctx.get("events", 0))
     wall = float(ctx.get("wall_s", 0.0))

@@ -1,4 +1,4 @@
-"""``cluster-sim run EXP.yaml`` and ``cluster-sim compare EXP.yaml --factor key=a,b``.
+"""``cluster-sim run EXP.yaml`` and ``cluster-sim compare EXP.yaml --factor key=a,b [--seeds N]``.
 
 Also the helpers the experiment commands share: the ``EXP.yaml [--set k=v ...]`` arguments,
 loading, the summary table and a progress bar on stderr (only on a terminal, never with --json).
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -20,12 +21,13 @@ from rich.text import Text
 from ..config import ExperimentConfig, load_config, user_scope
 from ..errors import ConfigError
 from ..experiment import HEADLINE_KEYS, Result, check_out_dir, compare, simulate
+from ..experiment.comparison import headline_metrics, summarize_seeds
 from ..experiment.store import to_jsonable
 from ..report.html import format_value
 from ._common import emit_json, stderr_console
 
-__all__ = ["add_experiment_args", "load_experiment", "parse_factor", "parse_overrides", "print_summary", "progress_bar",
-           "register"]
+__all__ = ["add_experiment_args", "load_experiment", "parse_factor", "parse_overrides", "parse_seeds", "print_summary",
+           "progress_bar", "register"]
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -69,6 +71,26 @@ def parse_factor(text: str) -> tuple[str, list[str]]:
         raise ConfigError(f"--factor {text!r}: expected KEY=VALUE1,VALUE2,..., "
                           "e.g. --factor policy.training.placement=packed,topology_aware")
     return key.strip(), items
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"5"`` -> seeds ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` -> ``[0, 3, 7]`` (one ConfigError naming --seeds)."""
+    hint = "expected a count N >= 1 (seeds 0..N-1) or a list of seeds >= 0, e.g. --seeds 5 or --seeds 0,3,7"
+    items = [v.strip() for v in text.split(",")]
+    if "," in text:
+        items = [v for v in items if v]
+    if not items or not all(v.isascii() and v.isdigit() for v in items):
+        raise ConfigError(f"--seeds {text!r}: {hint}")
+    if "," not in text:
+        count = int(items[0])
+        if count < 1:
+            raise ConfigError(f"--seeds {text!r}: {hint}")
+        return list(range(count))
+    seeds = [int(v) for v in items]
+    dup = next((x for i, x in enumerate(seeds) if x in seeds[:i]), None)
+    if dup is not None:
+        raise ConfigError(f"--seeds {text!r}: seed {dup} is given twice")
+    return seeds
 
 
 @contextmanager
@@ -132,10 +154,13 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     factor, values = parse_factor(args.factor)
+    seeds = None if args.seeds is None else parse_seeds(args.seeds)
     with progress_bar(not args.json, f"compare {factor}") as progress:
-        # each variant re-reads the file with --set and the factor, exactly as `run --set` does
-        table = compare(args.experiment, factor, values, overrides=parse_overrides(args.overrides),
+        # each variant re-reads the file with --set (the seed) and the factor, exactly as `run --set` does
+        table = compare(args.experiment, factor, values, seeds=seeds, overrides=parse_overrides(args.overrides),
                         out_dir=args.out, progress=progress)
+    if seeds is not None:
+        return _print_seeded(console, args, cfg, factor, seeds, table)
     if args.json:
         emit_json(to_jsonable(table.to_dict(orient="records")))
         return 0
@@ -150,6 +175,44 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     print_compare_notes(console, table.attrs.get("notes", {}))
     if args.out:
         console.print(f"wrote {Path(args.out) / 'compare.csv'} and one run directory per value under {args.out}")
+    return 0
+
+
+def _mean_ci(key: str, n: int, runs: int, mean: float, ci: float) -> str:
+    """``mean ± ci`` (only the mean when n < 2), with ``(n=k)`` when some runs lack the metric."""
+    if n == 0:
+        return "-"
+    text = format_value(key, mean) if pd.isna(ci) else f"{format_value(key, mean)} ± {format_value(key, ci)}"
+    return text if n == runs else f"{text} (n={n})"
+
+
+def _print_seeded(console: Console, args: argparse.Namespace, cfg: ExperimentConfig, factor: str,
+                  seeds: list[int], table: pd.DataFrame) -> int:
+    """The --seeds output: one column per value, ``mean ± 95% CI`` of each headline metric."""
+    summary = summarize_seeds(table, factor)
+    if args.json:
+        emit_json(to_jsonable({"runs": table.to_dict(orient="records"),
+                               "summary": summary.to_dict(orient="records")}))
+        return 0
+    values = list(pd.unique(table[factor]))
+    runs = {v: int((table[factor] == v).sum()) for v in values}
+    cells = summary.set_index([factor, "metric"])
+    keys = [k for k in HEADLINE_KEYS if k in set(summary["metric"])]
+    shown = ",".join(map(str, seeds)) if len(seeds) <= 8 else f"{seeds[0]},...,{seeds[-1]}"
+    t = Table(title=f"{cfg.name}: {factor}, mean ± 95% CI over seeds {shown}", title_justify="left")
+    t.add_column("metric", no_wrap=True)
+    for v in values:
+        t.add_column(Text(str(v)), justify="right", no_wrap=True)
+    t.add_row(Text("runs (n)"), *[Text(str(runs[v])) for v in values])
+    for k in keys:
+        t.add_row(Text(k), *[Text(_mean_ci(k, int(cells.loc[(v, k), "n"]), runs[v], cells.loc[(v, k), "mean"],
+                                           cells.loc[(v, k), "ci95"])) for v in values])
+    console.print(t)
+    print_compare_notes(console, table.attrs.get("notes", {}))
+    if args.out:
+        plot = ", plots/compare.png" if headline_metrics(summary) else ""
+        console.print(f"wrote {Path(args.out) / 'compare.csv'}, compare_summary.csv{plot} and one run "
+                      f"directory per value and seed (<value>/seed-<s>/) under {args.out}")
     return 0
 
 
@@ -172,10 +235,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare", help="run an experiment once per value of one config field",
         formatter_class=RAW,
         description="Run the experiment once per value of a dotted config field and print the headline "
-        "metrics side by side.\n\nexample:\n"
-        "  cluster-sim compare workloads/demo.yaml --factor policy.training.placement=packed,topology_aware")
+        "metrics side by side; with --seeds, once per value and seed, and the mean and 95% confidence "
+        "interval of each metric over the seeds.\n\nexamples:\n"
+        "  cluster-sim compare workloads/demo.yaml --factor policy.training.placement=packed,topology_aware\n"
+        "  cluster-sim compare workloads/pool_static_partition.yaml --factor policy.pool=separate,static_partition "
+        "--seeds 5")
     add_experiment_args(c)
     c.add_argument("--factor", required=True, metavar="KEY=V1,V2,...", help="the field and its values")
-    c.add_argument("--out", metavar="DIR", help="write compare.csv and one run directory per value here")
-    c.add_argument("--json", action="store_true", help="print the table as JSON records and nothing else")
+    c.add_argument("--seeds", metavar="N|S1,S2,...", help="run every value once per seed: N seeds 0..N-1, or "
+                   "the listed seeds; prints mean ± 95%% CI (Student's t) per value")
+    c.add_argument("--out", metavar="DIR", help="write compare.csv and one run directory per value here "
+                   "(with --seeds also compare_summary.csv, plots/compare.png, DIR/<value>/seed-<s>/)")
+    c.add_argument("--json", action="store_true", help="print the table as JSON records and nothing else "
+                   "(with --seeds: {\"runs\": [...], \"summary\": [...]})")
     c.set_defaults(handler=_cmd_compare)

@@ -36,6 +36,7 @@ from .files import write_bytes_atomic
 __all__ = [
     "COMPONENT_COLORS",
     "breakdown",
+    "compare_bars",
     "goodput_vs_rate",
     "jct_cdf",
     "kv_occupancy",
@@ -383,4 +384,51 @@ def kv_occupancy(timeline: pd.DataFrame, *, prefix: str = "kv_occupancy",
     ax.set_ylabel("KV cache used / capacity")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return fig
+
+
+# ---- comparisons over seeds -----------------------------------------------------------------
+def compare_bars(summary: pd.DataFrame, factor: str, metrics: Sequence[str], *,
+                 title: str | None = None) -> Figure:
+    """Small multiples, one axis per metric: a bar per value of ``factor`` at the mean over the
+    seeds, with the 95% confidence half-width as its error bar (none where it is undefined, n < 2).
+
+    Parameters
+    ----------
+    summary : DataFrame
+        Long format as ``experiment.comparison.summarize_seeds`` returns it: ``factor``,
+        ``metric``, ``n``, ``mean``, ``ci95``.
+    factor : str
+        The compared field (its values are the bars, in the frame's order).
+    metrics : sequence of str
+        The metrics to show, one axis each, in this order (at most 12).
+    """
+    df = _need(summary, (factor, "metric", "n", "mean", "ci95"), "a comparison")
+    if not metrics:
+        raise ClusterSimError("cannot plot a comparison: no metric given")
+    if len(metrics) > 12:
+        raise ClusterSimError(f"cannot plot a comparison: {len(metrics)} metrics, at most 12 fit")
+    absent = [m for m in metrics if m not in set(df["metric"])]
+    if absent:
+        raise ClusterSimError(f"cannot plot a comparison: no metric {', '.join(absent)} in the summary")
+    values = list(pd.unique(df[factor]))
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig = Figure(figsize=(3.6 * ncols, 0.6 + 2.9 * nrows), dpi=110, layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    x = np.arange(len(values))
+    for k, ax in enumerate(grid.ravel()):
+        if k >= len(metrics):
+            fig.delaxes(ax)
+            continue
+        rows = df[df["metric"] == metrics[k]].set_index(factor).reindex(values)
+        mean = rows["mean"].to_numpy(float)
+        ci = rows["ci95"].to_numpy(float)
+        ax.bar(x, mean, yerr=ci, capsize=4, width=0.6, edgecolor="white",
+               color=[_LINE_COLORS[i % len(_LINE_COLORS)] for i in range(len(values))])
+        ax.set_xticks(x, [str(v) for v in values], rotation=20 if len(values) > 3 else 0, fontsize=8)
+        ns = sorted({int(n) for n in rows["n"].fillna(0)})
+        ax.set_title(f"{metrics[k]}\n(n={'/'.join(map(str, ns))})", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(title or f"{factor}: mean and 95% confidence interval over seeds")
     return fig

@@ -79,6 +79,30 @@ def test_compare_row_equals_run_with_set(name, factor, values, short, capsys, re
         _same(api, summary, factor, f"compare(cfg) {factor}={v}")
 
 
+SEEDED = ("schedulers.yaml", "policy.training.scheduler", ["fifo", "sjf"], [0, 2], {"duration": "12h"})
+
+
+def test_compare_with_seeds_row_equals_run_with_seed_and_factor_set(capsys):
+    """With ``--seeds``, the (value, seed) row is ``run --set seed=S --set FACTOR=VALUE`` (issue #13 item 5)."""
+    name, factor, values, seeds, short = SEEDED
+    path = REPO / "workloads" / name
+    sets = [x for k, v in short.items() for x in ("--set", f"{k}={v}")]
+    assert main(["compare", str(path), *sets, "--factor", f"{factor}={','.join(values)}",
+                 "--seeds", ",".join(map(str, seeds)), "--json"]) == 0
+    cli_rows = json.loads(capsys.readouterr().out)["runs"]
+    api_rows = compare(load_config(path, overrides=short), factor, values, seeds=seeds).to_dict(orient="records")
+    pairs = [(v, s) for v in values for s in seeds]
+    assert [(r[factor], r["seed"]) for r in cli_rows] == pairs == [(r[factor], r["seed"]) for r in api_rows]
+    for (v, s), cli, api in zip(pairs, cli_rows, api_rows, strict=True):
+        summary = simulate(load_config(path, overrides={**short, "seed": s, factor: v})).summary
+        assert summary["seed"] == s  # the summary's own seed key: the seed was applied
+        _same(cli, summary, factor, f"cli compare {v} seed {s}")
+        _same(api, summary, factor, f"compare(cfg) {v} seed {s}")
+    # the seed really changes the run, so the rows are not one run repeated
+    finished = {(r[factor], r["seed"]): r["training.jobs.finished"] for r in api_rows}
+    assert finished[("fifo", 0)] != finished[("fifo", 2)] or finished[("sjf", 0)] != finished[("sjf", 2)], finished
+
+
 def test_scheduler_presets_really_differ():
     """The identical columns of the issue are gone: each preset changes the run (old code: all FIFO)."""
     path = REPO / "workloads" / "schedulers.yaml"

@@ -290,6 +290,8 @@ def _job_columns(eng: TrainingEngine) -> dict[str, np.ndarray]:
         "restarts": f(eng.restarts, dtype=np.int64), "preemptions": f(eng.preempts, dtype=np.int64),
         "attained_s": f(eng.attained, dtype=np.float64), "wait_s": f(eng.wait, dtype=np.float64),
         "remaining_s": f(eng.remaining, dtype=np.float64), "useful_flops": f(eng.flops, dtype=np.float64),
+        "evictions": f(eng.evictions, dtype=np.int64), "lost_card_s": f(eng.lost_card_s, dtype=np.float64),
+        "stall_card_s": f(eng.stall_card_s, dtype=np.float64),
         "peak_flop_s": f(eng.peak_s, dtype=np.float64), "first_card_type": f(eng.first_type, dtype=np.int64),
         "n_nodes": eng.spans[:, 0].astype(np.int64), "n_domains": eng.spans[:, 1].astype(np.int64),
         "n_leaves": eng.spans[:, 2].astype(np.int64),

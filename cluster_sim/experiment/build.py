@@ -44,7 +44,7 @@ from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 
-__all__ = ["NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "build_layout", "build_simulation",
+__all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
            "failure_model", "inference_demand", "options_from_config", "pool_plan", "requests_for",
            "serving_policies", "services_from_config", "training_policies"]
 
@@ -182,7 +182,7 @@ def pool_plan(cfg: Any, layout: ClusterLayout) -> PoolPlan:
         plan: PoolPlan = pol.partition(view)
     except ValueError as exc:
         raise ConfigError(f"{where}.params.{exc}") from None
-    if plan.shared:
+    if plan.shared and not plan.dynamic:
         field = ("inference_cards.{t}" if getattr(pol, "inference_cards", None) is not None else
                  "inference_fraction" if getattr(pol, "inference_fraction", None) is not None else None)
         for t, pools in sorted(demand.items()):
@@ -200,21 +200,49 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
     """Build a ready-to-run :class:`Simulation` from an :class:`~cluster_sim.config.ExperimentConfig`.
 
     ``topology`` (the loaded ``cluster.topology``) or ``layout`` (its cluster layout), when the
-    caller has it, is used instead of loading the cluster again. Under a sharing pool policy
-    (``plan``, default :func:`pool_plan`) the inference partition's cards are reserved: the
-    training engine never sees them.
+    caller has it, is used instead of loading the cluster again. Under a static sharing pool
+    policy (``plan``, default :func:`pool_plan`) the inference partition's cards are reserved: the
+    training engine never sees them; under a dynamic one nothing is reserved (the card broker
+    lends and reclaims cards during the run).
     """
     if layout is None:
         layout = build_layout(cfg.cluster.topology, cfg.base_dir, loaded=topology)
     if plan is None:
         plan = pool_plan(cfg, layout)
-    reserved = plan.inference_cards if plan.shared else None
+    reserved = plan.inference_cards if plan.shared and not plan.dynamic else None
     sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name, reserved_cards=reserved)
     if cfg.training is not None:
         jobs, hooks = build_jobs(cfg, layout, sim.streams)
         pol = training_policies(cfg.policy.training)
         sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks)
     return sim
+
+
+CHECKPOINT_BYTES_PER_PARAM = 14.0
+"""Bytes per parameter of a mixed-precision Adam checkpoint: BF16 weights (2), FP32 master
+weights (4) and two FP32 moments (8); gradients are not saved."""
+
+
+def checkpoint_bytes(cfg: Any, sim: Simulation, per_card_bytes: float) -> Any:
+    """``f(job_row) -> bytes`` of each training job's checkpoint: an explicit model job's is its
+    parameters x :data:`CHECKPOINT_BYTES_PER_PARAM`; any other job's ``per_card_bytes`` x cards."""
+    eng = sim.training
+    by_row: dict[int, float] = {}
+    if eng is not None and cfg.training is not None and cfg.training.jobs:
+        params = {jc.name: model_spec(jc.model).total_params for jc in cfg.training.jobs if jc.model}
+        names = eng.table.name
+        if names is not None:
+            for r, nm in enumerate(names.tolist()):
+                if nm in params:
+                    by_row[r] = params[nm] * CHECKPOINT_BYTES_PER_PARAM
+
+    def size(i: int) -> float:
+        b = by_row.get(i)
+        if b is not None:
+            return b
+        assert eng is not None  # only the training engine's jobs are ever evicted
+        return per_card_bytes * eng.num[i] * eng.milli[i] / 1000.0
+    return size
 
 
 class _ModelJobSpeed:

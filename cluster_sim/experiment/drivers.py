@@ -27,6 +27,7 @@ import pandas as pd
 from ..config import ExperimentConfig, load_config, resolve_path
 from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
+from ..engine.pool.broker import CardBroker
 from ..engine.pool.ledger import STATES
 from ..engine.serving.engine import ServingEngine
 from ..engine.serving.specs import ServingOptions
@@ -41,6 +42,7 @@ from ..topology import load_topology
 from .build import (
     build_layout,
     build_simulation,
+    checkpoint_bytes,
     options_from_config,
     pool_plan,
     services_from_config,
@@ -164,15 +166,52 @@ def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult
     return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
 
 
-def pool_summary(pool: Mapping[str, Any]) -> dict[str, Any]:
-    """``pool.card_hours.<state>`` and ``pool.utilization.<state>`` (card-seconds in the state /
-    (cards x run time), over the whole cluster) from a run record's ``pool`` (the card ledger)."""
+def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
+                 serving: ServingResult | None = None) -> dict[str, Any]:
+    """The ``pool.*`` keys of a run on one card ledger (``pool``: a run record's ``pool``).
+
+    * ``pool.card_hours.<state>``, ``pool.utilization.<state>``: card-seconds in each ledger
+      state / (cards x run time), over the whole cluster;
+    * ``pool.utilization.allocated``: held by either engine (training, serving or moving);
+      ``pool.utilization.busy``: doing work (training jobs' busy cards from their progress
+      rates, serving replicas' cards while a batch runs), with ``record`` and ``serving``;
+    * with a card broker (a dynamic pool policy): ``pool.claims``, ``pool.reclaimed_slots``,
+      ``pool.evictions``, ``pool.model_loads``, ``pool.lends``, ``pool.refused_scale_ups``,
+      ``pool.checkpoint_card_hours`` (training cards writing checkpoints for a reclaim) and
+      ``pool.lost_work_card_hours`` (work since the last checkpoint, redone later);
+    * ``training.goodput`` (with ``record``): useful training card-seconds / card-seconds
+      training held (ledger ``training`` plus its checkpoint writes); not useful: restart
+      stalls, work lost to evictions, checkpoint writes.
+    """
     cs, n, t = pool["card_seconds"], int(pool["n_cards"]), float(pool["t_end_s"])
+    cap = n * t
     out: dict[str, Any] = {"pool.cards": n}
     for s in STATES:
         out[f"pool.card_hours.{s}"] = cs[s] / 3600.0
     for s in STATES:
-        out[f"pool.utilization.{s}"] = cs[s] / (n * t) if n and t > 0 else None
+        out[f"pool.utilization.{s}"] = cs[s] / cap if cap > 0 else None
+    held = cs["training"] + cs["serving"] + cs["moving"]
+    out["pool.utilization.allocated"] = held / cap if cap > 0 else None
+    broker = pool.get("broker")
+    if broker is not None:
+        for k in ("claims", "reclaimed_slots", "evictions", "model_loads", "lends", "refused_scale_ups"):
+            out[f"pool.{k}"] = int(broker[k])
+        out["pool.checkpoint_card_hours"] = broker["checkpoint_card_s"] / 3600.0
+        out["pool.lost_work_card_hours"] = broker["lost_work_card_s"] / 3600.0
+    if record is not None:
+        names = list(record.level_names)
+        busy = float(record.level_integral[names.index("busy_cards")]) if "busy_cards" in names else 0.0
+        if serving is not None and len(serving.replicas):
+            r = serving.replicas
+            busy += float(((r["busy_prefill_s"] + r["busy_decode_s"] + r["busy_mixed_s"]) * r["cards"]).sum())
+        out["pool.utilization.busy"] = busy / cap if cap > 0 else None
+        jobs = record.jobs
+        if "stall_card_s" in jobs and len(jobs["stall_card_s"]):
+            ckpt = float(broker["checkpoint_card_s"]) if broker is not None else 0.0
+            spent = cs["training"] + ckpt
+            waste = float(jobs["stall_card_s"].sum()) + float(jobs["lost_card_s"].sum()) + ckpt
+            out["training.goodput"] = (spent - waste) / spent if spent > 0 else None
+            out["training.lost_card_hours"] = waste / 3600.0
     return out
 
 
@@ -217,15 +256,21 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         sim = build_simulation(cfg, layout=layout, plan=plan)
     else:
         sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name,
-                         reserved_cards=plan.inference_cards)
+                         reserved_cards=None if plan.dynamic else plan.inference_cards)
+    broker = None
+    if plan.dynamic:
+        pol = registry.make("pool", cfg.policy.pool, where="policy.pool")
+        broker = sim.add(CardBroker(pol, checkpoint_bytes(cfg, sim, pol.checkpoint_gbyte_per_card * 1e9)))
     engine = None
     if serving and cfg.inference is not None and cfg.inference.services:
         topo = cluster.require_topology("inference.services")
         services = services_from_config(cfg, Streams(cfg.seed))
         engine = sim.add(ServingEngine(services, **serving_policies(cfg), options=options_from_config(cfg),
-                                       topology=topo, cards=plan.inference_cards))
+                                       topology=topo, cards=plan.inference_cards, broker=broker))
     sim.run()
     rec = sim.collect()
+    if broker is not None:
+        rec.pool["broker"] = broker.record()
     pue = cfg.inference.pue if cfg.inference is not None else None
     tres = result_from_record(rec, DEFAULT_PUE if pue is None else pue) if sim.training is not None else None
     if tres is not None:  # the installed cluster is every card, the inference partition's too
@@ -238,4 +283,4 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         run = engine.result
         assert run is not None  # finalize() sets it
         sres = ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
-    return PooledRun(tres, sres, rec, pool_summary(rec.pool), dict(plan.inference_by_type))
+    return PooledRun(tres, sres, rec, pool_summary(rec.pool, rec, sres), dict(plan.inference_by_type))

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Policy
 from .pool.partition import Separate, StaticPartition
+from .pool.sharing import PeakShaving, SharedPool
 from .serving.autoscaling import FixedReplicas, LatencyDriven, QueueDriven
 from .serving.routing import LeastLoaded, PrefixAware, RandomRouting, RoundRobin
 from .training.admission import AcceptAll, TenantQuota
@@ -56,7 +57,8 @@ ROUTING: dict[str, type[Policy]] = {
     "prefix_aware": PrefixAware,
 }
 AUTOSCALING: dict[str, type[Policy]] = {"fixed": FixedReplicas, "queue_driven": QueueDriven, "latency_driven": LatencyDriven}
-POOL: dict[str, type[Policy]] = {"separate": Separate, "static_partition": StaticPartition}
+POOL: dict[str, type[Policy]] = {"separate": Separate, "static_partition": StaticPartition,
+                                 "shared_pool": SharedPool, "peak_shaving": PeakShaving}
 # Named schedulers: a preset of the four training stages.
 SCHEDULERS: dict[str, dict[str, str]] = dict(PRESETS)
 

@@ -242,8 +242,10 @@ def industry_mix(n_jobs: int | None = None, *, jobs_per_hour: float | None = Non
 
 def uniform_jobs(n_jobs: int, rate_per_s: float, mean_duration_s: float,
                  rng: np.random.Generator | int | None = None, *, num_cards: int = 1, card_milli: int = 1000,
-                 card_types: Sequence[str] = (), kind: int = KIND_FINETUNE, first_id: int = 0) -> JobTable:
-    """``n_jobs`` identical-size jobs: Poisson arrivals of ``rate_per_s``, exponential run times.
+                 card_types: Sequence[str] = (), kind: int = KIND_FINETUNE, first_id: int = 0,
+                 preemptible: bool = False) -> JobTable:
+    """``n_jobs`` identical-size jobs: Poisson arrivals of ``rate_per_s``, exponential run times
+    (``preemptible``: whether a scheduler or pool policy may preempt them).
 
     With ``C`` cards and ``c = C // num_cards`` servers this is an M/M/c queue with
     ``lambda = rate_per_s`` and ``mu = 1 / mean_duration_s`` under FIFO. The first job arrives
@@ -262,4 +264,4 @@ def uniform_jobs(n_jobs: int, rate_per_s: float, mean_duration_s: float,
     duration = np.maximum(duration, np.finfo(np.float64).tiny)  # an exact 0 draw is not a valid duration
     return JobTable(job_id=np.arange(first_id, first_id + n, dtype=np.int64), submit_s=submit,
                     num_cards=num_cards, duration_s=duration, card_milli=card_milli, kind=kind,
-                    card_types=tuple(card_types))
+                    card_types=tuple(card_types), preemptible=np.full(n, bool(preemptible)))

@@ -110,7 +110,7 @@ CASES: dict[str, Case] = {
                                     "--set", "policy.serving.routing.params.metric=bogus"],
                              r"exp.yaml: policy.serving.routing.params.metric: unknown value 'bogus'; known: requests, tokens, kv"),
     "pool-bogus": (None, ["--set", "policy.pool=bogus"],
-                   r"exp.yaml: policy.pool: unknown pool policy 'bogus'; known: separate, static_partition"),
+                   r"exp.yaml: policy.pool: unknown pool policy 'bogus'; known: peak_shaving, separate, shared_pool, static_partition"),
     "scheduler-bogus": (None, ["--set", "policy.training.scheduler=bogus"],
                         r"exp.yaml: policy.training.scheduler: unknown scheduler 'bogus'; known: easy, "),
     "autoscaler-interval-0": (None, ["--set", "policy.serving.autoscaling=queue_driven",

@@ -129,7 +129,7 @@ def test_bad_partitions_are_one_clear_error_before_anything_runs(pool, message):
     (["policy.pool.name=static_partition", "policy.pool.params.inference_fraction=-1"],
      "error: workloads/demo.yaml: policy.pool.params.inference_fraction: must be >= 0, got -1"),
     (["policy.pool=no_such_pool"],
-     "error: workloads/demo.yaml: policy.pool: unknown pool policy 'no_such_pool'; known: separate, static_partition"),
+     "error: workloads/demo.yaml: policy.pool: unknown pool policy 'no_such_pool'; known: peak_shaving, separate, shared_pool, static_partition"),
 ])
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_cli_bad_partition_exit_2_one_line(command, sets, message, tmp_path):

@@ -61,6 +61,9 @@ VARIED: dict[tuple[str, str], dict[str, Any]] = {
     ("autoscaling", "latency_driven"): {"upper": 0.9, "lower": 0.2, "step": 2, "min_replicas": 2,
                                         "initial_replicas": 3, "interval_s": 2.0, "warmup_s": 1.0},
     ("pool", "static_partition"): {"inference_cards": {"h100-sxm": 8}, "inference_fraction": 0.5},
+    **{("pool", n): {"min_replicas": 2, "headroom": 1, "lend_after_s": 60.0, "storage_gbyte_per_s_per_node": 10.0,
+                     "storage_gbyte_per_s": 100.0, "notice_s": 30.0, "checkpoint_interval_s": 600.0,
+                     "checkpoint_gbyte_per_card": 4.0} for n in ("shared_pool", "peak_shaving")},
 }
 
 
@@ -215,6 +218,14 @@ def _pool(p: Any) -> list[Any]:
     for demand in ({"h100-sxm": 8}, {"h100-sxm": 4, "a100-80gb": 2}, {}):
         plan = p.partition(PoolView(("h100-sxm", "a100-80gb"), types, domains, demand))
         out.append((plan.shared, tuple(plan.inference_cards.tolist()), tuple(sorted(plan.inference_by_type.items()))))
+    if getattr(p, "dynamic", False):  # the run-time decisions of a sharing policy
+        from cluster_sim.policies.pool.sharing import OffSlot, SlotView
+
+        slots = [SlotView(0, 0, 8, 1, True, 90.0), SlotView(1, 8, 0, 0, True, 0.0), SlotView(2, 0, 8, 2, False, 5.0),
+                 SlotView(3, 4, 4, 1, True, 10.0)]
+        out.append(tuple(s.slot for s in p.start_order(slots)))
+        out.append(tuple(p.lend([OffSlot(5, 0.0), OffSlot(6, 950.0), OffSlot(7, 400.0)], now_s=1000.0)))
+        out.append(p.transfer_s(1e12, 4))
     return out
 
 

@@ -96,6 +96,7 @@ class ClusterState:
         self.type_free_whole = self.type_capacity.copy()
         self.type_free_milli = self.type_capacity * WHOLE
         self.type_down = np.zeros(T, np.int64)
+        self.type_held = np.zeros(T, np.int64)   # cards another engine holds for now (:meth:`hold`)
         self.level_count = np.zeros((T, G + 1), dtype=np.int64)
         np.add.at(self.level_count, (node_type, node_size), 1)
         type_nodes = tuple(np.flatnonzero(node_type == t) for t in range(T))
@@ -376,6 +377,34 @@ class ClusterState:
         self.reserved[cards] = True
         k = np.bincount(self.layout.card_type[cards], minlength=self.type_capacity.size)
         self.type_capacity -= k  # _apply took them from the free counts: allocated stays 0
+
+    def hold(self, cards: Any, holder: str = "another holder") -> None:
+        """Let another engine hold free, working ``cards`` for now (a serving replica slot under a
+        sharing pool policy): no placement sees them until :meth:`unhold`. Unlike :meth:`reserve`
+        they stay in the capacity; the training engine counts them as unavailable to it
+        (:attr:`type_held`). The card ledger's state of them is the holder's to set.
+
+        Raises
+        ------
+        PlacementError
+            A card that is not free (a job's, failed, reserved or held).
+        """
+        cards = np.asarray(cards, dtype=np.int64).reshape(-1)
+        busy = (self._free[cards] != WHOLE) | self.down[cards] | self.reserved[cards]
+        if busy.any():
+            raise PlacementError(f"hold ({holder}): card {int(cards[busy][0])} is not free")
+        self._apply(cards, -WHOLE)
+        self.reserved[cards] = True
+        self.type_held += np.bincount(self.layout.card_type[cards], minlength=self.type_held.size)
+
+    def unhold(self, cards: Any) -> None:
+        """Give back cards taken with :meth:`hold`."""
+        cards = np.asarray(cards, dtype=np.int64).reshape(-1)
+        if not self.reserved[cards].all():
+            raise PlacementError(f"unhold: card {int(cards[~self.reserved[cards]][0])} is not held")
+        self.reserved[cards] = False
+        self._apply(cards, WHOLE)
+        self.type_held -= np.bincount(self.layout.card_type[cards], minlength=self.type_held.size)
 
     def push_request(self, num_cards: int, milli: int, mask: int, cpu_milli: int = 0,
                      memory_mib: int = 0) -> None:

@@ -159,6 +159,11 @@ class TrainingEngine(TrainingViews):
         self.run_start = np.zeros(n)
         self.peak_rate = [0.0] * n
         self.reason: dict[int, str] = {}
+        self.restore_s: dict[int, float] = {}   # restart stall of an evicted job (its checkpoint read)
+        self.lost_card_s = [0.0] * n   # card-seconds of work lost to evictions (redone later)
+        self.stall_card_s = [0.0] * n  # card-seconds held in restart stalls (no progress)
+        self.evictions = np.zeros(n, np.int32)
+        self.held_levels = False       # a card broker holds cards: count them out of training's levels
         self.first_type = np.full(n, -1, np.int32)
         self.spans = np.zeros((n, 3), np.int32)  # (nodes, domains, leaves) of the latest placement
         self.info: dict[int, Any] = {}
@@ -349,10 +354,14 @@ class TrainingEngine(TrainingViews):
         self.running_set[i] = None
         if len(self.seg) < self.max_segments:
             self.seg_open[i] = (t, int(self.state.layout.card_domain[cards[0]]))
-        if (self.restarts[i] or self.preempts[i]) and self.preempt_overhead_s > 0:
+        stall = self.restore_s.pop(i, None)
+        if stall is None:
+            stall = self.preempt_overhead_s if (self.restarts[i] or self.preempts[i]) else 0.0
+        if stall > 0:
             self.rate[i] = 0.0
             self.ver[i] += 1
-            heapq.heappush(self._heap, (t + self.preempt_overhead_s, STARTED, i, self.ver[i]))
+            self.stall_card_s[i] += stall * self.num[i] * self.milli[i] / 1000.0
+            heapq.heappush(self._heap, (t + stall, STARTED, i, self.ver[i]))
         else:
             self._begin_progress(i, t)
         self.scheduler.on_start(i, t)
@@ -448,6 +457,36 @@ class TrainingEngine(TrainingViews):
         self._enqueue(i, t)
         heapq.heappush(self._heap, (t, RECYCLE, -1, 0))
 
+    def evict(self, i: int, t: float, *, requeue_s: float, lost_s: float, restore_s: float) -> np.ndarray:
+        """Take running job ``i``'s cards away at ``t`` (a pool policy reclaims them): it stops, loses
+        ``lost_s`` seconds of its progress (work since its last checkpoint; 0 when it could
+        checkpoint within the notice), re-enters the queue after ``requeue_s`` (its checkpoint
+        written) and, when it next starts, stalls ``restore_s`` (reading the checkpoint back).
+        Called from outside the training process; returns the cards it released.
+        """
+        if self.status[i] != RUNNING:
+            raise PlacementError(f"evict: job row {i} is not running")
+        self.sim.levels.advance(t)
+        cards = self.state.alloc[i][0].copy()
+        rate = self.rate[i]
+        self._stop(i, t)
+        if lost_s > 0 and rate > 0:
+            self.remaining[i] = min(self.dur[i], self.remaining[i] + lost_s * rate)
+            self.lost_card_s[i] += lost_s * self.num[i] * self.milli[i] / 1000.0
+        self.preempts[i] += 1
+        self.evictions[i] += 1
+        self.restore_s[i] = float(restore_s)
+        self.rate_epoch += 1
+        self.status[i] = RESTARTING
+        heapq.heappush(self._heap, (t + requeue_s, REQUEUE, i, self.ver[i]))
+        self._set_levels()
+        self.poke()
+        return cards
+
+    def progressed_s(self, i: int, t: float) -> float:
+        """Seconds job ``i`` has been making progress since it (re)started (0 when stalled)."""
+        return max(t - float(self.run_start[i]), 0.0) if self.status[i] == RUNNING and self.rate[i] > 0 else 0.0
+
     # ---- failures --------------------------------------------------------------------------------
     def _schedule_failure(self, t: float) -> None:
         assert self.failures is not None
@@ -514,7 +553,8 @@ class TrainingEngine(TrainingViews):
     def sample_levels(self) -> list[float]:
         """Raw levels for :class:`~cluster_sim.engine.simulation.Levels` (see there)."""
         st = self.state
-        return st.type_free_milli.tolist() + st.type_down.tolist() + self.busy + self._scalars
+        out = (st.type_down + st.type_held) if self.held_levels else st.type_down
+        return st.type_free_milli.tolist() + out.tolist() + self.busy + self._scalars
 
     def finalize(self, t: float) -> None:
         """Bring running jobs' accounting up to ``t`` (the horizon) and close their segments."""

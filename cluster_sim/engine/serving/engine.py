@@ -119,12 +119,17 @@ class ServingEngine:
         The only topology cards replicas may be placed on (a pool policy's inference partition).
         Hosted in a :class:`~cluster_sim.engine.simulation.Simulation`, the replicas' cards are
         marked ``serving`` in its card ledger when the engine connects.
+    broker : CardBroker, optional
+        Hosted under a dynamic pool policy: a replica holds its cards only while it is on; the
+        broker (:mod:`cluster_sim.engine.pool.broker`) gives them at scale-up (reclaiming them
+        from training if the policy allows) and lends them to training after scale-down.
     """
 
     def __init__(self, services: Sequence[ServiceSpec], *, routing: Any = None, autoscaling: Any = None,
                  options: ServingOptions | None = None, topology: Any = None,
-                 cards: np.ndarray | None = None) -> None:
+                 cards: np.ndarray | None = None, broker: Any = None) -> None:
         self.services = list(services)
+        self.broker = broker
         self.routing = routing if routing is not None else RoundRobin()
         self.autoscaling = autoscaling if autoscaling is not None else FixedReplicas()
         self.options = opt = options or ServingOptions()
@@ -136,6 +141,7 @@ class ServingEngine:
         self.now = 0.0
         self.nfinished = 0
         self.heap: list[tuple[float, int, int, Any, int]] = []
+        self._sync: list[float] = []   # times of ticks and activations (where a card broker may act)
         self._seq = 0
         self.tl_rows: list[tuple[int, float, float, float, float, float, float]] = []
         self._build_requests()
@@ -296,6 +302,8 @@ class ServingEngine:
     def _push(self, t: float, kind: int, obj: Any, ver: int = 0) -> None:
         self._seq += 1
         _heappush(self.heap, (t, kind, self._seq, obj, ver))
+        if kind >= K_TICK or kind == K_ACTIVATE:
+            _heappush(self._sync, t)
 
     def finished(self, r: int, t: float) -> None:
         """Request ``r`` produced its last token at ``t``."""
@@ -377,8 +385,11 @@ class ServingEngine:
         recent = self._recent[pool.service] if self._recent is not None else None
         d = pool.scaler.scale(scale_view(pool, self.services[pool.service], recent, t, dt))
         pool.arrivals_at_tick = pool.arrivals
-        for r in apply_target(pool, d.target_replicas, d.warmup_s, t):
-            self._push(t + d.warmup_s, K_ACTIVATE, r, r.warm_token)
+        broker = self.broker
+        for r, delay in apply_target(pool, d.target_replicas, d.warmup_s, t, broker):
+            self._push(t + delay, K_ACTIVATE, r, r.warm_token)
+        if broker is not None:
+            broker.tick(pool, t)
         if interval and self.nfinished < self.n_live:  # stop ticking once every request is done
             self._push(t + interval, K_TICK, pool)
 
@@ -457,6 +468,8 @@ class ServingEngine:
                         obj.warming = False
                         obj.active = True
                         obj.pool.refresh()
+                        if self.broker is not None:
+                            self.broker.activated(obj, t)
                 else:
                     events += 1
                     self._tick(obj, t)
@@ -495,18 +508,41 @@ class ServingEngine:
         """Subsystem hook: run inside ``sim.env`` as one SimPy process (horizon: the sim's)."""
         if not math.isfinite(self.horizon) and getattr(sim, "horizon_s", None):
             self.horizon = float(sim.horizon_s)
-        if hasattr(sim, "take_serving") and self.topology is not None and self.replicas:
+        if self.broker is not None:
+            if self.topology is None:
+                raise PlacementError("serving engine: a card broker needs a topology (replicas on real cards)")
+            self.broker.bind(self.replicas)
+            for r in self.replicas:   # off until the first tick claims cards for them
+                r.active = False
+            for p in self.pools:
+                p.refresh()
+            self._start()   # the replicas on at t = 0 claim their cards before any training job starts
+        elif hasattr(sim, "take_serving") and self.topology is not None and self.replicas:
             sim.take_serving(np.concatenate([r.cards for r in self.replicas]))
-        sim.env.process(self._hosted(sim.env))
+        sim.env.process(self._hosted(sim.env, run_ahead=True))
 
-    def _hosted(self, env: Any) -> Generator[Any, Any, None]:
+    def _hosted(self, env: Any, run_ahead: bool = False) -> Generator[Any, Any, None]:
+        """Drive the engine on ``env``'s clock. With ``run_ahead`` (hosted in a Simulation, where
+        only ticks and activations can touch what the engines share: the card broker, the
+        ledger, the training engine), every other event is processed without waiting for the
+        host's clock: the process wakes only at those sync times (or once, at the end, without
+        a broker), not at each of the millions of batch events."""
+        sync = self._sync
+        broker = self.broker is not None
         while True:
             t = self.next_time()
             if t > self.horizon or t == math.inf:
                 return
+            if run_ahead:
+                s = sync[0] if (sync and broker) else math.inf
+                if t < s:   # internal events before the next sync time: no host clock needed
+                    self._run_until(self.horizon if s > self.horizon else math.nextafter(s, -math.inf))
+                    continue
             if t > env.now:
                 yield env.timeout(t - env.now)
             self._run_until(t)
+            while sync and sync[0] <= t:
+                _heappop(sync)
 
     def finalize(self, t: float) -> None:
         """Subsystem hook: process what is due by ``t``, then collect into :attr:`result`."""

@@ -43,33 +43,51 @@ def scale_view(pool: Any, service: Any, recent: tuple[np.ndarray, int] | None, t
         slo_tpot_s=nan_if_none(service.slo_tpot_s), kv_occupancy=occ)
 
 
-def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float) -> list[Any]:
+def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,
+                 broker: Any = None) -> list[tuple[Any, float]]:
     """Start or stop replicas of ``pool`` towards ``target_replicas`` (clamped to 1..max).
 
-    Returns the replicas that started warming, in order: the caller schedules their
-    activation at ``t + warmup_s`` (token ``replica.warm_token``).
+    Returns the replicas that started warming, each with its delay: the caller schedules its
+    activation at ``t + delay`` (token ``replica.warm_token``). With a card ``broker`` (a dynamic
+    pool policy) the target is at least the broker's ``min_replicas``, the off replicas are
+    tried in the broker's order, each must :meth:`~cluster_sim.engine.pool.broker.CardBroker.claim`
+    its cards (the delay is the broker's: checkpoints of reclaimed jobs, model load), a replica
+    whose cards cannot be had now is not started (a later tick tries again), and a stopped
+    replica is reported to the broker, which lends its cards once it has drained.
     """
     reps = pool.replicas
-    target = min(max(int(target_replicas), 1), len(reps))
+    lo = 1 if broker is None else max(1, broker.min_replicas)
+    target = min(max(int(target_replicas), lo), len(reps))
     on = [r for r in reps if r.active or r.warming]
-    warming = []
+    warming: list[tuple[Any, float]] = []
     if target > len(on):
-        for r in [r for r in reps if not (r.active or r.warming)][:target - len(on)]:
+        off = [r for r in reps if not (r.active or r.warming)]
+        if broker is not None:
+            want = target - len(on)
+            off = broker.order(off, t)
+            if len(off) < want:
+                broker.counts["refused_scale_ups"] += want - len(off)
+        for r in off[:target - len(on)]:
+            delay = warmup_s if broker is None else broker.claim(r, t, warmup_s)
             r.note(t)
             r.on_since = t
-            if t <= 0.0 or warmup_s <= 0.0:
+            if t <= 0.0 or delay <= 0.0:
                 r.active = True
+                if broker is not None:
+                    broker.activated(r, t)
             else:
                 r.warming = True
                 r.warm_token += 1
-                warming.append(r)
+                warming.append((r, delay))
     elif target < len(on):
         drop = sorted(on, key=lambda r: (r.active, -r.local))[:len(on) - target]
         for r in drop:
             r.note(t)
             r.alloc_s += t - r.on_since
             r.active = r.warming = False
-    if not any(r.active for r in reps):  # keep one serving
+            if broker is not None:
+                broker.switched_off(r, t)
+    if broker is None and not any(r.active for r in reps):  # keep one serving
         keep = min(reps, key=lambda r: (not r.warming, r.local))
         if keep.warming:
             keep.warming = False

@@ -3,10 +3,13 @@
 Each is a :class:`~cluster_sim.policies.base.Policy` with ``family = "pool"``, registered in
 ``registry.POOL``, whose one decision is ``partition(PoolView) -> PoolPlan`` (``partition.py``):
 ``separate`` (no sharing, two simulations) and ``static_partition`` (silos sized in the config,
-one simulation on one card ledger). The family-independent contract
+one simulation on one card ledger); ``sharing.py``: ``shared_pool`` and ``peak_shaving``, which
+also decide during the run which replica slots start (``start_order``) and which lend their
+cards to training (``lend``). The family-independent contract
 (``tests/policies/test_policy_contract.py``) runs every registered one.
 """
 
 from .partition import PoolPlan, PoolView, Separate, StaticPartition
+from .sharing import OffSlot, PeakShaving, SharedPool, SlotView
 
-__all__ = ["PoolPlan", "PoolView", "Separate", "StaticPartition"]
+__all__ = ["OffSlot", "PeakShaving", "PoolPlan", "PoolView", "Separate", "SharedPool", "SlotView", "StaticPartition"]

@@ -80,12 +80,19 @@ class PoolPlan:
     inference_cards : numpy.ndarray
         Sorted card ids of the inference partition (empty when not shared).
     inference_by_type : dict of str to int
-        Size of the inference partition per card type (types with none left out).
+        Size of the inference partition per card type (types with none left out; empty for a
+        dynamic plan, which sets no card aside).
+    dynamic : bool
+        True: :attr:`inference_cards` are the cards serving replica slots may use, but no card
+        is set aside: a slot holds its cards only while its replica is on, and the card broker
+        (``cluster_sim.engine.pool.broker``) moves cards between the engines during the run
+        (``shared_pool``, ``peak_shaving``).
     """
 
     shared: bool
     inference_cards: np.ndarray
     inference_by_type: dict[str, int]
+    dynamic: bool = False
 
 
 class Separate(Policy):

@@ -1,0 +1,199 @@
+"""Dynamic pool policies (``shared_pool``, ``peak_shaving``): the card broker moves cards between
+serving replica slots and training jobs during one run on one card ledger.
+
+* Closed form: one 8-card node, a 4-card preemptible job and a 2-slot service whose scripted
+  autoscaler asks for the second slot during [100 s, 500 s). ``peak_shaving`` evicts the job at
+  100 s (checkpoint within the notice: no work lost), the slot serves after the checkpoint and
+  the warm-up, its cards are lent back at 500 s and the job resumes after reading its
+  checkpoint back: it finishes at 500 + restore + (1000 - 100). ``shared_pool`` never preempts:
+  the scale-up is refused and the job finishes at 1000 s. With a notice shorter than the
+  checkpoint, the job loses the work since its last periodic checkpoint.
+* Invariants (hypothesis): no card serving and training at once (the ledger against the cluster
+  state after every claim, lend and scheduling change); card-seconds add up to cards x time;
+  the pool never has fewer replicas on than ``min_replicas``; an evicted job never loses more
+  than one checkpoint interval of work per eviction and stalls exactly its restore time; every
+  job and request ends once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cluster_sim.engine.cluster.state import layout_from_topology
+from cluster_sim.engine.pool.broker import CardBroker
+from cluster_sim.engine.pool.ledger import MOVING, SERVING, TRAINING
+from cluster_sim.engine.serving.engine import ServingEngine
+from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from cluster_sim.engine.simulation import Simulation
+from cluster_sim.perf.linear_serving import LinearServingPerf
+from cluster_sim.policies import registry
+from cluster_sim.policies.base import Policy
+from cluster_sim.policies.serving.base import ScaleDecision
+from cluster_sim.topology import rail_optimized
+from cluster_sim.workload.generators import uniform_jobs
+from cluster_sim.workload.jobs import JobTable
+from cluster_sim.workload.requests import RequestTable
+
+PERF = LinearServingPerf(prefill_s=0.01, decode_s=0.005, kv_capacity_tokens=100_000)
+SLOW = LinearServingPerf(prefill_s=1.0, decode_s=0.5, kv_capacity_tokens=100_000)
+
+
+class Scripted(Policy):
+    """Autoscaler test double: ``high`` replicas during [t_up, t_down), else ``low``."""
+
+    name, family = "scripted", "autoscaling"
+
+    def __init__(self, *, low: int = 1, high: int = 2, t_up: float = 100.0, t_down: float = 500.0,
+                 interval_s: float = 100.0, warmup_s: float = 30.0) -> None:
+        self.low, self.high, self.t_up, self.t_down = low, high, t_up, t_down
+        self.interval_s, self.warmup_s = interval_s, warmup_s
+
+    def scale(self, view):  # noqa: ANN001, ANN201
+        hi = self.t_up <= view.now_s < self.t_down
+        return ScaleDecision(self.high if hi else self.low, self.warmup_s)
+
+
+def _run(pool: str, *, params: dict | None = None, horizon: float = 3000.0, job_s: float = 1000.0):
+    topo = rail_optimized("dgx-a100", 1)
+    layout = layout_from_topology(topo)
+    sim = Simulation(layout, horizon_s=horizon)
+    pol = registry.make("pool", {"name": pool, "params": {"lend_after_s": 0.0, **(params or {})}})
+    broker = sim.add(CardBroker(pol))
+    jobs = JobTable(job_id=[0], submit_s=[1.0], num_cards=4, duration_s=[job_s], preemptible=[True])
+    sim.add_training(jobs, admission=registry.make("admission", "accept_all"),
+                     ordering=registry.make("ordering", "fifo"), placement=registry.make("placement", "packed"),
+                     preemption=registry.make("preemption", "none"))
+    arr = np.arange(5.0, horizon - 10.0, 25.0)  # nothing in flight at the 100 s ticks
+    reqs = RequestTable.from_arrays(arr, np.full(arr.size, 64), np.full(arr.size, 4))
+    svc = ServiceSpec("s", reqs, (PoolSpec("colocated", 2, dataclasses.replace(PERF, cards=4), "a100-80gb", 4),))
+    eng = sim.add(ServingEngine([svc], autoscaling=Scripted(), options=ServingOptions(horizon_s=horizon),
+                                topology=topo, broker=broker))
+    sim.run()
+    return sim, broker, eng, sim.collect()
+
+
+def test_peak_shaving_reclaims_checkpoints_and_gives_back_exactly():
+    sim, broker, eng, rec = _run("peak_shaving")
+    save = 14e9 * 4 / 50e9                     # 14 GB per card x 4 cards over one node's 50 GB/s
+    assert rec.jobs["evictions"].tolist() == [1] and rec.jobs["preemptions"].tolist() == [1]
+    assert rec.jobs["finish_s"][0] == pytest.approx(500.0 + save + (1000.0 - 99.0), abs=1e-9)
+    assert rec.jobs["lost_card_s"][0] == 0.0   # checkpointed within the notice
+    assert rec.jobs["stall_card_s"][0] == pytest.approx(save * 4)
+    c = broker.counts
+    assert (c["evictions"], c["reclaimed_slots"], c["model_loads"], c["lends"]) == (1, 1, 1, 1)
+    # the second slot: moving from 100 s for the checkpoint and the warm-up, serving to 500 s
+    cs = rec.pool["card_seconds"]
+    assert cs["moving"] == pytest.approx(4 * (save + 30.0))
+    assert cs["serving"] == pytest.approx(4 * 3000.0 + 4 * (400.0 - save - 30.0))
+    assert cs["training"] == pytest.approx(4 * (99.0 + (901.0 + save)))
+    assert sum(cs.values()) == pytest.approx(8 * 3000.0)
+    sim.ledger.check()
+
+
+def test_shared_pool_never_preempts():
+    sim, broker, eng, rec = _run("shared_pool")
+    assert rec.jobs["evictions"].tolist() == [0]
+    assert rec.jobs["finish_s"][0] == pytest.approx(1001.0)
+    assert broker.counts["evictions"] == 0 and broker.counts["refused_scale_ups"] >= 4   # ticks 100..400
+    assert rec.pool["card_seconds"]["moving"] == 0.0
+
+
+def test_short_notice_loses_work_since_the_last_checkpoint():
+    # the checkpoint (1.12 s) does not fit in a 0.5 s notice: killed at 100.5 s, losing the 99 s
+    # since it started modulo the 40 s checkpoint interval = 19 s of work
+    sim, broker, eng, rec = _run("peak_shaving", params={"notice_s": 0.5, "checkpoint_interval_s": 40.0})
+    save = 14e9 * 4 / 50e9
+    assert rec.jobs["lost_card_s"][0] == pytest.approx(19.0 * 4)
+    assert rec.jobs["finish_s"][0] == pytest.approx(500.0 + save + (1000.0 - 99.0 + 19.0))
+    assert broker.lost_work_card_s == pytest.approx(19.0 * 4)
+    assert broker.checkpoint_card_s == pytest.approx(0.5 * 4)
+
+
+def _audit(sim: Simulation, broker: CardBroker, seen: list[int]) -> None:
+    led, st_ = sim.ledger, sim.state
+    led.check()
+    held = np.zeros(led.n_cards, bool)
+    for cards, _ in st_.alloc.values():
+        held[cards] = True
+    assert ((led.state == TRAINING) == held).all(), "ledger and cluster state disagree on training cards"
+    slot_cards = led.state == SERVING
+    assert not (slot_cards & held).any()
+    # every serving or moving card is held away from training
+    assert st_.reserved[(led.state == SERVING) | (led.state == MOVING)].all()
+    seen[0] += 1
+
+
+@settings(max_examples=20, deadline=30_000, suppress_health_check=[HealthCheck.too_slow])
+@given(pool=st.sampled_from(["shared_pool", "peak_shaving"]), nodes=st.integers(1, 3),  # tp=4 x 2 replicas fits one node
+       n_jobs=st.integers(1, 30), n_cards=st.sampled_from([1, 2, 4, 8]), replicas=st.integers(2, 6),
+       tp=st.sampled_from([1, 2, 4]), n_req=st.integers(60, 300), min_rep=st.integers(1, 2),
+       headroom=st.integers(0, 2), notice=st.sampled_from([0.0, 0.5, 120.0]),
+       lend_after=st.sampled_from([0.0, 60.0]), seed=st.integers(0, 2**16))
+def test_sharing_invariants(pool, nodes, n_jobs, n_cards, replicas, tp, n_req, min_rep, headroom, notice,
+                            lend_after, seed):
+    topo = rail_optimized("dgx-a100", nodes)
+    layout = layout_from_topology(topo)
+    n = layout.n_cards
+    replicas = max(2, min(replicas, n // tp))
+    min_rep = min(min_rep, replicas)
+    horizon = 2000.0
+    sim = Simulation(layout, seed=seed, horizon_s=horizon)
+    pol = registry.make("pool", {"name": pool, "params": {
+        "min_replicas": min_rep, "headroom": headroom, "notice_s": notice, "lend_after_s": lend_after,
+        "checkpoint_interval_s": 50.0}})
+    broker = sim.add(CardBroker(pol))
+    rng = np.random.default_rng(seed)
+    jobs = uniform_jobs(n_jobs, rate_per_s=0.05, mean_duration_s=300.0, rng=seed, num_cards=min(n_cards, n),
+                        preemptible=bool(seed % 2))
+    sim.add_training(jobs, admission=registry.make("admission", "accept_all"),
+                     ordering=registry.make("ordering", "fifo"), placement=registry.make("placement", "packed"),
+                     preemption=registry.make("preemption", "none"))
+    seen = [0]
+    for obj, meths in ((sim.state, ("allocate", "release")), (broker, ("claim", "tick"))):
+        for m in meths:
+            f = getattr(obj, m)
+
+            def wrapped(*a, _f=f, **kw):
+                out = _f(*a, **kw)
+                _audit(sim, broker, seen)
+                return out
+            setattr(obj, m, wrapped)
+    on_counts: list[int] = []
+    tick = broker.tick
+
+    def counting_tick(p, t):
+        tick(p, t)
+        on_counts.append(sum(r.active or r.warming for r in p.replicas))
+    broker.tick = counting_tick
+    # three bursts: the autoscaler scales up at each (reclaiming or waiting) and down between
+    arrival = np.sort(np.clip(rng.choice([300.0, 900.0, 1500.0], n_req) + rng.normal(0, 40.0, n_req), 0, 1900))
+    reqs = RequestTable.from_arrays(arrival, rng.integers(1, 500, n_req), rng.integers(1, 30, n_req))
+    svc = ServiceSpec("s", reqs, (PoolSpec("colocated", replicas, dataclasses.replace(SLOW, cards=tp),
+                                           "a100-80gb", tp),))
+    scaler = registry.make("autoscaling", {"name": "queue_driven", "params": {
+        "target_outstanding": 2.0, "interval_s": 20.0, "warmup_s": 5.0, "initial_replicas": 1}})
+    eng = sim.add(ServingEngine([svc], autoscaling=scaler, options=ServingOptions(horizon_s=horizon),
+                                topology=topo, broker=broker))
+    sim.run()
+    _audit(sim, broker, seen)
+    rec = sim.collect()
+    cs = rec.pool["card_seconds"]
+    assert abs(sum(cs.values()) - n * horizon) <= 1e-9 * n * horizon
+    assert on_counts and min(on_counts) >= min_rep
+    j = rec.jobs
+    ev = j["evictions"]
+    if pool == "shared_pool" or not seed % 2:
+        assert ev.sum() == 0 and broker.counts["evictions"] == 0
+    assert (j["lost_card_s"] <= ev * 50.0 * j["num_cards"] + 1e-6).all()
+    assert ev.sum() == broker.counts["evictions"]
+    fin = j["status"] == "finished"
+    assert (np.isfinite(j["finish_s"]) == fin).all()
+    assert (j["remaining_s"][fin] == 0).all()
+    rs = np.frombuffer(bytes(eng.rs.status), dtype=np.uint8)
+    assert eng.nfinished == int((rs == 1).sum())
+    assert seen[0] >= 2

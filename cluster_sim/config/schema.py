@@ -243,6 +243,7 @@ class ArrivalsConfig(Strict):
     rate: float | None = Field(None, gt=0, le=MAX_REQUEST_RATE, description="requests per second")
     cv: CV = 1.0
     peak_to_trough: float = Field(3.0, ge=1, le=1e6)
+    trough_at: Duration = Field(0.0, le=86400.0, description="diurnal: time of day of the trough (the peak is 12 h later)")
     lengths: str = "azure_conv"
     prompt_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)

@@ -412,6 +412,7 @@ def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTab
             spec["cv"] = a.cv
         if a.kind == "diurnal":
             spec["peak_to_trough"] = a.peak_to_trough
+            spec["phase_s"] = a.trough_at
         lengths = a.lengths
         if a.prompt_tokens is not None or a.output_tokens is not None:
             if a.prompt_tokens is None or a.output_tokens is None:

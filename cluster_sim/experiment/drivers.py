@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -34,6 +34,7 @@ from ..engine.serving.specs import ServingOptions
 from ..engine.simulation import RunRecord, Simulation
 from ..errors import ConfigError
 from ..metrics import DEFAULT_PUE, TrainingResult, result_from_record
+from ..metrics.costs import card_it_joules, facility_kwh, held_cost_usd
 from ..metrics.serving import ServingResult, summarize
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan
@@ -167,7 +168,7 @@ def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult
 
 
 def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
-                 serving: ServingResult | None = None) -> dict[str, Any]:
+                 serving: ServingResult | None = None, pue: float = DEFAULT_PUE) -> dict[str, Any]:
     """The ``pool.*`` keys of a run on one card ledger (``pool``: a run record's ``pool``).
 
     * ``pool.card_hours.<state>``, ``pool.utilization.<state>``: card-seconds in each ledger
@@ -179,6 +180,9 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
       ``pool.evictions``, ``pool.model_loads``, ``pool.lends``, ``pool.refused_scale_ups``,
       ``pool.checkpoint_card_hours`` (training cards writing checkpoints for a reclaim) and
       ``pool.lost_work_card_hours`` (work since the last checkpoint, redone later);
+    * ``pool.cost_usd``: card-hours held by either engine x list price, per card type (a silo's
+      cards cost while idle, lent cards cost once); ``pool.energy_kwh``: held cards at busy
+      power while busy, at idle power otherwise, times ``pue`` (with ``record``);
     * ``training.goodput`` (with ``record``): useful training card-seconds / card-seconds
       training held (ledger ``training`` plus its checkpoint writes); not useful: restart
       stalls, work lost to evictions, checkpoint writes.
@@ -199,12 +203,26 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
         out["pool.checkpoint_card_hours"] = broker["checkpoint_card_s"] / 3600.0
         out["pool.lost_work_card_hours"] = broker["lost_work_card_s"] / 3600.0
     if record is not None:
+        types = list(pool["card_types"])
         names = list(record.level_names)
-        busy = float(record.level_integral[names.index("busy_cards")]) if "busy_cards" in names else 0.0
+        busy_k = {t: float(record.level_integral[names.index(f"busy_cards.{t}")]) if f"busy_cards.{t}" in names
+                  else 0.0 for t in types}
         if serving is not None and len(serving.replicas):
             r = serving.replicas
-            busy += float(((r["busy_prefill_s"] + r["busy_decode_s"] + r["busy_mixed_s"]) * r["cards"]).sum())
+            sb = (r["busy_prefill_s"] + r["busy_decode_s"] + r["busy_mixed_s"]) * r["cards"]
+            for t, v in zip(r["card_type"].tolist(), sb.tolist(), strict=True):
+                if t in busy_k:
+                    busy_k[t] += float(v)
+        busy = sum(busy_k.values())
         out["pool.utilization.busy"] = busy / cap if cap > 0 else None
+        by_type = pool["card_seconds_by_type"]
+        held_k = [by_type["training"][t] + by_type["serving"][t] + by_type["moving"][t] for t in types]
+        meta = record.meta
+        if "type_price_usd_per_hour" in meta:
+            out["pool.cost_usd"] = held_cost_usd(held_k, meta["type_price_usd_per_hour"])
+            it_j = card_it_joules([min(busy_k[t], h) for t, h in zip(types, held_k, strict=True)], held_k,
+                                  meta["type_tdp_w"], meta["type_idle_w"])
+            out["pool.energy_kwh"] = facility_kwh(it_j, pue)
         jobs = record.jobs
         if "stall_card_s" in jobs and len(jobs["stall_card_s"]):
             ckpt = float(broker["checkpoint_card_s"]) if broker is not None else 0.0
@@ -219,13 +237,16 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
 class PooledRun:
     """What :func:`run_pooled` returns: each engine's result (None when it had no work), the
     shared simulation's record (``record.pool`` is the card ledger), the pool summary keys and
-    the inference partition's size per card type."""
+    the inference partition's size per card type; ``tables``: ``pool_timeline`` (mean cards per
+    ledger state per 5-minute bin of a day's run) and, under a dynamic policy, ``pool_events``
+    (``time_s``, ``kind`` reclaim / load / lend, ``cards``)."""
 
     training: TrainingResult | None
     serving: ServingResult | None
     record: RunRecord
     summary: dict[str, Any]
     inference_by_type: dict[str, int]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = True,
@@ -257,6 +278,8 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
     else:
         sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name,
                          reserved_cards=None if plan.dynamic else plan.inference_cards)
+    horizon = cfg.duration
+    sim.ledger.enable_timeline(horizon / 288.0 if horizon else 300.0)   # 5-minute bins over a day
     broker = None
     if plan.dynamic:
         pol = registry.make("pool", cfg.policy.pool, where="policy.pool")
@@ -271,6 +294,10 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
     rec = sim.collect()
     if broker is not None:
         rec.pool["broker"] = broker.record()
+    tl = sim.ledger.timeline(rec.t_end_s)
+    tables = {"pool_timeline": pd.DataFrame(tl, columns=["time_s", "time_end_s", *STATES])}
+    if broker is not None:
+        tables["pool_events"] = pd.DataFrame(broker.events, columns=["time_s", "kind", "cards"])
     pue = cfg.inference.pue if cfg.inference is not None else None
     tres = result_from_record(rec, DEFAULT_PUE if pue is None else pue) if sim.training is not None else None
     if tres is not None:  # the installed cluster is every card, the inference partition's too
@@ -283,4 +310,5 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         run = engine.result
         assert run is not None  # finalize() sets it
         sres = ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
-    return PooledRun(tres, sres, rec, pool_summary(rec.pool, rec, sres), dict(plan.inference_by_type))
+    return PooledRun(tres, sres, rec, pool_summary(rec.pool, rec, sres, DEFAULT_PUE if pue is None else pue),
+                     dict(plan.inference_by_type), tables)

@@ -460,11 +460,25 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
         _progress(progress, done, phases)
     if pooled is not None:
         _merge_summary(summary, pooled.summary, "pool ledger")
-        part = ", ".join(f"{n:,} {t}" for t, n in sorted(pooled.inference_by_type.items())) or "no cards"
-        rest = cluster.n_cards - sum(pooled.inference_by_type.values())
-        notes.append(f"policy.pool {cfg.policy.pool.name}: one simulation on one card ledger; inference "
-                     f"partition {part}, training on the other {rest:,} cards (utilization.* and "
-                     f"energy.installed_kwh are over the training cards, pool.* over the whole cluster)")
+        tables.update(pooled.tables)
+        if pooled.record.pool.get("broker") is not None:
+            notes.append(f"policy.pool {cfg.policy.pool.name}: one simulation on one card ledger; serving "
+                         f"replica slots hold their cards only while on and lend them to training "
+                         f"otherwise (utilization.* is over the cards training could use, pool.* over "
+                         f"the whole cluster)")
+        else:
+            part = ", ".join(f"{n:,} {t}" for t, n in sorted(pooled.inference_by_type.items())) or "no cards"
+            rest = cluster.n_cards - sum(pooled.inference_by_type.values())
+            notes.append(f"policy.pool {cfg.policy.pool.name}: one simulation on one card ledger; inference "
+                         f"partition {part}, training on the other {rest:,} cards (utilization.* and "
+                         f"energy.installed_kwh are over the training cards, pool.* over the whole cluster)")
+        for k in ("cost_usd", "energy_kwh"):   # what the cluster held and drew, whichever engine held it
+            if pooled.summary.get(f"pool.{k}") is not None:
+                summary[k] = pooled.summary[f"pool.{k}"]
+                summary.setdefault("sources", {})[k] = "pool ledger"
+                summary["sources"] = summary.pop("sources")  # kept last
+        notes.append("cost_usd and energy_kwh are the pool ledger's: card-hours held by either engine "
+                     "(an idle silo's cards included) at list price, held cards' energy at busy or idle power")
         if pooled.record.wall_s > 0:  # one clock: the events of both engines over the one run's wall time
             summary["sim.events_per_s"] = summary["sim.events"] / pooled.record.wall_s
     elif wants_cluster and wants_serving:

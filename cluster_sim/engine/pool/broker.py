@@ -20,7 +20,9 @@ cluster state and the training engine:
   ``ClusterState.unhold``, and the training engine is poked for a scheduling cycle.
 
 Events exist only where cards move: a claim, the end of a checkpoint write, an activation, a
-lend. Counters: :attr:`counts` (claims, reclaimed slots, evicted jobs, model loads, lends).
+lend. Counters: :attr:`counts` (claims, reclaimed slots, evicted jobs, model loads, lends);
+:attr:`events`: ``(t, kind, cards)`` for every reclaim (cards taken from training), model load
+and lend (cards given back to training).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class CardBroker:
                        "refused_scale_ups": 0}
         self.checkpoint_card_s = 0.0   # card-seconds of training cards spent writing checkpoints
         self.lost_work_card_s = 0.0
+        self.events: list[tuple[float, str, int]] = []   # (t, reclaim | load | lend, cards)
         self.slot: dict[int, int] = {}
         self.off_since: dict[int, float] = {}
         self.sim: Any = None
@@ -150,6 +153,7 @@ class CardBroker:
         victims = self._victims(cards)
         if victims:
             self.counts["reclaimed_slots"] += 1
+            self.events.append((t, "reclaim", int((self.state.owner[cards] != -1).sum())))
         for i in victims:
             hold, lost, restore = self._eviction(i, t)
             n = self.training.num[i] * self.training.milli[i] / 1000.0
@@ -171,6 +175,7 @@ class CardBroker:
         load = self.policy.transfer_s(float(getattr(rep.perf, "weight_bytes_per_card", 0.0)) * len(cards),
                                       self._nodes(cards))
         self.counts["model_loads"] += 1
+        self.events.append((t, "load", len(cards)))
         self.ledger.set(cards, IDLE, MOVING, t=t)
         self.slot[rep.rid] = LOADING
         return ready + max(load, warmup_s)
@@ -222,6 +227,7 @@ class CardBroker:
         self.slot[rep.rid] = FREE
         self.off_since.pop(rep.rid, None)
         self.counts["lends"] += 1
+        self.events.append((t, "lend", len(rep.cards)))
         if self.training is not None:
             self.training.poke()
 

@@ -82,6 +82,9 @@ class CardLedger:
         self.t = 0.0
         self.clock = clock
         self.transitions = 0
+        self._tot = [0] * len(STATES)   # cards per state (all types)
+        self._tot[IDLE] = n
+        self._bin = 0.0                 # timeline bin width (0: no timeline, see :meth:`enable_timeline`)
 
     @property
     def counts(self) -> np.ndarray:
@@ -94,12 +97,66 @@ class CardLedger:
             t = float(self.clock()) if self.clock is not None else self.t
         if t < self.t:
             raise PlacementError(f"card ledger: transition at t={t!r} before the last one at t={self.t!r}")
+        if self._bin and t > self.t:
+            self._advance(t)
         self.t = t
         return t
+
+    # ---- timeline (optional) -----------------------------------------------------------------
+    def enable_timeline(self, bin_s: float) -> None:
+        """Also keep the card-seconds of each state per time bin of ``bin_s`` (from t = 0; before
+        any transition): :meth:`timeline`. Costs a few operations per transition."""
+        if not bin_s > 0:
+            raise ValueError(f"card ledger: timeline bin must be > 0 s, got {bin_s!r}")
+        if self.transitions:
+            raise ValueError("card ledger: enable the timeline before the first transition")
+        self._bin = float(bin_s)
+        self._k = 0
+        self._acc = [0.0] * len(STATES)
+        self._rows: list[list[float]] = []
+        self._bt = 0.0
+
+    def _advance(self, t: float) -> None:
+        tot, acc, b = self._tot, self._acc, self._bin
+        t0 = self._bt
+        end = (self._k + 1) * b
+        while t >= end:
+            w = end - t0
+            self._rows.append([a + x * w for a, x in zip(acc, tot, strict=True)])
+            acc = [0.0] * len(STATES)
+            t0 = end
+            self._k += 1
+            end = (self._k + 1) * b
+        w = t - t0
+        self._acc = [a + x * w for a, x in zip(acc, tot, strict=True)]
+        self._bt = t
+
+    def timeline(self, t_end: float) -> np.ndarray:
+        """``(bins, 2 + states)``: bin start, bin end, then the mean number of cards in each state
+        over the bin (up to ``t_end``). Needs :meth:`enable_timeline`."""
+        if not self._bin:
+            raise ValueError("card ledger: no timeline (enable_timeline was not called)")
+        if t_end < self.t:
+            raise ValueError(f"card ledger: t_end={t_end!r} is before the last transition at t={self.t!r}")
+        saved = (self._k, list(self._acc), list(self._rows), self._bt)
+        if t_end > self._bt:
+            self._advance(t_end)
+        rows = list(self._rows)
+        if t_end > self._k * self._bin:
+            rows.append(list(self._acc))
+        self._k, self._acc, self._rows, self._bt = saved
+        starts = np.arange(len(rows)) * self._bin
+        ends = np.minimum(starts + self._bin, t_end)
+        width = np.maximum(ends - starts, 1e-300)
+        vals = np.array(rows, dtype=np.float64).reshape(len(rows), len(STATES)) / width[:, None]
+        return np.column_stack([starts, ends, vals])
 
     def _tally(self, cl: list[int], src: int, dst: int, t: float) -> None:
         """Count the cards ``cl`` (already re-stated) out of ``src`` and into ``dst`` at ``t``."""
         ns, nd, as_, ad = self._n[src], self._n[dst], self._a[src], self._a[dst]
+        tot = self._tot
+        tot[src] -= len(cl)
+        tot[dst] += len(cl)
         if self._T == 1:
             k = len(cl)
             ns[0] -= k
@@ -134,6 +191,8 @@ class CardLedger:
             self._tally(cards, src, dst, t)
             return
         self.state[cards] = dst
+        self._tot[src] -= int(cards.size)
+        self._tot[dst] += int(cards.size)
         d = np.bincount(self.card_type[cards], minlength=self._T).tolist()
         ns, nd, as_, ad = self._n[src], self._n[dst], self._a[src], self._a[dst]
         for k, x in enumerate(d):
@@ -270,3 +329,4 @@ class CardLedger:
             assert (got == counts[s]).all(), f"card ledger: {STATES[s]} counts out of sync"
         assert all(self._st[c] == TRAINING and h > 0 for c, h in self.holds.items()), \
             "card ledger: shares on a non-training card"
+        assert self._tot == counts.sum(axis=1).tolist(), "card ledger: state totals out of sync"

@@ -11,6 +11,7 @@ from ..policies import registry
 from ..workload.models import model
 from .build import build_simulation, pool_plan, services_from_config, training_policies
 from .cluster import Cluster
+from .drivers import check_min_replicas
 from .run import scaling_curves, wants_cluster_engine
 from .training_jobs import ScalingSpec, estimate_jobs
 
@@ -77,6 +78,12 @@ def _check_pool(cfg: ExperimentConfig, cluster: Cluster) -> str:
         registry.make("pool", cfg.policy.pool, where="policy.pool")
         return "policy.pool: separate (no card sharing: training and serving simulated separately)"
     plan = pool_plan(cfg, cluster.layout)
+    if plan.dynamic:
+        check_min_replicas(cfg, registry.make("pool", cfg.policy.pool))
+        verb = ("reclaim cards from preemptible training" if registry.make("pool", cfg.policy.pool).reclaims
+                else "wait for free cards")
+        return (f"policy.pool: {name}: no card set aside; serving replica slots may use {plan.inference_cards.size:,} "
+                f"cards, lend them to training while off, and at a scale-up {verb}")
     part = ", ".join(f"{n:,} {t}" for t, n in sorted(plan.inference_by_type.items())) or "no cards"
     rest = cluster.n_cards - int(plan.inference_cards.size)
     return f"policy.pool: {name}: inference partition {part}, training on the other {rest:,} cards"

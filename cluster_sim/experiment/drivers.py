@@ -50,7 +50,7 @@ from .build import (
     serving_policies,
 )
 
-__all__ = ["PooledRun", "compare", "pool_summary", "run_pooled", "run_serving", "run_training"]
+__all__ = ["PooledRun", "check_min_replicas", "compare", "pool_summary", "run_pooled", "run_serving", "run_training"]
 
 
 def _layout(cluster: Any, base_dir: str) -> ClusterLayout:
@@ -233,6 +233,25 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
     return out
 
 
+def check_min_replicas(cfg: ExperimentConfig, policy: Any) -> None:
+    """A dynamic pool policy's ``min_replicas`` must fit every pool of every service.
+
+    Raises
+    ------
+    ConfigError
+        ``policy.pool.params.min_replicas: ...`` naming the deployment that has fewer replicas.
+    """
+    need = int(getattr(policy, "min_replicas", 1))
+    for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
+        d = svc.deployment
+        pools = [("", d.replicas)] if d.mode == "colocated" else [
+            (f".{k}", p.replicas) for k, p in (("prefill", d.prefill), ("decode", d.decode)) if p is not None]
+        for suffix, n in pools:
+            if n is not None and need > n:
+                raise ConfigError(f"policy.pool.params.min_replicas: {need} replicas must always serve, but "
+                                  f"inference.services[{i}].deployment{suffix} has only {n}")
+
+
 @dataclass(frozen=True, eq=False)
 class PooledRun:
     """What :func:`run_pooled` returns: each engine's result (None when it had no work), the
@@ -283,6 +302,7 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
     broker = None
     if plan.dynamic:
         pol = registry.make("pool", cfg.policy.pool, where="policy.pool")
+        check_min_replicas(cfg, pol)
         broker = sim.add(CardBroker(pol, checkpoint_bytes(cfg, sim, pol.checkpoint_gbyte_per_card * 1e9)))
     engine = None
     if serving and cfg.inference is not None and cfg.inference.services:

@@ -111,7 +111,8 @@ def make(family: str, ref: Any, where: str | None = None) -> Any:
     ------
     ConfigError
         ``<where>: unknown <family> policy ...; known: ...``, ``<where>.params.<p>: unknown
-        parameter ...; known: ...``, or ``<where>.params: <the constructor's ValueError>``
+        parameter ...; known: ...``, or ``<where>.params.<p>: ...`` / ``<where>.params: ...`` (the
+        constructor's ValueError, joined to the parameter it names first)
         (``where`` defaults to ``policy.<family>``).
     """
     table = _family(family)
@@ -129,4 +130,7 @@ def make(family: str, ref: Any, where: str | None = None) -> Any:
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{label}.params: {exc}") from None
+        msg = str(exc)
+        head = msg.split(":", 1)[0]
+        sep = "." if head.split(".")[0] in cls.param_defaults else ": "   # "notice_s: ..." -> params.notice_s: ...
+        raise ConfigError(f"{label}.params{sep}{msg}") from None

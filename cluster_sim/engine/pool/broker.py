@@ -121,8 +121,8 @@ class CardBroker:
         if self.slot.get(rep.rid) != FREE:
             return SlotView(rep.rid, len(cards), 0, 0, True, 0.0)
         st = self.state
-        if st.down[cards].any():
-            return None
+        if st.down[cards].any() or st.reserved[cards].any():
+            return None   # a failed card, or one still held elsewhere (a checkpoint being written)
         victims = self._victims(cards)
         eng = self.training
         pre = all(eng.preemptible[i] for i in victims) if victims else True
@@ -140,14 +140,19 @@ class CardBroker:
         views = [v for v in (self.candidate(r, t) for r in reps) if v is not None]
         return [by_id[v.slot] for v in self.policy.start_order(views)]
 
-    def claim(self, rep: Any, t: float, warmup_s: float) -> float:
-        """Take ``rep``'s cards for it at ``t``; returns the delay until it serves."""
-        self.counts["claims"] += 1
+    def claim(self, rep: Any, t: float, warmup_s: float) -> float | None:
+        """Take ``rep``'s cards for it at ``t``; returns the delay until it serves, or None when
+        its cards cannot be had now after all (an earlier claim of the same scale-up evicted a
+        job whose checkpoint write now holds some of them)."""
         cards = rep.cards
         sim = self.sim
         if self.slot[rep.rid] != FREE:   # still holding its cards (kept warm or draining)
+            self.counts["claims"] += 1
             self.off_since.pop(rep.rid, None)
             return 0.0 if self.slot[rep.rid] == HELD else max(warmup_s, 0.0)
+        if self.candidate(rep, t) is None:
+            return None
+        self.counts["claims"] += 1
         sim.levels.advance(t)
         ready = 0.0
         victims = self._victims(cards)

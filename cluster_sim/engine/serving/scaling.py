@@ -60,15 +60,19 @@ def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,
     target = min(max(int(target_replicas), lo), len(reps))
     on = [r for r in reps if r.active or r.warming]
     warming: list[tuple[Any, float]] = []
+    need = 0
     if target > len(on):
         off = [r for r in reps if not (r.active or r.warming)]
         if broker is not None:
-            want = target - len(on)
             off = broker.order(off, t)
-            if len(off) < want:
-                broker.counts["refused_scale_ups"] += want - len(off)
-        for r in off[:target - len(on)]:
+        need = target - len(on)
+        for r in off:
+            if need <= 0:
+                break
             delay = warmup_s if broker is None else broker.claim(r, t, warmup_s)
+            if delay is None:
+                continue
+            need -= 1
             r.note(t)
             r.on_since = t
             if t <= 0.0 or delay <= 0.0:
@@ -94,5 +98,7 @@ def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,
         else:
             keep.on_since = t
         keep.active = True
+    if broker is not None and need > 0:   # replicas the target wanted whose cards could not be had
+        broker.counts["refused_scale_ups"] += need
     pool.refresh()
     return warming

@@ -19,8 +19,10 @@ STATIC = str(REPO / "workloads" / "pool_static_partition.yaml")
     (["policy.pool.params.min_replicas=100"],
      "error: policy.pool.params.min_replicas: 100 replicas must always serve, but "
      "inference.services[0].deployment has only 96"),
-    (["policy.pool.params.min_replicas=0"],
-     "error: policy.pool.params.min_replicas: must be an integer >= 1, got 0"),
+    (["policy.pool.params.min_replicas=-1"],
+     "error: policy.pool.params.min_replicas: must be an integer >= 0, got -1"),
+    (["policy.pool.params.share_slots=maybe"],
+     "error: policy.pool.params.share_slots: must be true or false, got 'maybe'"),
     (["policy.pool.params.notice_s=-1"],
      "error: policy.pool.params.notice_s: must be a finite number >= 0, got -1"),
     (["policy.pool=shared_pool", "policy.pool.params.inference_cards.h100-sxm=8"],

@@ -63,7 +63,7 @@ VARIED: dict[tuple[str, str], dict[str, Any]] = {
     ("pool", "static_partition"): {"inference_cards": {"h100-sxm": 8}, "inference_fraction": 0.5},
     **{("pool", n): {"min_replicas": 2, "headroom": 1, "lend_after_s": 60.0, "storage_gbyte_per_s_per_node": 10.0,
                      "storage_gbyte_per_s": 100.0, "notice_s": 30.0, "checkpoint_interval_s": 600.0,
-                     "checkpoint_gbyte_per_card": 4.0} for n in ("shared_pool", "peak_shaving")},
+                     "checkpoint_gbyte_per_card": 4.0, "share_slots": True} for n in ("shared_pool", "peak_shaving")},
 }
 
 

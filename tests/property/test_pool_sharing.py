@@ -197,3 +197,34 @@ def test_sharing_invariants(pool, nodes, n_jobs, n_cards, replicas, tp, n_req, m
     rs = np.frombuffer(bytes(eng.rs.status), dtype=np.uint8)
     assert eng.nfinished == int((rs == 1).sum())
     assert seen[0] >= 2
+
+
+def test_scale_to_zero_parks_requests_and_models_share_cards():
+    """Two models on one 8-card node with shared slots and min_replicas 0: a request to a model
+    with no replica waits for the next tick, which starts one on the free cards (its weights
+    loaded: a cold start); the other model's replica, idle, lends the same cards back first."""
+    topo = rail_optimized("dgx-a100", 1)
+    sim = Simulation(layout_from_topology(topo), horizon_s=200.0)
+    pol = registry.make("pool", {"name": "shared_pool", "params": {
+        "min_replicas": 0, "lend_after_s": 0.0, "share_slots": True}})
+    broker = sim.add(CardBroker(pol))
+    perf = dataclasses.replace(PERF, cards=8)
+    a = RequestTable.from_arrays([5.0, 95.0], [64, 64], [4, 4])
+    b = RequestTable.from_arrays([45.0], [64], [4])
+    svcs = [ServiceSpec(n, t, (PoolSpec("colocated", 1, perf, "a100-80gb", 8),)) for n, t in (("a", a), ("b", b))]
+    scaler = registry.make("autoscaling", {"name": "queue_driven", "params": {
+        "target_outstanding": 1.0, "min_replicas": 0, "initial_replicas": 0, "interval_s": 10.0, "warmup_s": 2.0}})
+    eng = sim.add(ServingEngine(svcs, autoscaling=scaler, options=ServingOptions(horizon_s=200.0),
+                                topology=topo, broker=broker))
+    assert [r.cards.tolist() for r in eng.replicas] == [list(range(8))] * 2   # one set of cards, two models
+    sim.run()
+    req = eng.result.requests.sort_values("arrival_s")
+    svc_time = 0.01 + 3 * 0.005   # prefill, then 3 decode iterations (LinearServingPerf)
+    # a@5 parked, started at the 10 s tick, serves after the 2 s warm-up; b@45 likewise at 50 + 2;
+    # a@95: a's replica was lent back at the 60 s tick (idle), so again a cold start at 100 + 2
+    assert req["first_token_s"].tolist() == pytest.approx([12.01, 52.01, 102.01])
+    assert req["last_token_s"].tolist() == pytest.approx([12.0 + svc_time, 52.0 + svc_time, 102.0 + svc_time])
+    assert broker.counts["model_loads"] == 3 and broker.counts["lends"] >= 2
+    cs = sim.collect().pool["card_seconds"]
+    assert cs["moving"] == pytest.approx(3 * 8 * 2.0)
+    assert sum(cs.values()) == pytest.approx(8 * 200.0)

@@ -89,6 +89,7 @@ class _Pool:
         self.scaler: Any = None
         self.arrivals = 0
         self.arrivals_at_tick = 0
+        self.parked: list[int] = []   # requests that found no replica on (scaled to zero), in order
 
     def refresh(self) -> None:
         """Recompute the routable set after (de)activations."""
@@ -231,7 +232,13 @@ class ServingEngine:
         opt, rs = self.options, self.rs
         labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas,
                    p.spec.cards_per_replica) for p in self.pools]
-        placed = place_pools(self.topology, labels, self.allowed_cards)
+        if self.broker is not None and getattr(self.broker.policy, "share_slots", False):
+            placed = []   # every service's slots from the same cards: one slot holds a card at a time
+            for k in range(len(self.services)):
+                idx = [i for i, p in enumerate(self.pools) if p.service == k]
+                placed += place_pools(self.topology, [labels[i] for i in idx], self.allowed_cards)
+        else:
+            placed = place_pools(self.topology, labels, self.allowed_cards)
         self.replicas: list[Replica] = []
         for p, cards in zip(self.pools, placed, strict=True):
             role = _ROLE[p.kind]
@@ -330,6 +337,7 @@ class ServingEngine:
         dpool = self.decode_pool[int(self.svc_of[r])]
         assert dpool is not None
         drep = self._route(dpool, r, t)
+        assert drep is not None  # a decode pool keeps one replica on
         rs.drep[r] = drep.rid
         if not drep.xq and drep.can_reserve(r):
             self._transfer(prep, drep, r, t)
@@ -351,10 +359,13 @@ class ServingEngine:
             self._transfer(prep, drep, r, t)
 
     # ---- routing --------------------------------------------------------------------------
-    def _route(self, pool: _Pool, r: int, t: float) -> Replica:
+    def _route(self, pool: _Pool, r: int, t: float) -> Replica | None:
         pool.arrivals += 1
         reps = pool.replicas
         nloc = len(pool.local)
+        if nloc == 0:   # scaled to zero (a dynamic pool policy with min_replicas 0): wait for a start
+            pool.parked.append(r)
+            return None
         if nloc == 1:
             pool.seq += 1
             return reps[int(pool.local[0])]
@@ -390,8 +401,22 @@ class ServingEngine:
             self._push(t + delay, K_ACTIVATE, r, r.warm_token)
         if broker is not None:
             broker.tick(pool, t)
+            self._unpark(pool, t)
         if interval and self.nfinished < self.n_live:  # stop ticking once every request is done
             self._push(t + interval, K_TICK, pool)
+
+    def _unpark(self, pool: _Pool, t: float) -> None:
+        """Route the requests that waited for a replica of ``pool``, in arrival order, once one is on."""
+        if not pool.parked or not len(pool.local):
+            return
+        waiting, pool.parked = pool.parked, []
+        rs = self.rs
+        for r in waiting:
+            pool.arrivals -= 1   # counted when it first arrived
+            rep = self._route(pool, r, t)
+            assert rep is not None
+            rs.rep[r] = rep.rid
+            rep.enqueue(r, t)
 
     # ---- main loop ------------------------------------------------------------------------
     def _start(self) -> None:
@@ -470,6 +495,7 @@ class ServingEngine:
                         obj.pool.refresh()
                         if self.broker is not None:
                             self.broker.activated(obj, t)
+                            self._unpark(obj.pool, t)
                 else:
                     events += 1
                     self._tick(obj, t)
@@ -482,8 +508,9 @@ class ServingEngine:
                 events += 1
                 pool = entry[svc_of[r]] if svc_of is not None else entry[0]
                 rep = route(pool, r, ta)
-                rs.rep[r] = rep.rid
-                rep.enqueue(r, ta)
+                if rep is not None:
+                    rs.rep[r] = rep.rid
+                    rep.enqueue(r, ta)
                 self.now = ta
                 ta = arr_t[i] if i < n else inf
         self.ai = i

@@ -36,7 +36,7 @@ def scale_view(pool: Any, service: Any, recent: tuple[np.ndarray, int] | None, t
     occ = float(np.mean([r.kv / r.cap for r in act])) if act else 0.0
     return AutoscalingView(
         now_s=t, service=service.name, pool=pool.kind, max_replicas=len(pool.replicas), active=len(act),
-        warming=sum(r.warming for r in pool.replicas), queue_len=int(pool.q.sum()),
+        warming=sum(r.warming for r in pool.replicas), queue_len=int(pool.q.sum()) + len(pool.parked),
         running=int(pool.run.sum()),
         arrival_rate_per_s=(pool.arrivals - pool.arrivals_at_tick) / dt if dt > 0 else 0.0,
         ttft_p90_s=ttft, tpot_p90_s=tpot, slo_ttft_s=nan_if_none(service.slo_ttft_s),
@@ -56,7 +56,7 @@ def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,
     replica is reported to the broker, which lends its cards once it has drained.
     """
     reps = pool.replicas
-    lo = 1 if broker is None else max(1, broker.min_replicas)
+    lo = 1 if broker is None else broker.min_replicas if pool.kind == "colocated" else max(1, broker.min_replicas)
     target = min(max(int(target_replicas), lo), len(reps))
     on = [r for r in reps if r.active or r.warming]
     warming: list[tuple[Any, float]] = []

@@ -109,8 +109,11 @@ class _Dynamic(Policy):
     def __init__(self, *, min_replicas: int = 1, headroom: int = 0, lend_after_s: float = 300.0,
                  storage_gbyte_per_s_per_node: float = 50.0, storage_gbyte_per_s: float | None = None,
                  notice_s: float = 120.0, checkpoint_interval_s: float = 1800.0,
-                 checkpoint_gbyte_per_card: float = 14.0) -> None:
-        _number(min_replicas, "min_replicas", lo=1, integer=True)
+                 checkpoint_gbyte_per_card: float = 14.0, share_slots: bool = False) -> None:
+        _number(min_replicas, "min_replicas", lo=0, integer=True)
+        if not isinstance(share_slots, bool):
+            raise ValueError(f"share_slots: must be true or false, got {share_slots!r:.40}")
+        self.share_slots = share_slots
         _number(headroom, "headroom", integer=True)
         _number(lend_after_s, "lend_after_s")
         _number(storage_gbyte_per_s_per_node, "storage_gbyte_per_s_per_node", lo=1e-9)
@@ -159,7 +162,14 @@ class SharedPool(_Dynamic):
     Parameters
     ----------
     min_replicas : int
-        Replicas every pool keeps serving (claimed at the start, before any training job).
+        Replicas every pool keeps serving (claimed at the start, before any training job). 0 lets
+        a colocated service scale to zero: a request that finds no replica waits (is parked) until
+        the autoscaler starts one and its model is loaded (a cold start); prefill and decode pools
+        keep at least one.
+    share_slots : bool
+        Place the replica slots of each service on the same cards as the other services' (one
+        slot holds a card at a time): the cards are pooled across models, and a card that changes
+        model pays the new model's load. Default: each service's slots on cards of their own.
     headroom : int
         Off slots per pool kept holding their cards (not lent) for a quick scale-up.
     lend_after_s : float

@@ -173,6 +173,16 @@ class PlotAccessor:
             return plots.kv_occupancy(wide)
         return plots.kv_occupancy(tl)
 
+    def pool_day(self) -> Figure:
+        """Cards by ledger state over the run (stacked), the inference load, the broker's reclaims
+        and lends (dynamic pool policies) and the tariff (with an ``energy:`` section)."""
+        r = self._r
+        energy = r.config.energy
+        req = r.requests if len(r.requests) and "arrival_s" in r.requests.columns else None
+        return plots.pool_day(r.tables.get("pool_timeline", pd.DataFrame()),
+                              events=r.tables.get("pool_events"), requests=req, tariff=energy.windows_s() if energy is not None else None,
+                              title=f"{r.config.name}: one card pool over the day")
+
     def available(self) -> list[str]:
         """Names of the figures this run has data for."""
         r, tl, stl = self._r, self._r.timeline, self._r.serving_timeline
@@ -191,6 +201,8 @@ class PlotAccessor:
             have.append("latency_cdf")
         if len(stl) and "kv_occupancy" in stl.columns:
             have.append("kv_occupancy")
+        if len(r.tables.get("pool_timeline", ())):
+            have.append("pool_day")
         return have
 
     def all(self) -> dict[str, Figure]:

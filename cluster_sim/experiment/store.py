@@ -122,7 +122,8 @@ def write_contents(result: Result, folder: Path) -> None:
                 "scaling": "Linear speedup and MFU against card count",
                 "utilization": "Cluster utilization over time", "queue_length": "Jobs waiting over time",
                 "jct_cdf": "Job completion time CDF", "latency_cdf": "Request latency CDFs",
-                "kv_occupancy": "KV-cache occupancy over time"}
+                "kv_occupancy": "KV-cache occupancy over time",
+                "pool_day": "Cards by state over the day, inference load, reclaims and lends, tariff"}
     page = html.render_html(
         cfg.name, summary=result.summary, description=cfg.description,
         tables={"Training jobs": _estimates_table(result), "Step-time breakdown": _breakdown_with_shares(result),

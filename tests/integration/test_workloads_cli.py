@@ -23,6 +23,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "fragmentation_openb.yaml": ["training.trace.max_jobs=300"],
     "heterogeneity.yaml": ["duration=1d"],
     "placement_oversubscribed.yaml": ["duration=1d"],
+    "pool_many_models.yaml": ["duration=20min"],
     "pool_peak_shaving.yaml": ["duration=1h"],
     "scaling_70b_fabrics.yaml": ["scaling.cards=[32,64]"],
     "schedulers.yaml": ["duration=1d"],

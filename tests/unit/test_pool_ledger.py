@@ -138,3 +138,20 @@ def test_replicas_are_placed_only_on_the_allowed_cards():
     with pytest.raises(PlacementError, match="needs 3 replicas x 4 a100-80gb cards = 12, the inference "
                                              "partition has 8 free"):
         place_pools(topo, [("p", "a100-80gb", 3, 4)], allowed=np.arange(8, 16))
+
+
+def test_timeline_bins_are_contiguous_and_add_up():
+    """Bins of a width that is not a binary fraction (20 min / 288) end exactly where the next
+    starts (the pool-day plot requires it), and their card-seconds add up to the ledger's."""
+    led = CardLedger(np.zeros(8, np.int64), ("h100-sxm",))
+    bin_s = 1200.0 / 288.0
+    led.enable_timeline(bin_s)
+    led.take(np.arange(4), SERVING, t=0.0)
+    led.take(np.array([4, 5]), TRAINING, t=100.3)
+    led.give(np.array([4]), TRAINING, t=777.7)
+    tl = led.timeline(1200.0)
+    assert len(tl) == 288 and (tl[1:, 0] == tl[:-1, 1]).all() and tl[-1, 1] == 1200.0
+    width = tl[:, 1] - tl[:, 0]
+    per_state = (tl[:, 2:] * width[:, None]).sum(axis=0)
+    cs = led.card_seconds(1200.0)
+    assert per_state.tolist() == pytest.approx([cs[s] for s in ("idle", "training", "serving", "moving", "down")])

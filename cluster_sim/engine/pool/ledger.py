@@ -145,8 +145,9 @@ class CardLedger:
         if t_end > self._k * self._bin:
             rows.append(list(self._acc))
         self._k, self._acc, self._rows, self._bt = saved
-        starts = np.arange(len(rows)) * self._bin
-        ends = np.minimum(starts + self._bin, t_end)
+        edges = np.arange(len(rows) + 1) * self._bin   # each bin ends exactly where the next starts
+        starts = edges[:-1]
+        ends = np.minimum(edges[1:], t_end)
         width = np.maximum(ends - starts, 1e-300)
         vals = np.array(rows, dtype=np.float64).reshape(len(rows), len(STATES)) / width[:, None]
         return np.column_stack([starts, ends, vals])

@@ -27,6 +27,7 @@ __all__ = [
     "FailuresConfig",
     "GeneratorConfig",
     "InferenceConfig",
+    "OffPeakConfig",
     "ParallelConfig",
     "PolicyConfig",
     "PolicyRef",
@@ -153,6 +154,8 @@ class TrainingJobConfig(Strict):
     preemptible: bool = True
     checkpoint_interval: PosDuration | None = Field(None, ge=MIN_CHECKPOINT_INTERVAL_S)
     dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    deferrable: bool = Field(False, description="an off-peak policy (policy.training.offpeak) may hold it")
+    deadline: PosDuration | None = Field(None, description="finish by submit + deadline (None = no deadline)")
 
     @model_validator(mode="after")
     def _batch(self) -> TrainingJobConfig:
@@ -170,6 +173,9 @@ class GeneratorConfig(Strict):
     arrival: Literal["poisson", "gamma", "diurnal"] = "poisson"
     cv: CV = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
+    deferrable_fraction: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "share of the jobs (industry_mix: of the fine-tunes) an off-peak policy may hold"))
+    deadline: PosDuration | None = Field(None, description="of the deferrable jobs, after submit (None = none)")
 
     @model_validator(mode="after")
     def _classes(self) -> GeneratorConfig:
@@ -177,6 +183,8 @@ class GeneratorConfig(Strict):
         if keep is not None and (not isinstance(keep, list) or not keep
                                  or not all(isinstance(c, str) and c for c in keep)):
             raise ValueError(f"params.classes: expected a non-empty list of class names, got {keep!r:.60}")
+        if self.deadline is not None and self.deferrable_fraction == 0:
+            raise ValueError("deadline: applies to deferrable jobs; set deferrable_fraction > 0")
         return self
 
 
@@ -291,6 +299,13 @@ class InferenceConfig(Strict):
 
 
 # ---- policies -----------------------------------------------------------------------------
+class OffPeakConfig(Strict):
+    """Off-peak shifting (错峰) of deferrable jobs under ``energy.tariff``
+    (:class:`~cluster_sim.policies.training.offpeak.OffPeak`)."""
+
+    max_usd_per_kwh: float = Field(ge=0.0, le=1e3, description="a window this cheap or cheaper is off-peak")  # 1e3 = MAX_USD_PER_KWH
+
+
 class TrainingPolicyConfig(Strict):
     """The training scheduling cycle: admit -> order -> place -> preempt (+ backfill)."""
 
@@ -300,6 +315,7 @@ class TrainingPolicyConfig(Strict):
     preemption: PolicyRef = _ref("none")
     backfill: bool | Literal["easy", "greedy"] = Field(False, description="true = EASY backfill")
     scheduler: str | None = None
+    offpeak: OffPeakConfig | None = Field(None, description="hold deferrable jobs until cheap hours")
 
     @model_validator(mode="after")
     def _known(self) -> TrainingPolicyConfig:
@@ -465,6 +481,7 @@ class ExperimentConfig(Strict):
         except CatalogError as exc:
             raise ConfigError(str(exc)) from None
         hours = None if self.duration is None else self.duration / units.HOUR
+        _check_offpeak(self.policy.training.offpeak, self.energy)
         tr = self.training
         if tr is not None:
             _no_duplicates([j.name for j in tr.jobs], "training.jobs")
@@ -486,6 +503,20 @@ class ExperimentConfig(Strict):
                 raise ConfigError(f"inference.timeline_interval: {inf.timeline_interval:g} s over {self.duration:g} s "
                                   f"is more than {MAX_TIMELINE_POINTS:,} timeline points")
         return self
+
+
+def _check_offpeak(op: OffPeakConfig | None, energy: EnergyConfig | None) -> None:
+    """``policy.training.offpeak`` needs a time-of-use ``energy.tariff`` with a window that cheap."""
+    if op is None:
+        return
+    where = "policy.training.offpeak"
+    if energy is None or energy.tariff is None:
+        raise ConfigError(f"{where}: needs a time-of-use energy.tariff to shift work to cheap hours "
+                          f"({'a flat energy.usd_per_kwh has none' if energy is not None else 'no energy section'})")
+    cheapest = min(w.usd_per_kwh for w in energy.tariff)
+    if op.max_usd_per_kwh < cheapest:
+        raise ConfigError(f"{where}.max_usd_per_kwh: {op.max_usd_per_kwh:g} is below every energy.tariff "
+                          f"window (the cheapest is {cheapest:g} USD/kWh): no job could ever be released")
 
 
 def _no_duplicates(names: list[str], where: str) -> None:

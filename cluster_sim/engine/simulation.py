@@ -284,7 +284,8 @@ def _job_columns(eng: TrainingEngine) -> dict[str, np.ndarray]:
     cols: dict[str, np.ndarray] = {
         "job_id": J.job_id, "tenant": J.tenant, "kind": J.kind, "num_cards": J.num_cards,
         "card_milli": J.card_milli, "priority": J.priority, "submit_s": J.submit_s,
-        "duration_s": J.duration_s, "model_idx": J.model_idx,
+        "duration_s": J.duration_s, "model_idx": J.model_idx, "release_s": J.release_s,
+        "deadline_s": J.deadline_s,
         "status": np.array([STATUS_NAMES[s] for s in eng.status], dtype=object),
         "first_start_s": f(eng.first_start, dtype=np.float64), "finish_s": f(eng.finish_t, dtype=np.float64),
         "restarts": f(eng.restarts, dtype=np.int64), "preemptions": f(eng.preempts, dtype=np.int64),

@@ -30,11 +30,13 @@ from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layou
 from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from ..engine.simulation import Simulation
 from ..errors import ClusterSimError, ConfigError, PerfModelError
+from ..metrics.tariff import Tariff
 from ..perf.base import TrainingStepModel
 from ..perf.inference import ReplicaPerf
 from ..perf.training import estimate_step
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan, PoolView
+from ..policies.training.offpeak import OffPeak
 from ..rng import Streams
 from ..topology import load_topology
 from ..workload import generators
@@ -45,7 +47,7 @@ from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
-           "failure_model", "inference_demand", "options_from_config", "pool_plan", "requests_for",
+           "failure_model", "offpeak_releases", "inference_demand", "options_from_config", "pool_plan", "requests_for",
            "serving_policies", "services_from_config", "training_policies"]
 
 NODE_BUILDERS = ("openb_nodes", "pai_machines", "node_groups")
@@ -295,7 +297,8 @@ def _explicit_jobs(cfg: Any, layout: ClusterLayout) -> tuple[JobTable, dict[str,
                 allowed_types=tuple(jc.allowed_types or ()), parallel=plan, seq_len=jc.seq_len,
                 global_batch_tokens=jc.global_batch_tokens, tokens=jc.tokens, duration_s=duration,
                 submit_s=jc.submit, tenant=jc.tenant, priority=jc.priority, preemptible=jc.preemptible,
-                checkpoint_interval_s=jc.checkpoint_interval))
+                checkpoint_interval_s=jc.checkpoint_interval, deferrable=jc.deferrable,
+                deadline_s=jc.deadline))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return JobTable.from_jobs(specs), hooks
@@ -304,6 +307,8 @@ def _explicit_jobs(cfg: Any, layout: ClusterLayout) -> tuple[JobTable, dict[str,
 def _generated_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> JobTable:
     g = cfg.training.generator
     params = dict(g.params)
+    if g.deferrable_fraction > 0:
+        params.update(deferrable_fraction=g.deferrable_fraction, deadline_s=g.deadline)
     try:
         if g.kind == "industry_mix":
             if g.n_jobs is None and cfg.duration is None:
@@ -370,7 +375,21 @@ def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> tuple[JobTa
         names = table.name.tolist()
         for name, fn in hooks_by_name.items():
             hooks[int(table.job_id[names.index(name)])] = fn
-    return table, hooks
+    return offpeak_releases(cfg, table), hooks
+
+
+def offpeak_releases(cfg: Any, table: JobTable) -> JobTable:
+    """``table`` with the ``policy.training.offpeak`` decision in ``release_s``: each deferrable
+    job's :meth:`~cluster_sim.policies.training.offpeak.OffPeak.release_at` under ``energy.tariff``
+    (expected duration = ``duration_s``, the run time at reference speed). Unchanged without the
+    policy (the schema refuses the policy without a time-of-use tariff)."""
+    op = cfg.policy.training.offpeak
+    if op is None or not len(table) or not table.deferrable.any():
+        return table
+    pol = OffPeak(max_usd_per_kwh=op.max_usd_per_kwh)
+    release = pol.release_times(table.submit_s, table.duration_s, table.deadline_s, table.deferrable,
+                                Tariff.from_windows(cfg.energy.windows_s()))
+    return table.replace(release_s=release)
 
 
 # ---- serving engine ----------------------------------------------------------------------------

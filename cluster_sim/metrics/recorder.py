@@ -23,6 +23,8 @@ def jobs_frame(rec: RunRecord) -> pd.DataFrame:
 
     Columns: ``job_id``, ``name`` (if any), ``tenant``, ``kind``, ``num_cards``, ``card_milli``,
     ``priority``, ``submit_s``, ``duration_s`` (isolated run time at reference speed),
+    ``release_s`` (earliest start: > submit_s for an off-peak hold), ``deadline_s`` (after submit;
+    inf = none),
     ``first_start_s``, ``finish_s``, ``status`` (finished / running / queued / restarting /
     rejected / pending), ``reject_reason``, ``jct_s``, ``queueing_s`` (first start - submit),
     ``wait_s`` (all time queued, including after preemptions and failures), ``slowdown``,
@@ -47,6 +49,8 @@ def jobs_frame(rec: RunRecord) -> pd.DataFrame:
         "kind": kinds[j["kind"]],
         "num_cards": j["num_cards"], "card_milli": j["card_milli"], "priority": j["priority"],
         "submit_s": j["submit_s"], "duration_s": j["duration_s"],
+        "release_s": j.get("release_s", j["submit_s"]),
+        "deadline_s": j.get("deadline_s", np.full(len(j["submit_s"]), np.inf)),
         "first_start_s": j["first_start_s"], "finish_s": j["finish_s"],
         "status": j["status"], "reject_reason": j["reject_reason"],
         "jct_s": jct, "queueing_s": j["first_start_s"] - j["submit_s"], "wait_s": j["wait_s"],

@@ -110,6 +110,24 @@ def priced_training_keys(result: Any, tariff: Tariff) -> dict[str, float | None]
     return {"cost.energy_usd": _f(price_training_energy(result.timeline, ctx, tariff))}
 
 
+def _deferral(jobs: pd.DataFrame, t_end: float) -> dict[str, Any]:
+    """Off-peak holds and deadlines: ``training.jobs.deferred`` (release after submit),
+    ``training.deferred_hours.mean`` (their mean hold), ``training.jobs.missed_deadline`` (not
+    rejected, and finished after ``submit + deadline`` or unfinished when the run ended past it)."""
+    if not len(jobs) or "release_s" not in jobs:
+        return {"training.jobs.deferred": 0, "training.deferred_hours.mean": None,
+                "training.jobs.missed_deadline": 0}
+    submit = jobs["submit_s"].to_numpy(np.float64)
+    hold = jobs["release_s"].to_numpy(np.float64) - submit
+    due = submit + jobs["deadline_s"].to_numpy(np.float64)
+    finish = jobs["finish_s"].to_numpy(np.float64)
+    late = np.where(np.isnan(finish), t_end > due, finish > due) & (jobs["status"] != "rejected").to_numpy()
+    deferred = hold > 0
+    return {"training.jobs.deferred": int(deferred.sum()),
+            "training.deferred_hours.mean": _f(hold[deferred].mean() / 3600.0) if deferred.any() else None,
+            "training.jobs.missed_deadline": int((late & np.isfinite(due)).sum())}
+
+
 def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """The training/cluster summary of a run.
 
@@ -146,6 +164,7 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
     model = jobs[jobs["peak_flop_s"] > 0] if len(jobs) else jobs
     s["training.jobs.mfu"] = _f(model["useful_flops"].sum() / model["peak_flop_s"].sum()) if len(model) else None
     s["training.makespan_s"] = _f(fin["finish_s"].max() - jobs["submit_s"].min()) if len(fin) else None
+    s.update(_deferral(jobs, t_end))
     s["training.restarts"] = int(jobs["restarts"].sum()) if len(jobs) else 0
     s["training.preemptions"] = int(jobs["preemptions"].sum()) if len(jobs) else 0
     if len(fin):

@@ -7,6 +7,12 @@
 * :func:`uniform_jobs` - fixed-size jobs with Poisson arrivals and exponential durations, for
   closed-form (M/M/c) checks of the engine.
 
+Both take ``deferrable_fraction`` and ``deadline_s``: each eligible job (every fine-tune of the
+mix; every uniform job) is independently deferrable with that probability, with ``deadline_s``
+seconds after its submit to finish (None = no deadline); an off-peak policy
+(:mod:`cluster_sim.policies.training.offpeak`) may then hold it until cheap hours. With the
+default 0 nothing is drawn, so the other columns are the same as without it.
+
 >>> t = industry_mix(200, rng=1)
 >>> len(t), bool((t.num_cards >= 1).all())
 (200, True)
@@ -139,7 +145,8 @@ def industry_mix(n_jobs: int | None = None, *, jobs_per_hour: float | None = Non
                  card_types: Sequence[str] = (), arrival: str = "poisson",
                  arrival_params: Mapping[str, Any] | None = None, mix: Sequence[MixClass] | str | Path | None = None,
                  tenants: Sequence[str] = ("default",), constrained_fraction: float = 0.0,
-                 finetune_durations: Any = None, first_id: int = 0) -> JobTable:
+                 finetune_durations: Any = None, first_id: int = 0, deferrable_fraction: float = 0.0,
+                 deadline_s: float | None = None) -> JobTable:
     """Generate the industry training-job mix.
 
     Parameters
@@ -170,6 +177,9 @@ def industry_mix(n_jobs: int | None = None, *, jobs_per_hour: float | None = Non
         Replaces the lognormal of ``finetune`` jobs, e.g. ``philly_sampler()``.
     first_id : int
         ``job_id`` of the first job; ids follow arrival order.
+    deferrable_fraction, deadline_s : float
+        Share of the ``finetune`` jobs that are deferrable, and their deadline in seconds after
+        submit (None = none); see the module docstring.
 
     Returns
     -------
@@ -234,18 +244,37 @@ def industry_mix(n_jobs: int | None = None, *, jobs_per_hour: float | None = Non
         pin = g_misc.random(n) < constrained_fraction
         bits = g_misc.integers(0, len(card_types), size=n).astype(np.uint64)
         type_mask[pin] = np.left_shift(np.uint64(1), bits[pin])
+    defer, deadline = _deferrable("industry_mix", kind == KIND_FINETUNE, deferrable_fraction, deadline_s, g_misc)
     return JobTable(job_id=np.arange(first_id, first_id + n, dtype=np.int64), submit_s=submit,
                     num_cards=num_cards, duration_s=duration, type_mask=type_mask, model_idx=model_idx,
                     tenant=tenant, priority=priority, preemptible=preemptible, kind=kind,
-                    card_types=tuple(card_types), models=models, tenants=tenants)
+                    card_types=tuple(card_types), models=models, tenants=tenants, deferrable=defer,
+                    deadline_s=deadline)
+
+
+def _deferrable(where: str, eligible: np.ndarray, fraction: float, deadline_s: float | None,
+                gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(deferrable, deadline_s)`` columns: each eligible row deferrable with probability
+    ``fraction`` (no draw at all when it is 0), deadline ``deadline_s`` on those rows, else inf."""
+    if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0.0 <= fraction <= 1.0):
+        raise ConfigError(f"{where}.deferrable_fraction: must be in [0, 1], got {fraction!r}")
+    if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and math.isfinite(deadline_s)
+                                       and deadline_s > 0):
+        raise ConfigError(f"{where}.deadline_s: must be a positive number of seconds, got {deadline_s!r}")
+    if deadline_s is not None and fraction == 0:
+        raise ConfigError(f"{where}.deadline_s: applies to deferrable jobs; set deferrable_fraction > 0")
+    defer = eligible & (gen.random(eligible.size) < fraction) if fraction > 0 else np.zeros(eligible.size, bool)
+    return defer, np.where(defer, np.inf if deadline_s is None else float(deadline_s), np.inf)
 
 
 def uniform_jobs(n_jobs: int, rate_per_s: float, mean_duration_s: float,
                  rng: np.random.Generator | int | None = None, *, num_cards: int = 1, card_milli: int = 1000,
                  card_types: Sequence[str] = (), kind: int = KIND_FINETUNE, first_id: int = 0,
-                 preemptible: bool = False) -> JobTable:
+                 preemptible: bool = False, deferrable_fraction: float = 0.0,
+                 deadline_s: float | None = None) -> JobTable:
     """``n_jobs`` identical-size jobs: Poisson arrivals of ``rate_per_s``, exponential run times
-    (``preemptible``: whether a scheduler or pool policy may preempt them).
+    (``preemptible``: whether a scheduler or pool policy may preempt them; ``deferrable_fraction``
+    and ``deadline_s``: see the module docstring).
 
     With ``C`` cards and ``c = C // num_cards`` servers this is an M/M/c queue with
     ``lambda = rate_per_s`` and ``mu = 1 / mean_duration_s`` under FIFO. The first job arrives
@@ -262,6 +291,8 @@ def uniform_jobs(n_jobs: int, rate_per_s: float, mean_duration_s: float,
     submit = np.cumsum(gen.exponential(1.0 / rate_per_s, size=n))
     duration = gen.exponential(mean_duration_s, size=n)
     duration = np.maximum(duration, np.finfo(np.float64).tiny)  # an exact 0 draw is not a valid duration
+    defer, deadline = _deferrable("uniform_jobs", np.ones(n, bool), deferrable_fraction, deadline_s, gen)
     return JobTable(job_id=np.arange(first_id, first_id + n, dtype=np.int64), submit_s=submit,
                     num_cards=num_cards, duration_s=duration, card_milli=card_milli, kind=kind,
-                    card_types=tuple(card_types), preemptible=np.full(n, bool(preemptible)))
+                    card_types=tuple(card_types), preemptible=np.full(n, bool(preemptible)),
+                    deferrable=defer, deadline_s=deadline)

@@ -1,6 +1,6 @@
 """Training jobs: one explicit job (:class:`TrainingJob`) and the columnar table the engine runs on.
 
-A :class:`JobTable` holds one row per job in numpy columns (a million jobs take about 45 MB and
+A :class:`JobTable` holds one row per job in numpy columns (a million jobs take 74 MB and
 build in well under a second). Card types are a per-table vocabulary ``card_types``; a job's
 allowed types are a ``uint64`` bitmask over it (bit ``k`` = ``card_types[k]``), with all ones
 (:data:`ANY_TYPE`) meaning "any type". Fractional GPU sharing (Alibaba openb ``gpu_milli``) is
@@ -61,6 +61,9 @@ _SPEC: dict[str, tuple[type, Any]] = {
     "spec_idx": (np.int32, -1),
     "cpu_milli": (np.int32, 0),
     "memory_mib": (np.int32, 0),
+    "release_s": (np.float64, None),  # None here: defaults to submit_s (see __post_init__)
+    "deadline_s": (np.float64, np.inf),
+    "deferrable": (np.bool_, False),
 }
 COLUMNS = tuple(_SPEC)
 """The numpy columns of a :class:`JobTable`, in order (``name`` is an optional extra)."""
@@ -107,6 +110,10 @@ class TrainingJob:
     kind : str or None
         One of :data:`KIND_NAMES`; None picks from the size: > 128 cards ``pretrain``,
         > 8 ``mid``, else ``finetune``.
+    deferrable : bool
+        Whether an off-peak policy may hold the job until cheap electricity hours.
+    deadline_s : float or None
+        Seconds after ``submit_s`` by which the job should finish (None = no deadline).
     """
 
     name: str
@@ -126,6 +133,8 @@ class TrainingJob:
     checkpoint_interval_s: float | None = None
     card_milli: int = 1000
     kind: str | None = None
+    deferrable: bool = False
+    deadline_s: float | None = None
 
     def __post_init__(self) -> None:
         where = f"job {self.name!r}"
@@ -144,7 +153,7 @@ class TrainingJob:
             self.parallel.check_cards(self.cards, where=f"{where}: parallel")
         if self.tokens is None and self.duration_s is None:
             raise ConfigError(f"{where}: needs tokens or duration_s")
-        for attr in ("tokens", "duration_s", "checkpoint_interval_s", "global_batch_tokens"):
+        for attr in ("tokens", "duration_s", "checkpoint_interval_s", "global_batch_tokens", "deadline_s"):
             v = getattr(self, attr)
             if v is not None and not (np.isfinite(v) and v > 0):
                 raise ConfigError(f"{where}: {attr}: must be a positive number, got {v!r}")
@@ -194,8 +203,10 @@ class JobTable:
     ``spec_idx`` int32 (into ``specs``, the :class:`TrainingJob` a row came from, -1 = none),
     ``cpu_milli`` int32 and ``memory_mib`` int32 (host CPU in thousandths of a core and host memory
     in MiB the job asks for in total, split over its nodes in proportion to its cards; 0 = no
-    request, >= 0) and an
-    optional ``name`` (object array of str, or None). Columns other than ``job_id``, ``submit_s``,
+    request, >= 0), ``release_s`` float64 (earliest start, >= ``submit_s``; default ``submit_s``:
+    a later one is an off-peak hold), ``deadline_s`` float64 (seconds after submit by which the
+    job should finish, > 0; ``inf`` = none), ``deferrable`` bool (an off-peak policy may move its
+    release) and an optional ``name`` (object array of str, or None). Columns other than ``job_id``, ``submit_s``,
     ``num_cards`` and ``duration_s`` default to their "nothing special" value; scalars broadcast.
     Invalid input raises :class:`~cluster_sim.errors.ConfigError` naming the column and first bad row.
     """
@@ -214,6 +225,9 @@ class JobTable:
     spec_idx: Any = field(default=None, repr=False)
     cpu_milli: Any = field(default=None, repr=False)
     memory_mib: Any = field(default=None, repr=False)
+    release_s: Any = field(default=None, repr=False)
+    deadline_s: Any = field(default=None, repr=False)
+    deferrable: Any = field(default=None, repr=False)
     name: Any = field(default=None, repr=False)
     card_types: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
@@ -224,6 +238,8 @@ class JobTable:
         s = object.__setattr__
         ids = np.asarray(self.job_id)
         n = int(ids.size) if ids.ndim else 1
+        if self.release_s is None:
+            s(self, "release_s", self.submit_s)
         for col, (dtype, default) in _SPEC.items():
             s(self, col, self._column(col, getattr(self, col), dtype, default, n))
         if self.name is not None:
@@ -260,7 +276,7 @@ class JobTable:
         if arr.dtype.kind in "OUS" or (arr.dtype.kind == "b" and dtype is not np.bool_):
             raise ConfigError(f"job table: column {col}: expected numbers, got dtype {arr.dtype}")
         if arr.dtype.kind == "f":
-            bad = ~np.isfinite(arr)
+            bad = np.isnan(arr) | (arr == -np.inf) if col == "deadline_s" else ~np.isfinite(arr)
             if bad.any():
                 raise _bad(col, _first(bad), f"not a finite number ({arr[_first(bad)].item()!r})")
             if np.dtype(dtype).kind in "iub":
@@ -299,6 +315,8 @@ class JobTable:
             ("kind", (self.kind < 0) | (self.kind >= len(KIND_NAMES)), f"must be 0..{len(KIND_NAMES) - 1}"),
             ("cpu_milli", self.cpu_milli < 0, "must be >= 0"),
             ("memory_mib", self.memory_mib < 0, "must be >= 0"),
+            ("release_s", self.release_s < self.submit_s, "must be >= submit_s"),
+            ("deadline_s", self.deadline_s <= 0, "must be > 0 (inf = no deadline)"),
             ("spec_idx", (self.spec_idx < -1) | (self.spec_idx >= len(self.specs)),
              f"must be -1 or an index into specs ({len(self.specs)})"),
         ]
@@ -328,7 +346,10 @@ class JobTable:
         return {c: getattr(self, c) for c in (*COLUMNS, "name") if getattr(self, c) is not None}
 
     def replace(self, **changes: Any) -> JobTable:
-        """A new table with some columns or vocabularies replaced (validated again)."""
+        """A new table with some columns or vocabularies replaced (validated again); a new
+        ``submit_s`` without a new ``release_s`` keeps each job's hold ``release_s - submit_s``."""
+        if "submit_s" in changes and "release_s" not in changes:
+            changes["release_s"] = np.asarray(changes["submit_s"]) + (self.release_s - self.submit_s)
         return dataclasses.replace(self, **changes)
 
     def take(self, idx: Sequence[int] | np.ndarray) -> JobTable:
@@ -448,6 +469,8 @@ class JobTable:
             tenant=[tenants.index(j.tenant) for j in jobs], priority=[j.priority for j in jobs],
             preemptible=np.array([j.preemptible for j in jobs], dtype=bool),
             kind=[KIND_NAMES.index(j.kind or "finetune") for j in jobs],
+            deferrable=np.array([j.deferrable for j in jobs], dtype=bool),
+            deadline_s=[np.inf if j.deadline_s is None else j.deadline_s for j in jobs],
             spec_idx=np.arange(len(jobs)), name=np.array([j.name for j in jobs], dtype=object),
             card_types=tuple(card_types), models=models, tenants=tenants, specs=tuple(jobs),
         )

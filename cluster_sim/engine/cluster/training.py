@@ -117,6 +117,7 @@ class TrainingEngine(TrainingViews):
         self.cmask = cmask
         self.job_id = J.job_id.tolist()
         self.submit = J.submit_s.tolist()
+        self.release = J.release_s.tolist()
         self.num = J.num_cards.tolist()
         self.milli = J.card_milli.tolist()
         # host CPU / memory requests count only on a cluster that models host resources
@@ -252,6 +253,9 @@ class TrainingEngine(TrainingViews):
             elif kind == REQUEUE:
                 if self.ver[i] == v and self.status[i] == RESTARTING:
                     self._enqueue(i, t)
+                elif self.ver[i] == v and self.status[i] == PENDING:  # an off-peak hold ends
+                    self._enqueue(i, t)
+                    self.queued_since[i] = self.submit[i]  # its wait counts from submit
             elif kind == REPAIR:
                 self._repair(i, t)
             elif kind == FAILURE:
@@ -308,6 +312,9 @@ class TrainingEngine(TrainingViews):
             return
         self.state.push_request(self.num[i], self.milli[i], self.mask[i], self.cpu[i], self.mem[i])
         self.active += 1
+        if self.release[i] > t:  # held (off-peak) until its release: joins the queue then
+            heapq.heappush(self._heap, (self.release[i], REQUEUE, i, self.ver[i]))
+            return
         self._enqueue(i, t)
 
     def _enqueue(self, i: int, t: float) -> None:

@@ -36,3 +36,43 @@ def test_mean_wait_matches_erlang_c(c, rho):
         assert res.summary["utilization.allocated"] == pytest.approx(rho, rel=0.05)
     expected = erlang_c_wait(lam, mu, c)
     assert np.mean(waits) == pytest.approx(expected, rel=0.08)
+
+
+def test_shared_pool_training_is_mmc_on_the_cards_serving_leaves():
+    """One pool, no preemption (``shared_pool``), a constant perf model: with one 8-card serving
+    replica always on (fixed autoscaling: it claims its cards at t = 0 and never lends them),
+    single-card training jobs see an M/M/c queue with c = the 8 cards serving leaves of 16."""
+    import dataclasses
+
+    from cluster_sim.engine.cluster.state import layout_from_topology
+    from cluster_sim.engine.pool.broker import CardBroker
+    from cluster_sim.engine.serving.engine import ServingEngine
+    from cluster_sim.engine.serving.specs import PoolSpec, ServiceSpec
+    from cluster_sim.engine.simulation import Simulation
+    from cluster_sim.perf.linear_serving import LinearServingPerf
+    from cluster_sim.policies import registry
+    from cluster_sim.topology import rail_optimized
+    from cluster_sim.workload.requests import RequestTable
+
+    c, rho, mu = 8, 0.7, 1 / 100.0
+    lam = rho * c * mu
+    topo = rail_optimized("dgx-a100", 2)
+    waits = []
+    for seed in range(3):
+        sim = Simulation(layout_from_topology(topo), seed=seed)
+        broker = sim.add(CardBroker(registry.make("pool", "shared_pool")))
+        jobs = uniform_jobs(20_000, rate_per_s=lam, mean_duration_s=1 / mu, rng=seed)
+        sim.add_training(jobs, admission=registry.make("admission", "accept_all"),
+                         ordering=registry.make("ordering", "fifo"), placement=registry.make("placement", "packed"),
+                         preemption=registry.make("preemption", "none"))
+        perf = dataclasses.replace(LinearServingPerf(prefill_s=0.01, decode_s=0.01, kv_capacity_tokens=10_000), cards=8)
+        reqs = RequestTable.from_arrays(np.arange(0.0, 2e6, 1000.0), np.full(2000, 10), np.full(2000, 2))
+        sim.add(ServingEngine([ServiceSpec("s", reqs, (PoolSpec("colocated", 1, perf, "a100-80gb", 8),))],
+                              topology=topo, broker=broker))
+        sim.run()
+        rec = sim.collect()
+        q = rec.jobs["first_start_s"] - rec.jobs["submit_s"]
+        waits.append(q[len(q) // 20:].mean())
+        assert (rec.jobs["status"] == "finished").all()
+        assert rec.pool["card_seconds"]["serving"] == pytest.approx(8 * rec.t_end_s)   # never lent
+    assert np.mean(waits) == pytest.approx(erlang_c_wait(lam, mu, c), rel=0.08)

@@ -228,3 +228,18 @@ def test_scale_to_zero_parks_requests_and_models_share_cards():
     cs = sim.collect().pool["card_seconds"]
     assert cs["moving"] == pytest.approx(3 * 8 * 2.0)
     assert sum(cs.values()) == pytest.approx(8 * 200.0)
+
+
+def test_shared_slots_spread_services_over_the_domains():
+    """share_slots: service k of S starts its slots at scale-up domain k * D / S (wrapping), so
+    four one-card services on two 8-card nodes overlap in pairs, not all on the first cards."""
+    topo = rail_optimized("dgx-a100", 2)
+    sim = Simulation(layout_from_topology(topo), horizon_s=10.0)
+    broker = sim.add(CardBroker(registry.make("pool", {"name": "shared_pool", "params": {"share_slots": True}})))
+    perf = dataclasses.replace(PERF, cards=1)
+    reqs = RequestTable.from_arrays([1.0], [8], [2])
+    svcs = [ServiceSpec(f"m{k}", reqs, (PoolSpec("colocated", 10, perf, "a100-80gb", 1),)) for k in range(4)]
+    eng = ServingEngine(svcs, options=ServingOptions(horizon_s=10.0), topology=topo, broker=broker)
+    first = [[int(c) for c in r.cards] for r in eng.replicas[::10]]
+    assert first == [[0], [0], [8], [8]]
+    assert [int(r.cards[0]) for r in eng.replicas[20:30]] == [8, 9, 10, 11, 12, 13, 14, 15, 0, 1]   # wraps round

@@ -233,10 +233,17 @@ class ServingEngine:
         labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas,
                    p.spec.cards_per_replica) for p in self.pools]
         if self.broker is not None and getattr(self.broker.policy, "share_slots", False):
-            placed = []   # every service's slots from the same cards: one slot holds a card at a time
-            for k in range(len(self.services)):
+            # every service's slots over the same cards (one slot holds a card at a time), service
+            # k's starting at scale-up domain k * D / S so the services spread over the pool
+            dom = np.asarray(self.topology.domain)
+            cards = self.allowed_cards if self.allowed_cards is not None else np.arange(dom.size)
+            doms = np.unique(dom[cards]).tolist()
+            placed = []
+            n = len(self.services)
+            for k in range(n):
                 idx = [i for i, p in enumerate(self.pools) if p.service == k]
-                placed += place_pools(self.topology, [labels[i] for i in idx], self.allowed_cards)
+                start = doms[k * len(doms) // n] if doms else 0
+                placed += place_pools(self.topology, [labels[i] for i in idx], self.allowed_cards, start)
         else:
             placed = place_pools(self.topology, labels, self.allowed_cards)
         self.replicas: list[Replica] = []

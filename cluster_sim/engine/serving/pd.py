@@ -36,7 +36,7 @@ SMALL_COMPONENT = 24  # flows; below this pure-Python filling beats the vectoris
 
 
 def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]],
-                allowed: np.ndarray | None = None) -> list[list[np.ndarray]]:
+                allowed: np.ndarray | None = None, start_domain: int = 0) -> list[list[np.ndarray]]:
     """Cards of every replica of every pool.
 
     Parameters
@@ -48,6 +48,9 @@ def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]],
         In placement order; ``label`` names the pool in errors.
     allowed : numpy.ndarray, optional
         The only cards replicas may use (a pool policy's inference partition); default: all.
+    start_domain : int
+        Scale-up domains are filled in id order starting at the first domain >= this one, then
+        wrapping round (default 0: in id order).
 
     Returns
     -------
@@ -83,13 +86,15 @@ def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]],
                 f"card types: {known}")
         placed = []
         for _ in range(reps):
-            fit = next((d for d in sorted(doms) if len(doms[d]) >= per), None)
+            ids = sorted(doms)
+            ids = [d for d in ids if d >= start_domain] + [d for d in ids if d < start_domain]
+            fit = next((d for d in ids if len(doms[d]) >= per), None)
             if fit is not None:
                 take = doms[fit][:per]
                 doms[fit] = doms[fit][per:]
             else:  # span domains, fullest first in id order
                 take = []
-                for d in sorted(doms):
+                for d in ids:
                     need = per - len(take)
                     take += doms[d][:need]
                     doms[d] = doms[d][need:]

@@ -167,9 +167,10 @@ class SharedPool(_Dynamic):
         the autoscaler starts one and its model is loaded (a cold start); prefill and decode pools
         keep at least one.
     share_slots : bool
-        Place the replica slots of each service on the same cards as the other services' (one
-        slot holds a card at a time): the cards are pooled across models, and a card that changes
-        model pays the new model's load. Default: each service's slots on cards of their own.
+        Place every service's replica slots over the same cards, the slots of service ``k`` (of
+        ``S``) from scale-up domain ``k x D / S`` on (wrapping round), so services spread over the
+        pool and overlap: one slot holds a card at a time, and a card that changes model pays the
+        new model's load. Default: each service's slots on cards of their own.
     headroom : int
         Off slots per pool kept holding their cards (not lent) for a quick scale-up.
     lend_after_s : float

@@ -236,9 +236,9 @@ class ServingEngine:
             # every service's slots over the same cards (one slot holds a card at a time), service
             # k's starting at scale-up domain k * D / S so the services spread over the pool
             dom = np.asarray(self.topology.domain)
-            cards = self.allowed_cards if self.allowed_cards is not None else np.arange(dom.size)
-            doms = np.unique(dom[cards]).tolist()
-            placed = []
+            usable = self.allowed_cards if self.allowed_cards is not None else np.arange(dom.size)
+            doms = np.unique(dom[usable]).tolist()
+            placed: list[list[np.ndarray]] = []
             n = len(self.services)
             for k in range(n):
                 idx = [i for i, p in enumerate(self.pools) if p.service == k]

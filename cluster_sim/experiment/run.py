@@ -484,6 +484,11 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
             notes.append(f"policy.pool {cfg.policy.pool.name}: one simulation on one card ledger; inference "
                          f"partition {part}, training on the other {rest:,} cards (utilization.* and "
                          f"energy.installed_kwh are over the training cards, pool.* over the whole cluster)")
+        pool_kwh, eng_kwh = pooled.summary.get("pool.energy_kwh"), summary.get("energy_kwh")
+        if summary.get("cost.energy_usd") is not None and pool_kwh is not None and eng_kwh:
+            summary["cost.energy_usd"] *= pool_kwh / eng_kwh   # the ledger's energy at the engines' mean price
+            notes.append("cost.energy_usd prices the pool ledger's energy_kwh at the engines' energy-weighted "
+                         "mean tariff (exact for a flat price)")
         for k in ("cost_usd", "energy_kwh"):   # what the cluster held and drew, whichever engine held it
             if pooled.summary.get(f"pool.{k}") is not None:
                 summary[k] = pooled.summary[f"pool.{k}"]

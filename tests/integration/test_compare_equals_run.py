@@ -49,6 +49,13 @@ CASES: list[tuple[str, str, list[str], dict[str, str]]] = [
      SERVE),
     ("serving_deepseek_supernode.yaml", "policy.serving.batching.max_batch_seqs", ["256", "1024"], {"duration": "1s"}),
     ("train_llama3_70b.yaml", "training.jobs.0.parallel.pp", ["2", "4", "8"], {}),
+    ("pool_peak_shaving.yaml", "policy.pool", ["static_partition", "shared_pool", "peak_shaving"],
+     {"duration": "10min"}),
+    ("pool_many_models.yaml", "policy.pool", ["static_partition", "shared_pool"], {"duration": "10min"}),
+    ("pool_many_models.yaml", "policy.pool.params.min_replicas", ["1", "0"], {"duration": "10min"}),
+    ("pool_multi_vendor.yaml", "policy.pool", ["static_partition", "shared_pool"], {"duration": "20min"}),
+    ("pool_utilization_uplift.yaml", "policy.pool", ["static_partition", "shared_pool"], {"duration": "20min"}),
+    ("pool_demand_shift.yaml", "inference.services.0.arrivals.rate", ["0.75", "3"], {"duration": "20min"}),
 ]
 
 

@@ -1,0 +1,67 @@
+"""Golden summaries of pool scenarios (b) and (d) at short horizons (scenario (a): test_pool_scenarios.py).
+
+Regenerate deliberately, never silently: run each ``cluster-sim run workloads/FILE --set ... --json``
+below, copy the keys, and say in the commit why they changed. At 3 h the peak-shaving scenario has
+not yet filled the cluster with training (no reclaim is needed); the pin is of the whole pooled
+run (ledger, broker, both engines on one clock), the contention is in docs/pool.md's 24 h table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cluster_sim.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOLDEN = {
+    ("pool_peak_shaving.yaml", ("duration=3h", "policy.pool=peak_shaving")): {
+        "pool.utilization.allocated": 0.6410943574347654, "pool.utilization.busy": 0.6222179422285522,
+        "pool.utilization.serving": 0.04244791666666667, "pool.utilization.training": 0.598017100490321,
+        "pool.utilization.moving": 0.0006293402777777778, "training.jobs.finished": 99,
+        "inference.requests": 44516.0, "inference.slo_attainment": 0.9999100739641644, "pool.evictions": 0,
+        "pool.lends": 116, "pool.model_loads": 29, "pool.refused_scale_ups": 0, "training.goodput": 1.0,
+        "cost_usd": 10595.597239293043},
+    ("pool_many_models.yaml", ("duration=1h", "policy.pool.params.min_replicas=0")): {
+        "pool.utilization.allocated": 0.6526459827302915, "pool.utilization.busy": 0.4530034976416273,
+        "pool.utilization.serving": 0.1945529513888889, "pool.utilization.training": 0.45635692023029145,
+        "pool.utilization.moving": 0.001736111111111111, "training.jobs.finished": 13,
+        "inference.requests": 34871.0, "inference.slo_attainment": 0.9522935253449611, "pool.evictions": 0,
+        "pool.lends": 40, "pool.model_loads": 40, "pool.refused_scale_ups": 50, "training.goodput": 1.0,
+        "cost_usd": 224.71906477369396},
+    ("pool_many_models.yaml", ("duration=1h", "policy.pool.params.min_replicas=1")): {
+        "pool.utilization.allocated": 0.6542084827302915, "pool.utilization.busy": 0.45253760374530694,
+        "pool.utilization.serving": 0.20028211805555557, "pool.utilization.training": 0.4534923368969581,
+        "pool.utilization.moving": 0.00043402777777777775, "training.jobs.finished": 13,
+        "inference.requests": 34871.0, "inference.slo_attainment": 0.9956682635761209, "pool.evictions": 0,
+        "pool.lends": 9, "pool.model_loads": 10, "pool.refused_scale_ups": 14, "training.goodput": 1.0,
+        "cost_usd": 225.25706477369394},
+}
+
+
+def _run(case, capsys) -> dict:
+    name, sets = case
+    code = main(["run", str(REPO / "workloads" / name), *[x for kv in sets for x in ("--set", kv)], "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("case", list(GOLDEN), ids=[f"{f.split('.')[0]}:{s[-1]}" for f, s in GOLDEN])
+def test_golden_pool_summary(case, capsys):
+    s = _run(case, capsys)
+    assert {k: s.get(k) for k in GOLDEN[case]} == GOLDEN[case]
+
+
+def test_scale_to_zero_trades_slo_for_cards(capsys):
+    """Scale to zero (live runs, not the pins) holds fewer serving cards and loads models more
+    often, and loses SLO attainment to cold starts (docs/pool.md)."""
+    zero = _run(("pool_many_models.yaml", ("duration=1h", "policy.pool.params.min_replicas=0")), capsys)
+    one = _run(("pool_many_models.yaml", ("duration=1h", "policy.pool.params.min_replicas=1")), capsys)
+    assert zero["pool.utilization.serving"] < one["pool.utilization.serving"]
+    assert zero["pool.model_loads"] > one["pool.model_loads"]
+    assert zero["inference.slo_attainment"] < one["inference.slo_attainment"] - 0.04
+    assert zero["inference.ttft_s.p99"] > 10 * one["inference.ttft_s.p99"]

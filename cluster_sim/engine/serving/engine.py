@@ -49,55 +49,17 @@ from .admission import (
     truncate_overlong,
 )
 from .pd import KVNetwork, nic_links, place_pools, topology_links
+from .pools import ServingPool
 from .replica import COLOCATED, DECODE, PREFILL, Replica, RequestState
 from .results import REASONS, ServingRun, build_run
 from .scaling import apply_target, scale_view
-from .specs import PoolSpec, ServiceSpec, ServingOptions
+from .specs import PoolSpec, ServiceSpec, ServingOptions  # noqa: F401  (PoolSpec: the doctest above)
 
 __all__ = ["ServingEngine", "ServingRun"]
 
 _ROLE = {"colocated": COLOCATED, "prefill": PREFILL, "decode": DECODE}
 K_ACTIVATE, K_DELIVER, K_NET, K_REPLICA, K_TICK = 0, 1, 2, 3, 4
 _heappush, _heappop = heapq.heappush, heapq.heappop
-
-
-class _Pool:
-    """Replicas of one pool of one service, with the load arrays routers read."""
-
-    def __init__(self, service: int, name: str, spec: PoolSpec, first_id: int) -> None:
-        n = spec.replicas
-        self.service = service
-        self.service_name = name
-        self.kind = spec.kind
-        self.spec = spec
-        self.replicas: list[Replica] = []
-        self.q = np.zeros(n, dtype=np.int64)
-        self.run = np.zeros(n, dtype=np.int64)
-        self.kvu = np.zeros(n, dtype=np.int64)
-        self.pend = np.zeros(n, dtype=np.int64)
-        self.kvcap = np.zeros(n, dtype=np.int64)
-        self.gids = np.arange(first_id, first_id + n, dtype=np.int64)
-        self.price = math.nan   # catalog USD per card-hour (NaN: none; the engine notes it)
-        self.ro = tuple(readonly(a) for a in (self.q, self.run, self.pend, self.kvu, self.kvcap))
-        self.zeros = readonly(np.zeros(n, dtype=np.int64))
-        self.local = np.zeros(0, dtype=np.int64)
-        self.local_ro = self.ro
-        self.ids_ro = readonly(self.gids)
-        self.all_active = True
-        self.seq = 0
-        self.cache: PrefixCaches | None = None
-        self.scaler: Any = None
-        self.arrivals = 0
-        self.arrivals_at_tick = 0
-        self.parked: list[int] = []   # requests that found no replica on (scaled to zero), in order
-
-    def refresh(self) -> None:
-        """Recompute the routable set after (de)activations."""
-        loc = np.array([i for i, r in enumerate(self.replicas) if r.active], dtype=np.int64)
-        self.local = loc
-        self.all_active = len(loc) == len(self.replicas)
-        self.ids_ro = readonly(self.gids[loc])
-        self.zeros = readonly(np.zeros(len(loc), dtype=np.int64))
 
 
 class ServingEngine:
@@ -187,14 +149,14 @@ class ServingEngine:
         self.notes: list[str] = []   # warnings for the run's notes (rejections, missing prices, ...)
 
     def _build_pools(self) -> None:
-        self.pools: list[_Pool] = []
-        self.entry: list[_Pool] = []
-        self.decode_pool: list[_Pool | None] = []
+        self.pools: list[ServingPool] = []
+        self.entry: list[ServingPool] = []
+        self.decode_pool: list[ServingPool | None] = []
         gid = 0
         for k, s in enumerate(self.services):
             made = []
             for spec in s.pools:
-                p = _Pool(k, s.name, spec, gid)
+                p = ServingPool(k, s.name, spec, gid)
                 gid += spec.replicas
                 p.scaler = self.autoscaling
                 made.append(p)
@@ -281,7 +243,7 @@ class ServingEngine:
             self.net = KVNetwork(cap, route)
         self._reject()
 
-    def _placed_perf(self, pool: _Pool, i: int, cards: np.ndarray) -> Any:
+    def _placed_perf(self, pool: ServingPool, i: int, cards: np.ndarray) -> Any:
         spec = pool.spec
         perf = spec.perf_of(i)
         if self.topology is None or spec.replica_perfs is not None or not isinstance(perf, ReplicaPerf):
@@ -366,7 +328,7 @@ class ServingEngine:
             self._transfer(prep, drep, r, t)
 
     # ---- routing --------------------------------------------------------------------------
-    def _route(self, pool: _Pool, r: int, t: float) -> Replica | None:
+    def _route(self, pool: ServingPool, r: int, t: float) -> Replica | None:
         pool.arrivals += 1
         reps = pool.replicas
         nloc = len(pool.local)
@@ -397,7 +359,7 @@ class ServingEngine:
         return reps[loc_i]
 
     # ---- autoscaling ----------------------------------------------------------------------
-    def _tick(self, pool: _Pool, t: float) -> None:
+    def _tick(self, pool: ServingPool, t: float) -> None:
         interval = pool.scaler.interval_s
         dt = interval if (interval and t > 0) else 0.0
         recent = self._recent[pool.service] if self._recent is not None else None
@@ -412,7 +374,7 @@ class ServingEngine:
         if interval and self.nfinished < self.n_live:  # stop ticking once every request is done
             self._push(t + interval, K_TICK, pool)
 
-    def _unpark(self, pool: _Pool, t: float) -> None:
+    def _unpark(self, pool: ServingPool, t: float) -> None:
         """Route the requests that waited for a replica of ``pool``, in arrival order, once one is on."""
         if not pool.parked or not len(pool.local):
             return

@@ -175,7 +175,9 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
       state / (cards x run time), over the whole cluster;
     * ``pool.utilization.allocated``: held by either engine (training, serving or moving);
       ``pool.utilization.busy``: doing work (training jobs' busy cards from their progress
-      rates, serving replicas' cards while a batch runs), with ``record`` and ``serving``;
+      rates, serving replicas' cards while a batch runs), with ``record`` and ``serving``; on a
+      cluster of several card types also ``pool.utilization.{allocated,busy}.<type>`` over each
+      type's cards;
     * with a card broker (a dynamic pool policy): ``pool.claims``, ``pool.reclaimed_slots``,
       ``pool.evictions``, ``pool.model_loads``, ``pool.lends``, ``pool.refused_scale_ups``,
       ``pool.checkpoint_card_hours`` (training cards writing checkpoints for a reclaim) and
@@ -217,6 +219,11 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
         out["pool.utilization.busy"] = busy / cap if cap > 0 else None
         by_type = pool["card_seconds_by_type"]
         held_k = [by_type["training"][t] + by_type["serving"][t] + by_type["moving"][t] for t in types]
+        if len(types) > 1:   # per card type, over that type's cards
+            for t, h, n_t in zip(types, held_k, pool["capacity_by_type"], strict=True):
+                cap_t = float(n_t) * t_end if (t_end := float(pool["t_end_s"])) > 0 else 0.0
+                out[f"pool.utilization.allocated.{t}"] = h / cap_t if cap_t > 0 else None
+                out[f"pool.utilization.busy.{t}"] = busy_k[t] / cap_t if cap_t > 0 else None
         meta = record.meta
         if "type_price_usd_per_hour" in meta:
             out["pool.cost_usd"] = held_cost_usd(held_k, meta["type_price_usd_per_hour"])

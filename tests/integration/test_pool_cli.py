@@ -83,3 +83,19 @@ def test_a_silo_costs_its_idle_cards(capsys):
     assert s["pool.card_hours.serving"] == pytest.approx(16 * 1.0)
     price = s["pool.cost_usd"] / (s["pool.card_hours.training"] + s["pool.card_hours.serving"])
     assert price == pytest.approx(s["cost.installed_usd"] / (64 * 1.0), rel=1e-9)   # one card type, one price
+
+
+def test_per_type_pool_utilization_adds_up_to_the_whole(capsys):
+    """On a three-vendor cluster (32 cards of each type) the per-type allocated and busy shares
+    average, weighted by cards, to the whole-cluster ones; a single-type cluster has no per-type keys."""
+    code = main(["run", str(REPO / "workloads" / "pool_multi_vendor.yaml"), "--set", "duration=1h", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    s = json.loads(out)
+    types = ("h100-sxm", "ascend-910b", "kunlun-p800")
+    for form in ("allocated", "busy"):
+        parts = [s[f"pool.utilization.{form}.{t}"] for t in types]
+        assert sum(parts) / 3 == pytest.approx(s[f"pool.utilization.{form}"], rel=1e-12)
+        assert all(0 <= p <= 1 for p in parts)
+    single = _run(capsys, "duration=1h")
+    assert not any(k.startswith("pool.utilization.allocated.") for k in single)

@@ -243,3 +243,31 @@ def test_shared_slots_spread_services_over_the_domains():
     first = [[int(c) for c in r.cards] for r in eng.replicas[::10]]
     assert first == [[0], [0], [8], [8]]
     assert [int(r.cards[0]) for r in eng.replicas[20:30]] == [8, 9, 10, 11, 12, 13, 14, 15, 0, 1]   # wraps round
+
+
+def test_a_scale_up_takes_over_cards_still_being_checkpointed():
+    """Two nodes, 4-card slots; at 100 s the target goes from 1 to 4 slots. Slot 2 evicts the
+    8-card job on node 1, whose checkpoint write (8 x 14 GB over one node's 50 GB/s = 2.24 s)
+    then holds slot 3's cards: slot 3 takes them over and serves when the write ends plus the
+    warm-up, like slot 2 (before, it was refused until a later tick)."""
+    topo = rail_optimized("dgx-a100", 2)
+    sim = Simulation(layout_from_topology(topo), horizon_s=400.0)
+    broker = sim.add(CardBroker(registry.make("pool", {"name": "peak_shaving", "params": {"lend_after_s": 0.0}})))
+    jobs = JobTable(job_id=[0], submit_s=[1.0], num_cards=8, duration_s=[1000.0], preemptible=[True])
+    sim.add_training(jobs, admission=registry.make("admission", "accept_all"),
+                     ordering=registry.make("ordering", "fifo"), placement=registry.make("placement", "packed"),
+                     preemption=registry.make("preemption", "none"))
+    arr = np.arange(5.0, 390.0, 25.0)
+    reqs = RequestTable.from_arrays(arr, np.full(arr.size, 64), np.full(arr.size, 4))
+    svc = ServiceSpec("s", reqs, (PoolSpec("colocated", 4, dataclasses.replace(PERF, cards=4), "a100-80gb", 4),))
+    eng = sim.add(ServingEngine([svc], autoscaling=Scripted(low=1, high=4, t_up=100.0, t_down=1e9),
+                                options=ServingOptions(horizon_s=400.0), topology=topo, broker=broker))
+    sim.run()
+    save = 8 * 14e9 / 50e9
+    assert [r.cards.tolist() for r in eng.replicas] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
+    assert broker.counts["evictions"] == 1 and broker.counts["refused_scale_ups"] == 0
+    cs = sim.collect().pool["card_seconds"]
+    assert cs["moving"] == pytest.approx(4 * 30.0 + 2 * 4 * (save + 30.0))
+    assert cs["serving"] == pytest.approx(4 * 400.0 + 4 * (300.0 - 30.0) + 2 * 4 * (300.0 - save - 30.0))
+    assert not broker.writing
+    sim.ledger.check()

@@ -66,6 +66,7 @@ class CardBroker:
         self.events: list[tuple[float, str, int]] = []   # (t, reclaim | load | lend, cards)
         self.slot: dict[int, int] = {}
         self.off_since: dict[int, float] = {}
+        self.writing: dict[int, float] = {}   # card -> end of the checkpoint write holding it
         self.sim: Any = None
 
     # ---- subsystem protocol -------------------------------------------------------------------
@@ -121,8 +122,11 @@ class CardBroker:
         if self.slot.get(rep.rid) != FREE:
             return SlotView(rep.rid, len(cards), 0, 0, True, 0.0)
         st = self.state
-        if st.down[cards].any() or st.reserved[cards].any():
-            return None   # a failed card, or one still held elsewhere (a checkpoint being written)
+        if st.down[cards].any():
+            return None
+        held = cards[st.reserved[cards]].tolist()
+        if any(c not in self.writing for c in held):
+            return None   # held by another slot (shared slots)
         victims = self._victims(cards)
         eng = self.training
         pre = all(eng.preemptible[i] for i in victims) if victims else True
@@ -130,7 +134,7 @@ class CardBroker:
         for i in victims:
             hold, lost, restore = self._eviction(i, t)
             risk += (hold + lost + restore) * eng.num[i]
-        on_jobs = int((st.owner[cards] != -1).sum())
+        on_jobs = int((st.owner[cards] != -1).sum()) + len(held)   # a write's cards count as training's
         return SlotView(rep.rid, len(cards) - on_jobs, on_jobs, len(victims), pre, risk)
 
     # ---- the serving engine's calls -----------------------------------------------------------
@@ -142,8 +146,8 @@ class CardBroker:
 
     def claim(self, rep: Any, t: float, warmup_s: float) -> float | None:
         """Take ``rep``'s cards for it at ``t``; returns the delay until it serves, or None when
-        its cards cannot be had now after all (an earlier claim of the same scale-up evicted a
-        job whose checkpoint write now holds some of them)."""
+        its cards cannot be had now (one failed, or another slot holds it). Cards still held by
+        an evicted job's checkpoint write are taken over: the slot waits for the write to end."""
         cards = rep.cards
         sim = self.sim
         if self.slot[rep.rid] != FREE:   # still holding its cards (kept warm or draining)
@@ -154,7 +158,8 @@ class CardBroker:
             return None
         self.counts["claims"] += 1
         sim.levels.advance(t)
-        ready = 0.0
+        taken = [c for c in cards.tolist() if c in self.writing]   # already held (moving) for a write
+        ready = max((self.writing.pop(c) - t for c in taken), default=0.0)
         victims = self._victims(cards)
         if victims:
             self.counts["reclaimed_slots"] += 1
@@ -171,8 +176,12 @@ class CardBroker:
             if rest.size and hold > 0:
                 self.state.hold(rest, "checkpoint write")
                 self.ledger.set(rest, IDLE, MOVING, t=t)
+                for c in rest.tolist():
+                    self.writing[c] = t + hold
                 sim.env.timeout(hold).callbacks.append(lambda _e, c=rest: self._checkpointed(c))
-        self.state.hold(cards, "serving replica")
+        own = np.setdiff1d(cards, np.array(taken, dtype=np.int64)) if taken else cards
+        if own.size:
+            self.state.hold(own, "serving replica")
         if t <= 0.0 and ready == 0.0:
             self.ledger.set(cards, IDLE, SERVING, t=t)
             self.slot[rep.rid] = HELD
@@ -181,12 +190,16 @@ class CardBroker:
                                       self._nodes(cards))
         self.counts["model_loads"] += 1
         self.events.append((t, "load", len(cards)))
-        self.ledger.set(cards, IDLE, MOVING, t=t)
+        if own.size:
+            self.ledger.set(own, IDLE, MOVING, t=t)
         self.slot[rep.rid] = LOADING
         return ready + max(load, warmup_s)
 
     def _checkpointed(self, cards: np.ndarray) -> None:
         t = float(self.sim.env.now)
+        cards = np.array([c for c in cards.tolist() if self.writing.pop(c, None) is not None], dtype=np.int64)
+        if cards.size == 0:   # a slot took them all over during the write
+            return
         self.sim.levels.advance(t)
         self.ledger.set(cards, MOVING, IDLE, t=t)
         self.state.unhold(cards)

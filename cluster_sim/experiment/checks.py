@@ -79,8 +79,9 @@ def _check_pool(cfg: ExperimentConfig, cluster: Cluster) -> str:
         return "policy.pool: separate (no card sharing: training and serving simulated separately)"
     plan = pool_plan(cfg, cluster.layout)
     if plan.dynamic:
-        check_min_replicas(cfg, registry.make("pool", cfg.policy.pool))
-        verb = ("reclaim cards from preemptible training" if registry.make("pool", cfg.policy.pool).reclaims
+        pol = registry.make("pool", cfg.policy.pool)
+        check_min_replicas(cfg, pol)
+        verb = ("reclaim cards from preemptible training" if pol.reclaims
                 else "wait for free cards")
         return (f"policy.pool: {name}: no card set aside; serving replica slots may use {plan.inference_cards.size:,} "
                 f"cards, lend them to training while off, and at a scale-up {verb}")

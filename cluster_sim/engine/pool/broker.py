@@ -116,17 +116,24 @@ class CardBroker:
         lost = eng.progressed_s(i, t) % pol.checkpoint_interval_s
         return pol.notice_s, lost, save
 
+    def _unavailable(self, cards: np.ndarray) -> list[int] | None:
+        """None when a slot's ``cards`` cannot be had now (one failed, or another slot holds it);
+        else those of them held by checkpoint writes (taken over by a claim)."""
+        st = self.state
+        if st.down[cards].any():
+            return None
+        held = cards[st.reserved[cards]].tolist()
+        return None if any(c not in self.writing for c in held) else held
+
     def candidate(self, rep: Any, t: float) -> Any:
         """The policy's view of an off slot (see ``SlotView``)."""
         cards = rep.cards
         if self.slot.get(rep.rid) != FREE:
             return SlotView(rep.rid, len(cards), 0, 0, True, 0.0)
         st = self.state
-        if st.down[cards].any():
+        held = self._unavailable(cards)
+        if held is None:
             return None
-        held = cards[st.reserved[cards]].tolist()
-        if any(c not in self.writing for c in held):
-            return None   # held by another slot (shared slots)
         victims = self._victims(cards)
         eng = self.training
         pre = all(eng.preemptible[i] for i in victims) if victims else True
@@ -154,7 +161,7 @@ class CardBroker:
             self.counts["claims"] += 1
             self.off_since.pop(rep.rid, None)
             return 0.0 if self.slot[rep.rid] == HELD else max(warmup_s, 0.0)
-        if self.candidate(rep, t) is None:
+        if self._unavailable(cards) is None:   # (the policy's view, with its eviction costs, is not needed)
             return None
         self.counts["claims"] += 1
         sim.levels.advance(t)

@@ -104,7 +104,7 @@ class ServingEngine:
         self.now = 0.0
         self.nfinished = 0
         self.heap: list[tuple[float, int, int, Any, int]] = []
-        self._sync: list[float] = []   # times of ticks and activations (where a card broker may act)
+        self._sync: list[float] = []   # with a card broker: times of ticks and activations (where it may act)
         self._seq = 0
         self.tl_rows: list[tuple[int, float, float, float, float, float, float]] = []
         self._build_requests()
@@ -278,7 +278,7 @@ class ServingEngine:
     def _push(self, t: float, kind: int, obj: Any, ver: int = 0) -> None:
         self._seq += 1
         _heappush(self.heap, (t, kind, self._seq, obj, ver))
-        if kind >= K_TICK or kind == K_ACTIVATE:
+        if (kind >= K_TICK or kind == K_ACTIVATE) and self.broker is not None:
             _heappush(self._sync, t)
 
     def finished(self, r: int, t: float) -> None:
@@ -524,13 +524,12 @@ class ServingEngine:
         host's clock: the process wakes only at those sync times (or once, at the end, without
         a broker), not at each of the millions of batch events."""
         sync = self._sync
-        broker = self.broker is not None
         while True:
             t = self.next_time()
             if t > self.horizon or t == math.inf:
                 return
             if run_ahead:
-                s = sync[0] if (sync and broker) else math.inf
+                s = sync[0] if sync else math.inf
                 if t < s:   # internal events before the next sync time: no host clock needed
                     self._run_until(self.horizon if s > self.horizon else math.nextafter(s, -math.inf))
                     continue

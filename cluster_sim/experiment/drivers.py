@@ -35,6 +35,7 @@ from ..engine.simulation import RunRecord, Simulation
 from ..errors import ConfigError
 from ..metrics import DEFAULT_PUE, TrainingResult, result_from_record
 from ..metrics.costs import card_it_joules, facility_kwh, held_cost_usd
+from ..metrics.pool import demand_served, hourly, hourly_keys
 from ..metrics.serving import ServingResult, summarize
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan
@@ -185,6 +186,9 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
     * ``pool.cost_usd``: card-hours held by either engine x list price, per card type (a silo's
       cards cost while idle, lent cards cost once); ``pool.energy_kwh``: held cards at busy
       power while busy, at idle power otherwise, times ``pue`` (with ``record``);
+    * ``pool.utilization.demand_served``, ``training.demand_served``, ``inference.demand_served``
+      (with ``record``; :func:`~cluster_sim.metrics.pool.demand_served`): busy minus the work
+      evictions threw away, and the share of each demand that was met;
     * ``training.goodput`` (with ``record``): useful training card-seconds / card-seconds
       training held (ledger ``training`` plus its checkpoint writes); not useful: restart
       stalls, work lost to evictions, checkpoint writes.
@@ -217,6 +221,8 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
                     busy_k[t] += float(v)
         busy = sum(busy_k.values())
         out["pool.utilization.busy"] = busy / cap if cap > 0 else None
+        out.update(demand_served(record.jobs or None, float(pool["t_end_s"]), busy, cap,
+                                 serving.requests if serving is not None else None))
         by_type = pool["card_seconds_by_type"]
         held_k = [by_type["training"][t] + by_type["serving"][t] + by_type["moving"][t] for t in types]
         if len(types) > 1:   # per card type, over that type's cards
@@ -264,7 +270,8 @@ class PooledRun:
     """What :func:`run_pooled` returns: each engine's result (None when it had no work), the
     shared simulation's record (``record.pool`` is the card ledger), the pool summary keys and
     the inference partition's size per card type; ``tables``: ``pool_timeline`` (mean cards per
-    ledger state per 5-minute bin of a day's run) and, under a dynamic policy, ``pool_events``
+    ledger state per 5-minute bin of a day's run), ``pool_hourly`` (the share of cards per state
+    per hour of the day, :func:`~cluster_sim.metrics.pool.hourly`) and, under a dynamic policy, ``pool_events``
     (``time_s``, ``kind`` reclaim / load / lend, ``cards``)."""
 
     training: TrainingResult | None
@@ -323,6 +330,7 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         rec.pool["broker"] = broker.record()
     tl = sim.ledger.timeline(rec.t_end_s)
     tables = {"pool_timeline": pd.DataFrame(tl, columns=["time_s", "time_end_s", *STATES])}
+    tables["pool_hourly"] = hourly(tables["pool_timeline"], int(rec.pool["n_cards"]))
     if broker is not None:
         tables["pool_events"] = pd.DataFrame(broker.events, columns=["time_s", "kind", "cards"])
     pue = cfg.inference.pue if cfg.inference is not None else None
@@ -337,5 +345,6 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         run = engine.result
         assert run is not None  # finalize() sets it
         sres = ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
-    return PooledRun(tres, sres, rec, pool_summary(rec.pool, rec, sres, DEFAULT_PUE if pue is None else pue),
-                     dict(plan.inference_by_type), tables)
+    summary = pool_summary(rec.pool, rec, sres, DEFAULT_PUE if pue is None else pue)
+    summary.update(hourly_keys(tables["pool_hourly"]))
+    return PooledRun(tres, sres, rec, summary, dict(plan.inference_by_type), tables)

@@ -74,6 +74,20 @@ def test_a_shared_ledger_run_adds_up_and_is_deterministic(capsys):
     assert a["sources"]["cost_usd"] == "pool ledger"
     assert 0 < a["training.goodput"] <= 1
     assert a["pool.claims"] >= 1 and a["pool.lends"] >= 0
+    assert a["pool.hourly.allocated.min"] <= a["pool.utilization.allocated"] <= a["pool.hourly.allocated.max"]
+    assert {a["pool.hourly.allocated.min_hour"], a["pool.hourly.allocated.max_hour"]} == {0, 1}
+
+
+def test_demand_served_is_busy_less_the_work_evictions_lost(capsys):
+    """With no preemption notice an evicted job loses the work since its last checkpoint: busy
+    counted it while it ran, demand served does not (exactly the broker's lost card-seconds)."""
+    s = _run(capsys, "policy.pool=peak_shaving", "policy.pool.params.notice_s=0", "duration=2h",
+             "training.generator.params.preemptible=true", "policy.serving.autoscaling.name=queue_driven",
+             "policy.serving.autoscaling.params.target_outstanding=2")
+    lost = s["pool.lost_work_card_hours"] * 3600.0 / (64 * 7200.0)
+    assert lost > 0.005
+    assert s["pool.utilization.demand_served"] == pytest.approx(s["pool.utilization.busy"] - lost, abs=1e-12)
+    assert 0.9 < s["training.demand_served"] < 1 and 0.99 < s["inference.demand_served"] <= 1
 
 
 def test_a_silo_costs_its_idle_cards(capsys):

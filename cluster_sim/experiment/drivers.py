@@ -35,8 +35,9 @@ from ..engine.simulation import RunRecord, Simulation
 from ..errors import ConfigError
 from ..metrics import DEFAULT_PUE, TrainingResult, result_from_record
 from ..metrics.costs import card_it_joules, facility_kwh, held_cost_usd
-from ..metrics.pool import demand_served, hourly, hourly_keys
+from ..metrics.pool import demand_served, hourly, hourly_keys, priced_pool_energy_usd
 from ..metrics.serving import ServingResult, summarize
+from ..metrics.tariff import Tariff
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan
 from ..rng import Streams
@@ -347,4 +348,10 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         sres = ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
     summary = pool_summary(rec.pool, rec, sres, DEFAULT_PUE if pue is None else pue)
     summary.update(hourly_keys(tables["pool_hourly"]))
+    if cfg.energy is not None and "type_tdp_w" in rec.meta:   # the ledger's energy priced where drawn
+        summary["pool.energy_usd"] = priced_pool_energy_usd(
+            sim.ledger.timeline_by_type(rec.t_end_s), rec.card_types, rec.meta["type_tdp_w"],
+            rec.meta["type_idle_w"], DEFAULT_PUE if pue is None else pue,
+            Tariff.from_windows(cfg.energy.windows_s()), training=tres.timeline if tres is not None else None,
+            serving=sres.timeline if sres is not None else None, replicas=sres.replicas if sres is not None else None)
     return PooledRun(tres, sres, rec, summary, dict(plan.inference_by_type), tables)

@@ -463,7 +463,8 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
         if cfg.energy is not None:  # priced at the run's mean power: the note says so
             priced, note = priced_serving_keys(sres.run, Tariff.from_windows(cfg.energy.windows_s()))
             sres.summary.update(priced)
-            notes += [note] if note else []
+            if pooled is None or pooled.summary.get("pool.energy_usd") is None:   # else the ledger's price
+                notes += [note] if note else []
         _merge_summary(summary, sres.summary, "serving engine")
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)
@@ -484,11 +485,11 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
             notes.append(f"policy.pool {cfg.policy.pool.name}: one simulation on one card ledger; inference "
                          f"partition {part}, training on the other {rest:,} cards (utilization.* and "
                          f"energy.installed_kwh are over the training cards, pool.* over the whole cluster)")
-        pool_kwh, eng_kwh = pooled.summary.get("pool.energy_kwh"), summary.get("energy_kwh")
-        if summary.get("cost.energy_usd") is not None and pool_kwh is not None and eng_kwh:
-            summary["cost.energy_usd"] *= pool_kwh / eng_kwh   # the ledger's energy at the engines' mean price
-            notes.append("cost.energy_usd prices the pool ledger's energy_kwh at the engines' energy-weighted "
-                         "mean tariff (exact for a flat price)")
+        if pooled.summary.get("pool.energy_usd") is not None:   # the ledger's energy priced where drawn
+            summary["cost.energy_usd"] = pooled.summary["pool.energy_usd"]
+            summary.setdefault("sources", {})["cost.energy_usd"] = "pool ledger"
+            notes.append("cost.energy_usd is the pool ledger's energy_kwh priced by the tariff per bin "
+                         "(held cards per 5-minute ledger bin, busy cards per engine timeline bin)")
         for k in ("cost_usd", "energy_kwh"):   # what the cluster held and drew, whichever engine held it
             if pooled.summary.get(f"pool.{k}") is not None:
                 summary[k] = pooled.summary[f"pool.{k}"]

@@ -23,13 +23,17 @@ Two views that the time-weighted ``pool.utilization.*`` shares do not give:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["HELD", "demand_served", "hourly", "hourly_keys"]
+from ..engine.pool.ledger import STATES
+from .costs import priced_energy_usd
+from .tariff import Tariff
+
+__all__ = ["HELD", "demand_served", "hourly", "hourly_keys", "priced_pool_energy_usd"]
 
 HELD = ("training", "serving", "moving")
 """Ledger states in which a card is allocated (held by an engine)."""
@@ -127,3 +131,44 @@ def demand_served(jobs: Mapping[str, np.ndarray] | None, t_end_s: float, busy_ca
     out["pool.utilization.demand_served"] = (max(busy_card_s - lost, 0.0) / capacity_card_s
                                              if capacity_card_s > 0 else None)
     return out
+
+
+def priced_pool_energy_usd(ledger_bins: tuple[np.ndarray, np.ndarray, np.ndarray], card_types: Sequence[str],
+                           tdp_w: Sequence[float], idle_w: Sequence[float], pue: float, tariff: Tariff, *,
+                           training: pd.DataFrame | None = None, serving: pd.DataFrame | None = None,
+                           replicas: pd.DataFrame | None = None) -> float:
+    """``cost.energy_usd`` of a run on one card ledger: its energy (``pool.energy_kwh``) priced
+    by ``tariff`` where it was drawn.
+
+    The ledger's IT power is ``Σ_k idle_k · held_k(t) + (TDP_k − idle_k) · busy_k(t)``: every held
+    card at idle power, plus the extra of a busy card. Each part is priced on the bins it is
+    known on: the held cards on the ledger's bins (``ledger_bins``: :meth:`CardLedger.timeline_by_type
+    <cluster_sim.engine.pool.ledger.CardLedger.timeline_by_type>`), training's busy cards on the
+    cluster engine's timeline (``training``: ``time_s``, ``time_end_s``, ``busy_cards.<type>``),
+    serving's on the serving timeline (``serving``: ``time_s``, ``width_s``, ``replica``,
+    ``busy_fraction``, with ``replicas``: ``replica``, ``cards``, ``card_type``). Within a bin the
+    power is its mean, so the price is exact when the tariff's windows start on bin edges and
+    ``Σ`` over a flat price is ``pool.energy_kwh`` x the price.
+    """
+    starts, ends, cards = ledger_bins
+    types = list(card_types)
+    idle = np.asarray(idle_w, np.float64)
+    extra = np.asarray(tdp_w, np.float64) - idle
+    held = cards[:, [STATES.index(s) for s in HELD], :].sum(axis=1)   # (bins, types)
+    usd = priced_energy_usd(starts, ends, held @ idle, pue, tariff) if len(starts) else 0.0
+    if training is not None and len(training):
+        w = np.zeros(len(training))
+        for k, t in enumerate(types):
+            if f"busy_cards.{t}" in training:
+                w += extra[k] * training[f"busy_cards.{t}"].to_numpy(np.float64)
+        usd += priced_energy_usd(training["time_s"].to_numpy(np.float64),
+                                 training["time_end_s"].to_numpy(np.float64), w, pue, tariff)
+    if serving is not None and len(serving) and replicas is not None and len(replicas):
+        rep = replicas.set_index("replica")
+        per_card = pd.Series(dict(zip(types, extra.tolist(), strict=True)))
+        rep_w = rep["cards"].to_numpy(np.float64) * per_card.loc[rep["card_type"]].to_numpy()
+        w = serving["busy_fraction"].to_numpy(np.float64) * pd.Series(rep_w, index=rep.index).reindex(
+            serving["replica"]).to_numpy()
+        t0 = serving["time_s"].to_numpy(np.float64)
+        usd += priced_energy_usd(t0, t0 + serving["width_s"].to_numpy(np.float64), w, pue, tariff)
+    return float(usd)

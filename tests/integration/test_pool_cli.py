@@ -113,3 +113,20 @@ def test_per_type_pool_utilization_adds_up_to_the_whole(capsys):
         assert all(0 <= p <= 1 for p in parts)
     single = _run(capsys, "duration=1h")
     assert not any(k.startswith("pool.utilization.allocated.") for k in single)
+
+
+@pytest.mark.parametrize("pool", ["static_partition", "peak_shaving"])
+def test_pooled_energy_is_priced_per_bin(pool, capsys):
+    """At a flat price the per-bin pricing of the ledger's energy is exactly energy x price (so
+    every held and busy card-second is priced once); under a day/night tariff the same run pays
+    the price of the hours it drew in, and no note says 'mean power' any more."""
+    base = (f"policy.pool={pool}", "duration=2h", "policy.serving.autoscaling.name=queue_driven")
+    flat = _run(capsys, *base, "energy.usd_per_kwh=0.1")
+    assert flat["cost.energy_usd"] == pytest.approx(flat["energy_kwh"] * 0.1, rel=1e-12)
+    assert flat["sources"]["cost.energy_usd"] == "pool ledger"
+    assert not any("mean power" in n for n in flat["notes"])
+    # 0.1 USD/kWh for the first hour, 0.3 after: the price weights the energy by when it was drawn
+    tou = _run(capsys, *base, "energy.tariff=[{start: 0h, end: 1h, usd_per_kwh: 0.1}, "
+                              "{start: 1h, end: 24h, usd_per_kwh: 0.3}]")
+    assert tou["energy_kwh"] == flat["energy_kwh"]
+    assert 0.1 * tou["energy_kwh"] < tou["cost.energy_usd"] < 0.3 * tou["energy_kwh"]

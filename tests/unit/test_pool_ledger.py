@@ -155,3 +155,25 @@ def test_timeline_bins_are_contiguous_and_add_up():
     per_state = (tl[:, 2:] * width[:, None]).sum(axis=0)
     cs = led.card_seconds(1200.0)
     assert per_state.tolist() == pytest.approx([cs[s] for s in ("idle", "training", "serving", "moving", "down")])
+
+
+def test_timeline_by_type_adds_up_per_type_and_sums_to_the_timeline():
+    """Two card types: each (state, type) cell of the per-type timeline integrates to the
+    ledger's card-seconds of that state and type; summed over types it is :meth:`timeline`."""
+    led = _ledger(6)   # cards 0-2 h100-sxm, 3-5 a100-80gb
+    led.enable_timeline(300.0)
+    led.take(np.array([0, 1]), SERVING, t=0.0)
+    led.take(np.array([3, 4, 5]), TRAINING, t=200.0)
+    led.give(np.array([4, 5]), TRAINING, t=650.0)
+    led.take(np.array([2, 5]), MOVING, t=650.0)   # one card of each type in one transition
+    start, end, cards = led.timeline_by_type(1000.0)
+    assert cards.shape == (4, len(STATES), 2) and end[-1] == 1000.0
+    width = end - start
+    by_type = led.card_seconds_by_type(1000.0)
+    for si, s in enumerate(STATES):
+        for ti, t in enumerate(("h100-sxm", "a100-80gb")):
+            assert (cards[:, si, ti] * width).sum() == pytest.approx(by_type[s][t], abs=1e-9)
+    tr = STATES.index("training")
+    assert cards[:3, tr, 1].tolist() == pytest.approx([3 * 100 / 300, 3.0, (3 * 50 + 1 * 250) / 300])
+    tl = led.timeline(1000.0)
+    assert np.allclose(tl[:, 2:], cards.sum(axis=2)) and np.array_equal(tl[:, 0], start)

@@ -85,3 +85,31 @@ def test_demand_served_without_jobs_or_requests():
     assert out == {"pool.utilization.demand_served": None}
     out = demand_served({"submit_s": np.array([])}, 3600.0, 50.0, 100.0)
     assert out == {"pool.utilization.demand_served": 0.5}
+
+
+def test_pool_energy_priced_where_it_was_drawn():
+    """Hand computation on two card types and a two-window day: held cards at idle power per
+    ledger bin, training's and serving's busy extra (TDP - idle) per their own bins."""
+    from cluster_sim.engine.pool.ledger import STATES as LEDGER_STATES
+    from cluster_sim.metrics.pool import priced_pool_energy_usd
+    from cluster_sim.metrics.tariff import Tariff
+
+    day = Tariff.from_windows([(0.0, 43200.0, 0.1), (43200.0, 86400.0, 0.3)])
+    starts, ends = np.array([0.0, 43200.0]), np.array([43200.0, 86400.0])
+    cards = np.zeros((2, len(LEDGER_STATES), 2))
+    cards[:, LEDGER_STATES.index("training"), 0] = [4.0, 2.0]   # type a: 4 then 2 training
+    cards[:, LEDGER_STATES.index("serving"), 1] = [0.0, 2.0]    # type b: 2 serving after noon
+    cards[:, LEDGER_STATES.index("moving"), 1] = [1.0, 0.0]
+    tdp, idle = [700.0, 400.0], [100.0, 50.0]
+    training = pd.DataFrame({"time_s": [0.0], "time_end_s": [86400.0], "busy_cards.a": [3.0], "busy_cards.b": [0.0]})
+    serving = pd.DataFrame({"time_s": [43200.0], "width_s": [43200.0], "replica": [7], "busy_fraction": [0.5]})
+    replicas = pd.DataFrame({"replica": [7], "cards": [2], "card_type": ["b"]})
+    usd = priced_pool_energy_usd((starts, ends, cards), ("a", "b"), tdp, idle, 1.25, day,
+                                 training=training, serving=serving, replicas=replicas)
+    h = 12.0   # hours per window
+    idle_kwh = [(4 * 100 + 1 * 50) * h / 1e3, (2 * 100 + 2 * 50) * h / 1e3]
+    busy_kwh_train = [3 * 600 * h / 1e3, 3 * 600 * h / 1e3]
+    busy_kwh_serve = [0.0, 2 * 0.5 * 350 * h / 1e3]
+    want = 1.25 * sum(p * (i + bt + bs) for p, i, bt, bs in
+                      zip((0.1, 0.3), idle_kwh, busy_kwh_train, busy_kwh_serve, strict=True))
+    assert usd == pytest.approx(want, rel=1e-12)

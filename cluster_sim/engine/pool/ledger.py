@@ -104,26 +104,29 @@ class CardLedger:
 
     # ---- timeline (optional) -----------------------------------------------------------------
     def enable_timeline(self, bin_s: float) -> None:
-        """Also keep the card-seconds of each state per time bin of ``bin_s`` (from t = 0; before
-        any transition): :meth:`timeline`. Costs a few operations per transition."""
+        """Also keep the card-seconds of each (state, card type) per time bin of ``bin_s`` (from
+        t = 0; before any transition): :meth:`timeline`, :meth:`timeline_by_type`. Costs a few
+        operations per transition (states x types)."""
         if not bin_s > 0:
             raise ValueError(f"card ledger: timeline bin must be > 0 s, got {bin_s!r}")
         if self.transitions:
             raise ValueError("card ledger: enable the timeline before the first transition")
         self._bin = float(bin_s)
         self._k = 0
-        self._acc = [0.0] * len(STATES)
+        self._acc = [0.0] * (len(STATES) * self._T)
         self._rows: list[list[float]] = []
         self._bt = 0.0
 
     def _advance(self, t: float) -> None:
-        tot, acc, b = self._tot, self._acc, self._bin
+        # cards per (state, type), flattened state-major; one type: the state totals
+        tot = self._tot if self._T == 1 else [x for row in self._n for x in row]
+        acc, b = self._acc, self._bin
         t0 = self._bt
         end = (self._k + 1) * b
         while t >= end:
             w = end - t0
             self._rows.append([a + x * w for a, x in zip(acc, tot, strict=True)])
-            acc = [0.0] * len(STATES)
+            acc = [0.0] * len(tot)
             t0 = end
             self._k += 1
             end = (self._k + 1) * b
@@ -134,6 +137,16 @@ class CardLedger:
     def timeline(self, t_end: float) -> np.ndarray:
         """``(bins, 2 + states)``: bin start, bin end, then the mean number of cards in each state
         over the bin (up to ``t_end``). Needs :meth:`enable_timeline`."""
+        edges, vals = self._bins(t_end)
+        return np.column_stack([edges[0], edges[1], vals.sum(axis=2)])
+
+    def timeline_by_type(self, t_end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(start, end, cards)``: the bins of :meth:`timeline` and the mean number of cards in
+        each (state, card type) over each bin, ``cards[bin, state, type]``."""
+        (starts, ends), vals = self._bins(t_end)
+        return starts, ends, vals
+
+    def _bins(self, t_end: float) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         if not self._bin:
             raise ValueError("card ledger: no timeline (enable_timeline was not called)")
         if t_end < self.t:
@@ -149,8 +162,8 @@ class CardLedger:
         starts = edges[:-1]
         ends = np.minimum(edges[1:], t_end)
         width = np.maximum(ends - starts, 1e-300)
-        vals = np.array(rows, dtype=np.float64).reshape(len(rows), len(STATES)) / width[:, None]
-        return np.column_stack([starts, ends, vals])
+        vals = np.array(rows, dtype=np.float64).reshape(len(rows), len(STATES), self._T) / width[:, None, None]
+        return (starts, ends), vals
 
     def _tally(self, cl: list[int], src: int, dst: int, t: float) -> None:
         """Count the cards ``cl`` (already re-stated) out of ``src`` and into ``dst`` at ``t``."""

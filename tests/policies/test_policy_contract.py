@@ -57,7 +57,7 @@ VARIED: dict[tuple[str, str], dict[str, Any]] = {
     ("routing", "least_loaded"): {"metric": "kv"},
     ("routing", "prefix_aware"): {"load_weight": 0.0, "running_weight": 2.0},
     ("autoscaling", "queue_driven"): {"target_outstanding": 4.0, "min_replicas": 2, "initial_replicas": 1,
-                                      "interval_s": 5.0, "warmup_s": 0.0},
+                                      "interval_s": 5.0, "warmup_s": 0.0, "lead_s": 300.0, "window_s": 120.0},
     ("autoscaling", "latency_driven"): {"upper": 0.9, "lower": 0.2, "step": 2, "min_replicas": 2,
                                         "initial_replicas": 3, "interval_s": 2.0, "warmup_s": 1.0},
     ("pool", "static_partition"): {"inference_cards": {"h100-sxm": 8}, "inference_fraction": 0.5},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ class ServingPool:
         self.scaler: Any = None
         self.arrivals = 0
         self.arrivals_at_tick = 0
+        self.rate_hist: deque[tuple[float, float]] = deque(maxlen=64)   # (tick, arrival rate) per tick
         self.parked: list[int] = []   # requests that found no replica on (scaled to zero), in order
 
     def refresh(self) -> None:

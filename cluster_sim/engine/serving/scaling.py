@@ -2,7 +2,7 @@
 
 :func:`scale_view` builds the read-only :class:`~cluster_sim.policies.serving.base.AutoscalingView`
 of one pool (p90 TTFT/TPOT over the service's recent finished requests, arrival rate since the
-last tick, KV occupancy); :func:`apply_target` moves the pool towards the policy's target.
+last tick and of the last 64 ticks, KV occupancy) and records the tick's rate; :func:`apply_target` moves the pool towards the policy's target.
 Scale-up starts the lowest-numbered idle replicas (serving at once at ``t = 0`` or without
 warm-up, else after ``warmup_s``); scale-down stops routing to the highest-numbered ones,
 warming ones first, which drain their batches. One replica always keeps serving.
@@ -34,13 +34,15 @@ def scale_view(pool: Any, service: Any, recent: tuple[np.ndarray, int] | None, t
             tpot = float(np.percentile(tp, 90)) if len(tp) else math.nan
     act = [r for r in pool.replicas if r.active]
     occ = float(np.mean([r.kv / r.cap for r in act])) if act else 0.0
+    rate = (pool.arrivals - pool.arrivals_at_tick) / dt if dt > 0 else 0.0
+    if dt > 0:   # one entry per tick: scale_view is called once per tick
+        pool.rate_hist.append((t, rate))
     return AutoscalingView(
         now_s=t, service=service.name, pool=pool.kind, max_replicas=len(pool.replicas), active=len(act),
         warming=sum(r.warming for r in pool.replicas), queue_len=int(pool.q.sum()) + len(pool.parked),
-        running=int(pool.run.sum()),
-        arrival_rate_per_s=(pool.arrivals - pool.arrivals_at_tick) / dt if dt > 0 else 0.0,
+        running=int(pool.run.sum()), arrival_rate_per_s=rate,
         ttft_p90_s=ttft, tpot_p90_s=tpot, slo_ttft_s=nan_if_none(service.slo_ttft_s),
-        slo_tpot_s=nan_if_none(service.slo_tpot_s), kv_occupancy=occ)
+        slo_tpot_s=nan_if_none(service.slo_tpot_s), kv_occupancy=occ, rate_history=tuple(pool.rate_hist))
 
 
 def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,

@@ -138,6 +138,10 @@ class AutoscalingView:
         The service's SLOs (NaN when unset).
     kv_occupancy : float
         Mean KV occupancy (used / capacity) over the active replicas, in [0, 1].
+    rate_history : tuple of (float, float)
+        ``(tick time, arrival rate over the interval before it)`` of the pool's last ticks (up
+        to 64, oldest first; the last is ``(now_s, arrival_rate_per_s)``), for policies that
+        forecast the load; empty at ``t = 0``.
     """
 
     now_s: float
@@ -154,6 +158,7 @@ class AutoscalingView:
     slo_ttft_s: float
     slo_tpot_s: float
     kv_occupancy: float
+    rate_history: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,8 @@ class OfflineSchedule:
         ``floor(work_s / batch_s)`` full batches (capped by its share); all of them at the end."""
         if work_s >= self.duration_s:
             return self.requests
-        done = math.floor(max(work_s, 0.0) / self.batch_s) * self.batch
+        # (a batch boundary reached through ``duration - remaining`` may be a few ulps short)
+        done = math.floor(max(work_s, 0.0) / self.batch_s + 1e-9) * self.batch
         hi = -(-self.requests // self.replicas)
         n_hi = self.requests - (hi - 1) * self.replicas  # replicas with the larger share
         return n_hi * min(done, hi) + (self.replicas - n_hi) * min(done, hi - 1)

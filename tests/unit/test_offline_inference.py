@@ -150,3 +150,16 @@ def test_bad_offline_jobs_are_one_line_exit_2(job, topo, message, tmp_path, caps
     assert code == 2 and len(err) == 1, err
     assert message in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_shows_each_offline_jobs_schedule(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(_cfg()), encoding="utf-8")
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    s = offline_schedule(ReplicaPerf("llama3-8b", "h100-sxm"), requests=1000, prompt=500, output=100, replicas=8)
+    assert "training: cluster engine built (1 offline inference job)" in out
+    assert (f"training.offline_jobs[0] b: 1,000 requests on 8 h100-sxm replicas, batch {s.batch} "
+            f"({s.batch_s:.1f} s), {s.duration_s:,.0f} s at reference speed") in out

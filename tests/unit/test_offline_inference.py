@@ -163,3 +163,29 @@ def test_validate_shows_each_offline_jobs_schedule(tmp_path, capsys):
     assert "training: cluster engine built (1 offline inference job)" in out
     assert (f"training.offline_jobs[0] b: 1,000 requests on 8 h100-sxm replicas, batch {s.batch} "
             f"({s.batch_s:.1f} s), {s.duration_s:,.0f} s at reference speed") in out
+
+
+def test_offline_jobs_checkpoint_nothing_and_get_their_quantum():
+    from cluster_sim.experiment.build import (
+        CHECKPOINT_BYTES_PER_PARAM,
+        build_simulation,
+        checkpoint_bytes,
+    )
+    from cluster_sim.workload.models import model as model_spec
+
+    raw = _cfg()
+    raw["training"]["jobs"] = [{"name": "ft", "model": "llama3-8b", "cards": 8, "duration": "1h"}]
+    raw["training"]["generator"] = {"kind": "uniform", "n_jobs": 2, "jobs_per_hour": 1.0,
+                                    "params": {"mean_duration_s": 60.0, "num_cards": 2}}
+    cfg = load_config(raw)
+    sim = build_simulation(cfg)
+    eng = sim.training
+    names = eng.table.name.tolist()
+    size = checkpoint_bytes(cfg, sim, 1e9)
+    rows = {n: names.index(n) for n in ("ft", "b")}
+    assert size(rows["b"]) == 0.0
+    assert size(rows["ft"]) == model_spec("llama3-8b").total_params * CHECKPOINT_BYTES_PER_PARAM
+    gen = [r for r, n in enumerate(names) if n not in rows]
+    assert [size(r) for r in gen] == [2e9, 2e9]
+    s = sim.meta["offline_jobs"]["b"]
+    assert eng.quantum == {rows["b"]: s["batch_s"]} and eng.offline[rows["b"]] and not eng.offline[rows["ft"]]

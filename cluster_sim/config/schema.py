@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from .. import units
 from ..errors import CatalogError, ConfigError
 from ..workload.models import inline_models
+from .offline import OfflineJobConfig
 from .policy_check import check_policy, check_scheduler
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "FailuresConfig",
     "GeneratorConfig",
     "InferenceConfig",
+    "OfflineJobConfig",
     "OffPeakConfig",
     "ParallelConfig",
     "PolicyConfig",
@@ -199,9 +201,11 @@ class TraceConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    """Training workload: explicit jobs and/or a generator and/or a trace."""
+    """Cluster-engine workload: explicit jobs and/or a generator and/or a trace, and offline
+    inference jobs (:mod:`.offline`)."""
 
     jobs: list[TrainingJobConfig] = Field(default_factory=list)
+    offline_jobs: list[OfflineJobConfig] = Field(default_factory=list)
     generator: GeneratorConfig | None = None
     trace: TraceConfig | None = None
 
@@ -485,6 +489,11 @@ class ExperimentConfig(Strict):
         tr = self.training
         if tr is not None:
             _no_duplicates([j.name for j in tr.jobs], "training.jobs")
+            _no_duplicates([j.name for j in tr.offline_jobs], "training.offline_jobs")
+            clash = sorted({j.name for j in tr.jobs} & {j.name for j in tr.offline_jobs})
+            if clash:
+                i = [j.name for j in tr.offline_jobs].index(clash[0])
+                raise ConfigError(f"training.offline_jobs[{i}].name: {clash[0]!r} is also a training.jobs name")
             g = tr.generator
             if g is not None and g.n_jobs is None and g.jobs_per_hour is not None and hours is not None \
                     and g.jobs_per_hour * hours > MAX_JOBS:

@@ -45,6 +45,7 @@ from ..workload.lengths import synthetic_requests
 from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
+from .offline import OfflineJobs, offline_jobs
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
            "failure_model", "offpeak_releases", "inference_demand", "options_from_config", "pool_plan", "requests_for",
@@ -214,9 +215,15 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
     reserved = plan.inference_cards if plan.shared and not plan.dynamic else None
     sim = Simulation(layout, seed=cfg.seed, horizon_s=cfg.duration, name=cfg.name, reserved_cards=reserved)
     if cfg.training is not None:
-        jobs, hooks = build_jobs(cfg, layout, sim.streams)
+        jobs, hooks, off = build_jobs(cfg, layout, sim.streams)
+        quanta: dict[int, float] = {}
+        if off is not None:  # their rows are named; the summary reads their schedules
+            names = jobs.name.tolist()
+            quanta = {int(jobs.job_id[names.index(n)]): q for n, q in off.quantum_s.items()}
+            sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
-        sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks)
+        sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks,
+                         work_quantum_s=quanta)
     return sim
 
 
@@ -227,16 +234,20 @@ weights (4) and two FP32 moments (8); gradients are not saved."""
 
 def checkpoint_bytes(cfg: Any, sim: Simulation, per_card_bytes: float) -> Any:
     """``f(job_row) -> bytes`` of each training job's checkpoint: an explicit model job's is its
-    parameters x :data:`CHECKPOINT_BYTES_PER_PARAM`; any other job's ``per_card_bytes`` x cards."""
+    parameters x :data:`CHECKPOINT_BYTES_PER_PARAM`; an offline inference job's 0 (its finished
+    batches' outputs are already written; the batch in flight is lost, see ``work_quantum_s``);
+    any other job's ``per_card_bytes`` x cards."""
     eng = sim.training
     by_row: dict[int, float] = {}
-    if eng is not None and cfg.training is not None and cfg.training.jobs:
-        params = {jc.name: model_spec(jc.model).total_params for jc in cfg.training.jobs if jc.model}
+    if eng is not None and cfg.training is not None and (cfg.training.jobs or cfg.training.offline_jobs):
+        params = {jc.name: model_spec(jc.model).total_params * CHECKPOINT_BYTES_PER_PARAM
+                  for jc in cfg.training.jobs if jc.model}
+        params.update({jc.name: 0.0 for jc in cfg.training.offline_jobs})
         names = eng.table.name
         if names is not None:
             for r, nm in enumerate(names.tolist()):
                 if nm in params:
-                    by_row[r] = params[nm] * CHECKPOINT_BYTES_PER_PARAM
+                    by_row[r] = params[nm]
 
     def size(i: int) -> float:
         b = by_row.get(i)
@@ -355,9 +366,12 @@ def _trace_jobs(cfg: Any) -> JobTable:
     return t
 
 
-def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> tuple[JobTable, dict[int, TrainingStepModel]]:
-    """The run's jobs (explicit + generator + trace, ids renumbered in that order) and speed hooks."""
+def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams
+               ) -> tuple[JobTable, dict[int, TrainingStepModel], OfflineJobs | None]:
+    """The run's jobs (explicit + generator + trace + offline inference, ids renumbered in that
+    order), speed hooks, and the offline jobs' build (None without ``training.offline_jobs``)."""
     tc = cfg.training
+    off = None
     tables: list[JobTable] = []
     hooks_by_name: dict[str, TrainingStepModel] = {}
     if tc.jobs:
@@ -367,15 +381,19 @@ def build_jobs(cfg: Any, layout: ClusterLayout, streams: Streams) -> tuple[JobTa
         tables.append(_generated_jobs(cfg, layout, streams))
     if tc.trace is not None:
         tables.append(_trace_jobs(cfg))
+    if tc.offline_jobs:
+        off = offline_jobs(cfg, layout)
+        tables.append(off.table)
+        hooks_by_name.update(off.hooks)
     if not tables:
-        return JobTable.empty(layout.card_types), {}
+        return JobTable.empty(layout.card_types), {}, None
     table = tables[0] if len(tables) == 1 and not hooks_by_name else JobTable.concat(tables, renumber=True)
     hooks = {}
     if hooks_by_name:
         names = table.name.tolist()
         for name, fn in hooks_by_name.items():
             hooks[int(table.job_id[names.index(name)])] = fn
-    return offpeak_releases(cfg, table), hooks
+    return offpeak_releases(cfg, table), hooks, off
 
 
 def offpeak_releases(cfg: Any, table: JobTable) -> JobTable:

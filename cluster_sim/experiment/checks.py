@@ -116,11 +116,17 @@ def _check(cfg: ExperimentConfig) -> list[str]:
     if tr is not None and tr.trace is not None:
         resolve_path(tr.trace.path, cfg.base_dir)
     if wants_cluster_engine(cfg)[0]:
-        build_simulation(cfg, layout=cluster.layout)  # builds the job table (generator, trace) and the policies; no run
+        sim = build_simulation(cfg, layout=cluster.layout)  # builds the job table (generator, trace) and the policies; no run
         parts = [f"{len(tr.jobs)} explicit job{'s' if len(tr.jobs) > 1 else ''}"] if tr and tr.jobs else []
         parts += [f"generator {tr.generator.kind}"] if tr and tr.generator else []
         parts += [f"trace {tr.trace.kind} {tr.trace.path}"] if tr and tr.trace else []
+        n_off = len(tr.offline_jobs) if tr else 0
+        parts += [f"{n_off} offline inference job{'s' if n_off > 1 else ''}"] if n_off else []
         lines.append(f"training: cluster engine built ({', '.join(parts)})")
+        for k, (name, m) in enumerate(sim.meta.get("offline_jobs", {}).items()):
+            lines.append(f"training.offline_jobs[{k}] {name}: {m['requests']:,} requests on {m['replicas']} "
+                         f"{m['reference_type']} replica{'s' if m['replicas'] > 1 else ''}, batch {m['batch']} "
+                         f"({m['batch_s']:.1f} s), {m['duration_s']:,.0f} s at reference speed")
     spec = ScalingSpec.from_config(getattr(cfg, "scaling", None))
     if spec is not None:
         curves, _ = scaling_curves(cfg, spec, topology)

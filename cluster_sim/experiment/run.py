@@ -303,13 +303,14 @@ def _speedup_note(curves: Mapping[str, pd.DataFrame], spec: ScalingSpec,
 def wants_cluster_engine(cfg: ExperimentConfig) -> tuple[bool, str | None]:
     """Whether the cluster engine has work, and a note when jobs are only estimated.
 
-    It runs for a generator, a trace, or explicit jobs that all have ``tokens`` or ``duration``:
-    one such job is a cluster of one job (queueing, failures and restarts apply to it as to any).
+    It runs for a generator, a trace, offline inference jobs, or explicit jobs that all have
+    ``tokens`` or ``duration``: one such job is a cluster of one job (queueing, failures and
+    restarts apply to it as to any).
     """
     tr = cfg.training
     if tr is None:
         return False, None
-    if tr.generator is not None or tr.trace is not None:
+    if tr.generator is not None or tr.trace is not None or tr.offline_jobs:
         return True, None
     if not tr.jobs:
         return False, None

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..engine.simulation import RunRecord
 from .costs import DEFAULT_PUE
+from .offline import summarize_offline
 from .recorder import jobs_frame, segments_frame, timeline_frame
 from .summary import jain, percentiles, summarize_training
 from .trace_export import chrome_trace, write_chrome_trace
@@ -52,4 +53,7 @@ def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResu
            "type_peak_flops": rec.type_peak_flops, "t_end_s": rec.t_end_s, "events": rec.events,
            "wall_s": rec.wall_s, "pue": pue,
            **{k: v for k, v in rec.meta.items() if k.startswith(("type_", "cycles"))}}
-    return TrainingResult(summarize_training(jobs, timeline, ctx), jobs, timeline, segments_frame(rec), rec)
+    summary = summarize_training(jobs, timeline, ctx)
+    if rec.meta.get("offline_jobs"):
+        summary.update(summarize_offline(jobs, rec.meta["offline_jobs"], rec.t_end_s))
+    return TrainingResult(summary, jobs, timeline, segments_frame(rec), rec)

@@ -143,9 +143,15 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
         :class:`~.tariff.Tariff`) adds ``cost.energy_usd`` (:func:`price_training_energy`).
 
     Every key here is measured by the cluster engine; the perf model's estimate of an explicit
-    job has its own keys (``training.mfu``, ``training.job.<name>.*``; experiment layer).
+    job has its own keys (``training.mfu``, ``training.job.<name>.*``; experiment layer). The
+    ``training.*`` job keys exclude offline inference jobs (kind ``offline_inference``: their
+    keys are ``offline.*``, :mod:`.offline`); ``utilization.*``, ``queue.*`` and the energy and
+    cost keys cover every job the engine ran.
     """
     s: dict[str, Any] = {}
+    all_jobs = jobs
+    if len(jobs) and "kind" in jobs and (jobs["kind"] == "offline_inference").any():
+        jobs = jobs[jobs["kind"] != "offline_inference"]
     types = list(ctx["card_types"])
     cap = np.asarray(ctx["capacity_by_type"], dtype=np.float64)
     peak = np.asarray(ctx["type_peak_flops"], dtype=np.float64)
@@ -202,5 +208,5 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
     s["sim.wall_s"] = wall
     s["sim.cycles"] = int(ctx.get("cycles", 0))
     s["sim.events_per_s"] = _f(s["sim.events"] / wall) if wall > 0 else None
-    s["sim.jobs_per_s"] = _f(len(jobs) / wall) if wall > 0 else None
+    s["sim.jobs_per_s"] = _f(len(all_jobs) / wall) if wall > 0 else None
     return s

@@ -32,6 +32,7 @@ __all__ = [
     "KIND_FINETUNE",
     "KIND_MID",
     "KIND_NAMES",
+    "KIND_OFFLINE",
     "KIND_PRETRAIN",
     "KIND_TRACE",
     "MAX_CARD_TYPES",
@@ -39,9 +40,10 @@ __all__ = [
     "TrainingJob",
 ]
 
-KIND_FINETUNE, KIND_PRETRAIN, KIND_TRACE, KIND_MID = 0, 1, 2, 3
-KIND_NAMES = ("finetune", "pretrain", "trace", "mid")
-"""``kind`` codes: 0 fine-tune / small (<= 8 cards), 1 pretrain / large, 2 trace pod, 3 mid-size."""
+KIND_FINETUNE, KIND_PRETRAIN, KIND_TRACE, KIND_MID, KIND_OFFLINE = 0, 1, 2, 3, 4
+KIND_NAMES = ("finetune", "pretrain", "trace", "mid", "offline_inference")
+"""``kind`` codes: 0 fine-tune / small (<= 8 cards), 1 pretrain / large, 2 trace pod, 3 mid-size,
+4 offline (batch) inference (``training.offline_jobs``; run time from the serving perf model)."""
 ANY_TYPE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 MAX_CARD_TYPES = 64
 

@@ -26,6 +26,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "pool_demand_shift.yaml": ["duration=2h"],
     "pool_multi_vendor.yaml": ["duration=2h"],
     "pool_many_models.yaml": ["duration=20min"],
+    "pool_offline_batch.yaml": ["duration=30h"],
     "pool_peak_shaving.yaml": ["duration=1h"],
     "pool_utilization_uplift.yaml": ["duration=2h"],
     "scaling_70b_fabrics.yaml": ["scaling.cards=[32,64]"],
@@ -61,6 +62,8 @@ def test_workload_runs_from_the_cli(path, tmp_path, capsys, request):
         assert summary["training.jobs.finished"] > 0
     if "services:" in text:
         assert summary["inference.requests"] > 0
+    if "offline_jobs:" in text:
+        assert summary["offline.jobs.finished"] > 0 and summary["offline.tokens.processed"] > 0
 
 
 def test_openb_inventory_validates_and_compares(tmp_path, capsys, traces):

@@ -23,7 +23,7 @@ import simpy
 from ...errors import PlacementError
 from ...perf.base import TrainingStepModel
 from ...policies.base import Placement, TenantUsage, readonly
-from ...workload.jobs import ANY_TYPE, KIND_TRACE, JobTable
+from ...workload.jobs import ANY_TYPE, KIND_OFFLINE, KIND_TRACE, JobTable
 from .cycle import PROMOTE, RERANK, Scheduler
 from .failures import FailureModel
 from .speed import DEFAULT_MFU, LeafContention, busy_fraction
@@ -66,6 +66,10 @@ class TrainingEngine(TrainingViews):
     job_speed : mapping, optional
         Speed hooks for explicit model jobs: ``{job_id: callable(cards, share) -> (speed, mfu)}``
         (speed relative to the job's reference placement; see ``build_simulation``).
+    work_quantum_s : mapping, optional
+        ``{job_id: seconds}``: work a job saves only in whole units of (an offline inference
+        job's batch at reference speed); when it is preempted or evicted, the unit in progress is
+        lost and redone (docs/engine.md, "Offline inference jobs").
     max_segments : int
         Most run segments kept for the Perfetto trace.
     """
@@ -73,7 +77,7 @@ class TrainingEngine(TrainingViews):
     def __init__(self, jobs: JobTable, *, admission: Any, ordering: Any, placement: Any, preemption: Any,
                  backfill: bool | str = False, backfill_depth: int = 32, failures: FailureModel | None = None,
                  preempt_overhead_s: float = 60.0, job_speed: dict[int, TrainingStepModel] | None = None,
-                 max_segments: int = 200_000) -> None:
+                 max_segments: int = 200_000, work_quantum_s: dict[int, float] | None = None) -> None:
         self.table = jobs.sorted() if len(jobs) else jobs
         self.admission, self.ordering, self.placement, self.preemption = admission, ordering, placement, preemption
         if backfill not in (True, False, "easy", "greedy"):
@@ -83,6 +87,7 @@ class TrainingEngine(TrainingViews):
         self.failures = failures if failures is not None and failures.active else None
         self.preempt_overhead_s = preempt_overhead_s
         self.job_speed = dict(job_speed or {})
+        self.work_quantum_s = dict(work_quantum_s or {})
         self.max_segments = max_segments
         self.events = 0
         self.release_epoch = 0
@@ -137,10 +142,13 @@ class TrainingEngine(TrainingViews):
         self.comm = np.where(num <= 1, 0.0, np.minimum(0.35, 0.05 * np.log2(np.maximum(num, 1)))).tolist()
         mfu = np.array(DEFAULT_MFU)[np.minimum(J.kind, len(DEFAULT_MFU) - 1)]
         pref = np.asarray(lo.type_peak_flops)[np.asarray(self.ref, dtype=np.int64)] if n else np.zeros(0)
-        fref = np.where(J.model_idx >= 0, mfu * J.num_cards * J.card_milli / 1000.0 * pref, np.nan)
+        offline = J.kind == KIND_OFFLINE
+        self.offline = offline.tolist()  # replicas that never talk: busy while they progress
+        fref = np.where((J.model_idx >= 0) & ~offline, mfu * J.num_cards * J.card_milli / 1000.0 * pref, np.nan)
         self.flops_ref = fref.tolist()
         row_of = {jid: r for r, jid in enumerate(self.job_id)}
         self.job_speed = {row_of[jid]: fn for jid, fn in sorted(self.job_speed.items()) if jid in row_of}
+        self.quantum = {row_of[jid]: q for jid, q in sorted(self.work_quantum_s.items()) if jid in row_of}
         self.status = [PENDING] * n
         # hot per-job state as Python lists (fast scalar access), the rest as numpy columns
         self.remaining = list(self.dur)
@@ -419,7 +427,9 @@ class TrainingEngine(TrainingViews):
         """Set job ``i``'s part of the busy level to :func:`~.speed.busy_fraction` of its cards."""
         f = 0.0
         if rate > 0.0:
-            f = busy_fraction(rate, self.speed.isolated_speed(self.kind[i], self.ref[i], self.info[i]))
+            iso = (self.sp[i] / self.progress_factor if self.offline[i] else
+                   self.speed.isolated_speed(self.kind[i], self.ref[i], self.info[i]))
+            f = busy_fraction(rate, iso)
         old = self.busy_frac[i]
         if f != old:
             u = self._busy_u
@@ -459,6 +469,7 @@ class TrainingEngine(TrainingViews):
     def preempt(self, i: int, t: float) -> None:
         """Checkpoint and evict a running job; it re-enters the queue at the next cycle."""
         self._stop(i, t)
+        self._drop_partial_unit(i)
         self.preempts[i] += 1
         self.rate_epoch += 1
         self._enqueue(i, t)
@@ -480,6 +491,7 @@ class TrainingEngine(TrainingViews):
         if lost_s > 0 and rate > 0:
             self.remaining[i] = min(self.dur[i], self.remaining[i] + lost_s * rate)
             self.lost_card_s[i] += lost_s * self.num[i] * self.milli[i] / 1000.0
+        self._drop_partial_unit(i)
         self.preempts[i] += 1
         self.evictions[i] += 1
         self.restore_s[i] = float(restore_s)
@@ -489,6 +501,18 @@ class TrainingEngine(TrainingViews):
         self._set_levels()
         self.poke()
         return cards
+
+    def _drop_partial_unit(self, i: int) -> None:
+        """A stopped job with a work quantum keeps only whole units: the one in progress is redone
+        (its work-seconds, at the job's reference speed, count as lost card-seconds)."""
+        q = self.quantum.get(i)
+        if q is None or self.remaining[i] <= 0.0:
+            return
+        done = self.dur[i] - self.remaining[i]
+        kept = min(math.floor(done / q + 1e-9) * q, done)
+        if kept < done:
+            self.remaining[i] = self.dur[i] - kept
+            self.lost_card_s[i] += (done - kept) * self.num[i] * self.milli[i] / 1000.0
 
     def progressed_s(self, i: int, t: float) -> float:
         """Seconds job ``i`` has been making progress since it (re)started (0 when stalled)."""

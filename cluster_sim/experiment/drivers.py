@@ -49,6 +49,7 @@ from .build import (
     services_from_config,
     serving_policies,
 )
+from .tenants import tenant_keys
 
 __all__ = ["PooledRun", "check_min_replicas", "compare", "pool_summary", "run_pooled", "run_serving", "run_training"]
 
@@ -318,6 +319,9 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         engine = sim.add(ServingEngine(services, **serving_policies(cfg), options=options_from_config(cfg),
                                        topology=topo, cards=plan.inference_cards, broker=broker))
     sim.run()
+    if broker is not None and getattr(broker.policy, "tenant_cards", None):
+        sim.meta["pool_notes"] = [f"policy.pool.params.tenant_cards: {cfg.policy.pool.name} is one pool "
+                                  f"for every tenant; the silo sizes are not used"]
     rec = sim.collect()
     if broker is not None:
         rec.pool["broker"] = broker.record()
@@ -337,5 +341,7 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         run = engine.result
         assert run is not None  # finalize() sets it
         sres = ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
-    return PooledRun(tres, sres, rec, pool_summary(rec.pool, rec, sres, DEFAULT_PUE if pue is None else pue),
-                     dict(plan.inference_by_type), tables)
+    summary = pool_summary(rec.pool, rec, sres, DEFAULT_PUE if pue is None else pue)
+    if tres is not None:  # per-tenant JCT, queueing and (with silos) silo utilization
+        summary.update(tenant_keys(tres.jobs, rec.meta))
+    return PooledRun(tres, sres, rec, summary, dict(plan.inference_by_type), tables)

@@ -78,3 +78,11 @@ def test_where_it_stops_every_load_fits_its_silo(capsys):
     assert silo["training.queueing_s.mean"] == pool["training.queueing_s.mean"] == 0.0
     assert silo["training.jct_s.mean"] == pytest.approx(pool["training.jct_s.mean"], rel=1e-12)
     assert silo["utilization.allocated"] == pytest.approx(pool["utilization.allocated"], rel=1e-12)
+
+
+def test_validate_describes_the_silos(capsys):
+    assert main(["validate", SILOS]) == 0
+    out = capsys.readouterr().out
+    assert ("ok  policy.pool: static_partition: inference partition no cards, training on the other 64 "
+            "cards; tenant silos team-a 16, team-b 16, team-c 16, team-d 16, 0 cards for the other "
+            "tenants") in out

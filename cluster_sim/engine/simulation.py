@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -23,6 +23,9 @@ from .cluster.speed import SpeedModel
 from .cluster.state import ClusterLayout, ClusterState
 from .cluster.training import STATUS_NAMES, TrainingEngine
 from .pool.ledger import SERVING, CardLedger
+
+if TYPE_CHECKING:
+    from .silos import TrainingSilos
 
 __all__ = ["Levels", "RunRecord", "Simulation"]
 
@@ -184,7 +187,7 @@ class Simulation:
         step = timeline_step_s or (horizon_s / 500.0 if horizon_s else 3600.0)
         self.levels = Levels(layout.card_types, self.state.type_capacity, step)
         self.subsystems: list[Any] = []
-        self.training: TrainingEngine | None = None
+        self.training: TrainingEngine | TrainingSilos | None = None
         self.wall_s = 0.0
         self.meta: dict[str, Any] = {}
 
@@ -228,7 +231,10 @@ class Simulation:
         jobs: dict[str, np.ndarray] = {}
         segments = np.zeros((0, 5))
         events = 0
-        if eng is not None:
+        if eng is not None and not isinstance(eng, TrainingEngine):  # tenant silos (.silos)
+            jobs, segments, events, meta = eng.record_parts(_job_columns)
+            self.meta.update(meta)
+        elif eng is not None:
             jobs = _job_columns(eng)
             if eng.seg:
                 segments = np.array(eng.seg, dtype=np.float64)

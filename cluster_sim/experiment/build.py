@@ -28,6 +28,7 @@ from ..config.plans import job_plan
 from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
 from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from ..engine.silos import TrainingSilos
 from ..engine.simulation import Simulation
 from ..errors import ClusterSimError, ConfigError, PerfModelError
 from ..metrics.tariff import Tariff
@@ -46,6 +47,7 @@ from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 from .offline import OfflineJobs, offline_jobs
+from .tenants import tenant_silos
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
            "failure_model", "offpeak_releases", "inference_demand", "options_from_config", "pool_plan", "requests_for",
@@ -222,8 +224,14 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             quanta = {int(jobs.job_id[names.index(n)]): q for n, q in off.quantum_s.items()}
             sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
-        sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks,
-                         work_quantum_s=quanta)
+        if plan.tenant_cards:  # one training engine per tenant silo (engine/silos.py)
+            silos, notes = tenant_silos(plan, jobs)
+            sim.training = sim.add(TrainingSilos(silos, **pol, failures=failure_model(cfg.failures),
+                                                 job_speed=hooks, work_quantum_s=quanta))
+            sim.meta["pool_notes"] = notes
+        else:
+            sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks,
+                             work_quantum_s=quanta)
     return sim
 
 
@@ -238,6 +246,7 @@ def checkpoint_bytes(cfg: Any, sim: Simulation, per_card_bytes: float) -> Any:
     batches' outputs are already written; the batch in flight is lost, see ``work_quantum_s``);
     any other job's ``per_card_bytes`` x cards."""
     eng = sim.training
+    assert not isinstance(eng, TrainingSilos)  # tenant silos are static: no broker evicts their jobs
     by_row: dict[int, float] = {}
     if eng is not None and cfg.training is not None and (cfg.training.jobs or cfg.training.offline_jobs):
         params = {jc.name: model_spec(jc.model).total_params * CHECKPOINT_BYTES_PER_PARAM

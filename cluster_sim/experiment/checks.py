@@ -87,7 +87,12 @@ def _check_pool(cfg: ExperimentConfig, cluster: Cluster) -> str:
                 f"cards, lend them to training while off, and at a scale-up {verb}")
     part = ", ".join(f"{n:,} {t}" for t, n in sorted(plan.inference_by_type.items())) or "no cards"
     rest = cluster.n_cards - int(plan.inference_cards.size)
-    return f"policy.pool: {name}: inference partition {part}, training on the other {rest:,} cards"
+    line = f"policy.pool: {name}: inference partition {part}, training on the other {rest:,} cards"
+    if plan.tenant_cards:
+        silos = ", ".join(f"{t} {c.size:,}" for t, c in plan.tenant_cards.items())
+        left = 0 if plan.rest_cards is None else int(plan.rest_cards.size)
+        line += f"; tenant silos {silos}, {left:,} cards for the other tenants"
+    return line
 
 
 def check(cfg: ExperimentConfig) -> list[str]:

@@ -51,6 +51,7 @@ from .build import (
     services_from_config,
     serving_policies,
 )
+from .tenants import tenant_keys
 
 __all__ = ["PooledRun", "check_min_replicas", "compare", "pool_summary", "run_pooled", "run_serving", "run_training"]
 
@@ -326,6 +327,9 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         engine = sim.add(ServingEngine(services, **serving_policies(cfg), options=options_from_config(cfg),
                                        topology=topo, cards=plan.inference_cards, broker=broker))
     sim.run()
+    if broker is not None and getattr(broker.policy, "tenant_cards", None):
+        sim.meta["pool_notes"] = [f"policy.pool.params.tenant_cards: {cfg.policy.pool.name} is one pool "
+                                  f"for every tenant; the silo sizes are not used"]
     rec = sim.collect()
     if broker is not None:
         rec.pool["broker"] = broker.record()
@@ -354,4 +358,6 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
             rec.meta["type_idle_w"], DEFAULT_PUE if pue is None else pue,
             Tariff.from_windows(cfg.energy.windows_s()), training=tres.timeline if tres is not None else None,
             serving=sres.timeline if sres is not None else None, replicas=sres.replicas if sres is not None else None)
+    if tres is not None:  # per-tenant JCT, queueing and (with silos) silo utilization
+        summary.update(tenant_keys(tres.jobs, rec.meta))
     return PooledRun(tres, sres, rec, summary, dict(plan.inference_by_type), tables)

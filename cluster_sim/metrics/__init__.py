@@ -38,7 +38,7 @@ class TrainingResult:
     @property
     def notes(self) -> tuple[str, ...]:
         """Warnings about the run's inputs (card types the catalog lacks, missing prices)."""
-        return tuple(self.record.meta.get("type_notes", ()))
+        return tuple(self.record.meta.get("type_notes", ())) + tuple(self.record.meta.get("pool_notes", ()))
 
     @cached_property
     def trace(self) -> dict[str, Any]:

@@ -267,14 +267,34 @@ def _deferrable(where: str, eligible: np.ndarray, fraction: float, deadline_s: f
     return defer, np.where(defer, np.inf if deadline_s is None else float(deadline_s), np.inf)
 
 
+def _draw_tenants(where: str, n: int, tenants: tuple[str, ...], weights: Sequence[float] | None,
+                  gen: np.random.Generator) -> np.ndarray:
+    """Each of ``n`` jobs' tenant index: none drawn for one tenant (the stream is unchanged)."""
+    if not tenants or not all(isinstance(t, str) and t for t in tenants):
+        raise ConfigError(f"{where}.tenants: expected a non-empty list of tenant names, got {tenants!r:.60}")
+    if weights is None:
+        w = np.ones(len(tenants))
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(tenants),) or not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ConfigError(f"{where}.tenant_weights: expected {len(tenants)} numbers >= 0 (one per "
+                              f"tenant, not all 0), got {list(weights)!r:.60}")
+    if len(tenants) == 1:
+        return np.zeros(n, np.int16)
+    return gen.choice(len(tenants), size=n, p=w / w.sum()).astype(np.int16)
+
+
 def uniform_jobs(n_jobs: int, rate_per_s: float, mean_duration_s: float,
                  rng: np.random.Generator | int | None = None, *, num_cards: int = 1, card_milli: int = 1000,
                  card_types: Sequence[str] = (), kind: int = KIND_FINETUNE, first_id: int = 0,
                  preemptible: bool = False, deferrable_fraction: float = 0.0,
-                 deadline_s: float | None = None) -> JobTable:
+                 deadline_s: float | None = None, tenants: Sequence[str] = ("default",),
+                 tenant_weights: Sequence[float] | None = None) -> JobTable:
     """``n_jobs`` identical-size jobs: Poisson arrivals of ``rate_per_s``, exponential run times
     (``preemptible``: whether a scheduler or pool policy may preempt them; ``deferrable_fraction``
-    and ``deadline_s``: see the module docstring).
+    and ``deadline_s``: see the module docstring). With several ``tenants`` each job's tenant is
+    drawn with probabilities ``tenant_weights`` (default equal), after every other column, so
+    tenant ``k``'s jobs are a Poisson stream of ``rate_per_s x w_k / sum(w)``.
 
     With ``C`` cards and ``c = C // num_cards`` servers this is an M/M/c queue with
     ``lambda = rate_per_s`` and ``mu = 1 / mean_duration_s`` under FIFO. The first job arrives
@@ -292,7 +312,9 @@ def uniform_jobs(n_jobs: int, rate_per_s: float, mean_duration_s: float,
     duration = gen.exponential(mean_duration_s, size=n)
     duration = np.maximum(duration, np.finfo(np.float64).tiny)  # an exact 0 draw is not a valid duration
     defer, deadline = _deferrable("uniform_jobs", np.ones(n, bool), deferrable_fraction, deadline_s, gen)
-    return JobTable(job_id=np.arange(first_id, first_id + n, dtype=np.int64), submit_s=submit,
+    tenants = tuple(tenants)
+    tenant = _draw_tenants("uniform_jobs", n, tenants, tenant_weights, gen)
+    return JobTable(tenant=tenant, tenants=tenants, job_id=np.arange(first_id, first_id + n, dtype=np.int64), submit_s=submit,
                     num_cards=num_cards, duration_s=duration, card_milli=card_milli, kind=kind,
                     card_types=tuple(card_types), preemptible=np.full(n, bool(preemptible)),
                     deferrable=defer, deadline_s=deadline)

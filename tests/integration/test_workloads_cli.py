@@ -29,6 +29,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "pool_offline_batch.yaml": ["duration=30h"],
     "pool_peak_shaving.yaml": ["duration=1h"],
     "pool_utilization_uplift.yaml": ["duration=2h"],
+    "pool_tenant_silos.yaml": ["duration=6h"],
     "scaling_70b_fabrics.yaml": ["scaling.cards=[32,64]"],
     "schedulers.yaml": ["duration=1d"],
     "serving_13b_colocated_vs_pd.yaml": ["inference.services.0.arrivals.max_requests=100"],

@@ -12,7 +12,14 @@ it returns a :class:`PoolPlan`:
   training engine sees only the other cards. ``n`` per type is ``inference_cards[type]`` for
   the types named there (``{card type: cards}``), ``inference_fraction`` of the count of every
   other type (rounded down; none when not given), or, with neither parameter, exactly the cards
-  the deployments need.
+  the deployments need. ``tenant_cards`` adds training silos per tenant (below).
+
+Tenant silos (``tenant_cards: {tenant: cards}`` or ``{tenant: {card type: cards}}``): after the
+inference partition, each named tenant in turn gets, per card type, the next cards of the
+training cards left in (scale-up domain, card id) order, so a silo also takes whole domains
+first. A bare count needs a cluster of one card type (on several, name the types). The tenant's
+jobs run only on its silo; every other tenant's jobs share the training cards left over
+(``PoolPlan.rest_cards``).
 
 >>> import numpy as np
 >>> view = PoolView(("h100-sxm",), np.zeros(16, np.int64), np.repeat(np.arange(2), 8), {"h100-sxm": 4})
@@ -24,6 +31,9 @@ it returns a :class:`PoolPlan`:
 Traceback (most recent call last):
 ...
 ValueError: inference_cards.h100-sxm: asks for 20 cards; the cluster has 16 h100-sxm
+>>> plan = StaticPartition(tenant_cards={"a": 8}).partition(view)
+>>> plan.tenant_cards["a"].tolist(), plan.rest_cards.tolist()
+([4, 5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15])
 """
 
 from __future__ import annotations
@@ -87,12 +97,24 @@ class PoolPlan:
         is set aside: a slot holds its cards only while its replica is on, and the card broker
         (``cluster_sim.engine.pool.broker``) moves cards between the engines during the run
         (``shared_pool``, ``peak_shaving``).
+    tenant_cards : dict of str to numpy.ndarray
+        Training silos per tenant (``static_partition`` with ``tenant_cards``): sorted card ids
+        of each tenant's silo, disjoint from each other and from :attr:`inference_cards`.
+        Empty: no tenant silos (one training pool).
+    tenant_by_type : dict of str to dict of str to int
+        Size of each tenant's silo per card type.
+    rest_cards : numpy.ndarray, optional
+        With tenant silos: the training cards in no silo (sorted), shared by the jobs of every
+        tenant without one. None without tenant silos.
     """
 
     shared: bool
     inference_cards: np.ndarray
     inference_by_type: dict[str, int]
     dynamic: bool = False
+    tenant_cards: dict[str, np.ndarray] = field(default_factory=dict)
+    tenant_by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    rest_cards: np.ndarray | None = None
 
 
 class Separate(Policy):
@@ -110,6 +132,31 @@ def _check_count(v: Any, what: str) -> None:
         raise ValueError(f"{what}: expected a card count (an integer >= 0), got {v!r:.40}")
 
 
+def _check_tenant_cards(spec: Any) -> dict[str, int | dict[str, int]] | None:
+    """``tenant_cards`` validated: tenant -> cards, or tenant -> {card type: cards}."""
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping) or not spec:
+        raise ValueError(f"tenant_cards: expected a non-empty mapping tenant -> cards or "
+                         f"{{card type: cards}}, got {spec!r:.40}")
+    out: dict[str, int | dict[str, int]] = {}
+    for ten, v in spec.items():
+        if not isinstance(ten, str) or not ten:
+            raise ValueError(f"tenant_cards: tenant names are non-empty strings, got {ten!r:.40}")
+        if isinstance(v, Mapping):
+            if not v:
+                raise ValueError(f"tenant_cards.{ten}: expected cards or {{card type: cards}}, got {{}}")
+            for k, n in v.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"tenant_cards.{ten}: card types are strings, got {k!r:.40}")
+                _check_count(n, f"tenant_cards.{ten}.{k}")
+            out[ten] = {str(k): int(n) for k, n in v.items()}
+        else:
+            _check_count(v, f"tenant_cards.{ten}")
+            out[ten] = int(v)
+    return out
+
+
 class StaticPartition(Policy):
     """Fixed silos: an inference partition sized in the config, training on the rest.
 
@@ -121,13 +168,19 @@ class StaticPartition(Policy):
         Share of the cards of every type not named in ``inference_cards`` that goes to inference
         (rounded down), in [0, 1].
 
-    With neither, the partition is exactly what the inference deployments need.
+    tenant_cards : mapping of str to int or to mapping of str to int, optional
+        Training silos per tenant: cards (on a cluster of one card type) or ``{card type:
+        cards}``; taken from the training cards in the order given.
+
+    With neither ``inference_cards`` nor ``inference_fraction``, the partition is exactly what the
+    inference deployments need.
     """
 
     name, family = "static_partition", "pool"
 
     def __init__(self, *, inference_cards: Mapping[str, int] | None = None,
-                 inference_fraction: float | None = None) -> None:
+                 inference_fraction: float | None = None,
+                 tenant_cards: Mapping[str, Any] | None = None) -> None:
         if inference_cards is not None:
             if not isinstance(inference_cards, Mapping):
                 raise ValueError(f"inference_cards: expected a mapping card type -> cards, "
@@ -142,6 +195,7 @@ class StaticPartition(Policy):
                 raise ValueError(f"inference_fraction: must be a number in [0, 1], got {f!r:.40}")
         self.inference_cards = inference_cards
         self.inference_fraction = inference_fraction
+        self.tenant_cards = _check_tenant_cards(tenant_cards)
 
     def _sizes(self, view: PoolView) -> dict[str, int]:
         cap = view.capacity_by_type()
@@ -169,4 +223,43 @@ class StaticPartition(Policy):
             order = np.lexsort((cards, view.card_domain[cards]))
             picked.append(cards[order[:n]])
         cards = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-        return PoolPlan(True, readonly(cards.astype(np.int64)), sizes)
+        if self.tenant_cards is None:
+            return PoolPlan(True, readonly(cards.astype(np.int64)), sizes)
+        silos, by_type, rest = self._tenant_silos(view, cards)
+        return PoolPlan(True, readonly(cards.astype(np.int64)), sizes, tenant_cards=silos,
+                        tenant_by_type=by_type, rest_cards=rest)
+
+    def _tenant_silos(self, view: PoolView, inference: np.ndarray
+                      ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]], np.ndarray]:
+        """Each tenant's silo from the training cards left, in (domain, card id) order per type."""
+        assert self.tenant_cards is not None
+        free = np.ones(view.card_type.size, bool)
+        free[inference] = False
+        cap = view.capacity_by_type()
+        silos: dict[str, np.ndarray] = {}
+        by_type: dict[str, dict[str, int]] = {}
+        for ten, spec in self.tenant_cards.items():
+            if isinstance(spec, int):
+                if len(view.card_types) != 1:
+                    raise ValueError(f"tenant_cards.{ten}: a bare card count needs a cluster of one card "
+                                     f"type; this one has {', '.join(view.card_types)}: give "
+                                     f"{{card type: cards}}")
+                spec = {view.card_types[0]: spec}
+            got = []
+            for t, n in spec.items():
+                if t not in cap:
+                    raise ValueError(f"tenant_cards.{ten}.{t}: no card of type {t!r} in the cluster; it "
+                                     f"has: {', '.join(sorted(cap))}")
+                left = np.flatnonzero(free & (view.card_type == view.card_types.index(t)))
+                if n > left.size:
+                    raise ValueError(f"tenant_cards.{ten}.{t}: asks for {n} cards; {left.size} {t} are "
+                                     f"left for training (the cluster has {cap[t]}, the inference "
+                                     f"partition and the silos named before take the rest)")
+                take = left[np.lexsort((left, view.card_domain[left]))[:n]]
+                free[take] = False
+                got.append(take)
+            silos[ten] = readonly(np.sort(np.concatenate(got)).astype(np.int64))
+            by_type[ten] = {t: int(n) for t, n in spec.items() if n > 0}
+            if silos[ten].size == 0:
+                raise ValueError(f"tenant_cards.{ten}: a silo of 0 cards; its jobs could never run")
+        return silos, by_type, readonly(np.flatnonzero(free).astype(np.int64))

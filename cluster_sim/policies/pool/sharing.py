@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..base import Policy, readonly
-from .partition import PoolPlan, PoolView
+from .partition import PoolPlan, PoolView, _check_tenant_cards
 
 __all__ = ["OffSlot", "PeakShaving", "SharedPool", "SlotView"]
 
@@ -109,7 +109,11 @@ class _Dynamic(Policy):
     def __init__(self, *, min_replicas: int = 1, headroom: int = 0, lend_after_s: float = 300.0,
                  storage_gbyte_per_s_per_node: float = 50.0, storage_gbyte_per_s: float | None = None,
                  notice_s: float = 120.0, checkpoint_interval_s: float = 1800.0,
-                 checkpoint_gbyte_per_card: float = 14.0, share_slots: bool = False) -> None:
+                 checkpoint_gbyte_per_card: float = 14.0, share_slots: bool = False,
+                 tenant_cards: Any = None) -> None:
+        # accepted (validated) so a compare can switch ``policy.pool.name`` from a static_partition
+        # with tenant silos; one pool silos no tenant: the run's notes say the sizes are unused
+        self.tenant_cards = _check_tenant_cards(tenant_cards)
         _number(min_replicas, "min_replicas", lo=0, integer=True)
         if not isinstance(share_slots, bool):
             raise ValueError(f"share_slots: must be true or false, got {share_slots!r:.40}")

@@ -33,6 +33,7 @@ from ..errors import ClusterSimError, ConfigError, PerfModelError
 from ..metrics.tariff import Tariff
 from ..perf.base import TrainingStepModel
 from ..perf.inference import ReplicaPerf
+from ..perf.slices import SlicedReplicaPerf
 from ..perf.training import estimate_step
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan, PoolView
@@ -48,7 +49,7 @@ from ..workload.traces import FORMATS
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
            "failure_model", "offpeak_releases", "inference_demand", "options_from_config", "pool_plan", "requests_for",
-           "serving_policies", "services_from_config", "training_policies"]
+           "serving_policies", "services_from_config", "sliced_pools", "training_policies"]
 
 NODE_BUILDERS = ("openb_nodes", "pai_machines", "node_groups")
 _INVENTORY_FORMATS = {"openb_nodes": "alibaba_openb_nodes", "pai_machines": "alibaba_pai_machines"}
@@ -141,7 +142,7 @@ def failure_model(cfg: Any) -> FailureModel | None:
 
 def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
     """Cards the inference deployments need, per (catalog) card type: ``{type: [(where, cards),
-    ...]}``, one entry per pool (replicas x tp x ep)."""
+    ...]}``, one entry per pool (replicas / slices x tp x ep)."""
     out: dict[str, list[tuple[str, int]]] = {}
     for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
         d = svc.deployment
@@ -153,7 +154,7 @@ def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
                 name = catalog.accelerator(p.card_type).name
             except ClusterSimError as exc:
                 raise type(exc)(f"{w}.card_type: {exc}") from None
-            out.setdefault(name, []).append((w, p.replicas * p.tp * p.ep))
+            out.setdefault(name, []).append((w, -(-p.replicas // p.slices) * p.tp * p.ep))
     return out
 
 
@@ -184,6 +185,12 @@ def pool_plan(cfg: Any, layout: ClusterLayout) -> PoolPlan:
         plan: PoolPlan = pol.partition(view)
     except ValueError as exc:
         raise ConfigError(f"{where}.params.{exc}") from None
+    if plan.dynamic:
+        sliced = next((w for w, _ in sliced_pools(cfg)), None)
+        if sliced is not None:
+            raise ConfigError(f"{sliced}.slices: sliced replicas (several per card) are not supported under "
+                              f"the dynamic pool policy {pol.name!r} (the card broker lends whole cards of "
+                              "one replica); use static_partition or separate, or slices: 1")
     if plan.shared and not plan.dynamic:
         field = ("inference_cards.{t}" if getattr(pol, "inference_cards", None) is not None else
                  "inference_fraction" if getattr(pol, "inference_fraction", None) is not None else None)
@@ -446,11 +453,38 @@ def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTab
     return table
 
 
-def _perf(svc: Any, card_type: str, tp: int, ep: int, where: str) -> ReplicaPerf:
+def sliced_pools(cfg: Any) -> list[tuple[str, Any]]:
+    """``(where, pool config)`` of every inference pool with ``slices`` > 1."""
+    out = []
+    for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
+        d = svc.deployment
+        where = f"inference.services[{i}].deployment"
+        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
+                                                             (f"{where}.decode", d.decode)]
+        out += [(w, p) for w, p in pools if p.slices > 1]
+    return out
+
+
+def _perf(svc: Any, p: Any, where: str) -> ReplicaPerf:
+    """The perf model of one replica of pool config ``p`` (a slice of a card with ``slices``)."""
     try:
-        return ReplicaPerf(svc.model, card_type, tp=tp, ep=ep, dtype=svc.dtype)
+        if p.slices == 1 and not p.interference:
+            return ReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype)
+        if p.replicas % p.slices:
+            raise ConfigError(f"replica.replicas: {p.replicas} replicas on cards of {p.slices} slices; a "
+                              f"partitioned card has exactly {p.slices} replicas, so give a multiple of it")
+        return SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype,
+                                 slices=p.slices, interference=p.interference)
     except (ConfigError, PerfModelError) as exc:
+        msg = str(exc)
+        if msg.startswith("replica.") and msg.split(":", 1)[0][8:] in ("slices", "interference", "replicas"):
+            field, rest = msg[8:].split(":", 1)
+            raise ConfigError(f"{where}.{field}:{rest}") from None
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _pool(svc: Any, kind: str, p: Any, where: str) -> PoolSpec:
+    return PoolSpec(kind, p.replicas, _perf(svc, p, where), p.card_type, p.tp, p.ep, slices=p.slices)
 
 
 def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
@@ -468,12 +502,10 @@ def services_from_config(cfg: Any, streams: Streams | None = None) -> list[Servi
         d = s.deployment
         where = f"inference.services[{i}].deployment"
         if d.mode == "colocated":
-            pools: tuple[PoolSpec, ...] = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
-                                                    d.card_type, d.tp, d.ep),)
+            pools: tuple[PoolSpec, ...] = (_pool(s, "colocated", d, where),)
         else:
-            pools = tuple(PoolSpec(kind, p.replicas, _perf(s, p.card_type, p.tp, p.ep, f"{where}.{kind}"),
-                                   p.card_type, p.tp, p.ep)
-                          for kind, p in (("prefill", d.prefill), ("decode", d.decode)))
+            pools = tuple(_pool(s, kind, p, f"{where}.{kind}") for kind, p in (("prefill", d.prefill),
+                                                                               ("decode", d.decode)))
         out.append(ServiceSpec(
             name=s.name, requests=requests_for(s, i, cfg, streams), pools=pools,
             slo_ttft_s=s.slo.ttft, slo_tpot_s=s.slo.tpot, slo_e2e_s=s.slo.e2e,

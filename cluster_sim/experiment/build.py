@@ -470,11 +470,12 @@ def _perf(svc: Any, p: Any, where: str) -> ReplicaPerf:
     try:
         if p.slices == 1 and not p.interference:
             return ReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype)
+        perf = SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype,
+                                 slices=p.slices, interference=p.interference)
         if p.replicas % p.slices:
             raise ConfigError(f"replica.replicas: {p.replicas} replicas on cards of {p.slices} slices; a "
                               f"partitioned card has exactly {p.slices} replicas, so give a multiple of it")
-        return SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype,
-                                 slices=p.slices, interference=p.interference)
+        return perf
     except (ConfigError, PerfModelError) as exc:
         msg = str(exc)
         if msg.startswith("replica.") and msg.split(":", 1)[0][8:] in ("slices", "interference", "replicas"):

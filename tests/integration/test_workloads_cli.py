@@ -26,6 +26,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "pool_demand_shift.yaml": ["duration=2h"],
     "pool_multi_vendor.yaml": ["duration=2h"],
     "pool_many_models.yaml": ["duration=20min"],
+    "pool_many_models_sliced.yaml": ["duration=20min"],
     "pool_peak_shaving.yaml": ["duration=1h"],
     "pool_utilization_uplift.yaml": ["duration=2h"],
     "scaling_70b_fabrics.yaml": ["scaling.cards=[32,64]"],

@@ -29,11 +29,9 @@ from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
 from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from ..engine.simulation import Simulation
-from ..errors import ClusterSimError, ConfigError, PerfModelError
+from ..errors import ClusterSimError, ConfigError
 from ..metrics.tariff import Tariff
 from ..perf.base import TrainingStepModel
-from ..perf.inference import ReplicaPerf
-from ..perf.slices import SlicedReplicaPerf
 from ..perf.training import estimate_step
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan, PoolView
@@ -46,10 +44,11 @@ from ..workload.lengths import synthetic_requests
 from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
+from .slicing import refuse_sliced, replica_perf
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
            "failure_model", "offpeak_releases", "inference_demand", "options_from_config", "pool_plan", "requests_for",
-           "serving_policies", "services_from_config", "sliced_pools", "training_policies"]
+           "serving_policies", "services_from_config", "training_policies"]
 
 NODE_BUILDERS = ("openb_nodes", "pai_machines", "node_groups")
 _INVENTORY_FORMATS = {"openb_nodes": "alibaba_openb_nodes", "pai_machines": "alibaba_pai_machines"}
@@ -186,11 +185,7 @@ def pool_plan(cfg: Any, layout: ClusterLayout) -> PoolPlan:
     except ValueError as exc:
         raise ConfigError(f"{where}.params.{exc}") from None
     if plan.dynamic:
-        sliced = next((w for w, _ in sliced_pools(cfg)), None)
-        if sliced is not None:
-            raise ConfigError(f"{sliced}.slices: sliced replicas (several per card) are not supported under "
-                              f"the dynamic pool policy {pol.name!r} (the card broker lends whole cards of "
-                              "one replica); use static_partition or separate, or slices: 1")
+        refuse_sliced(cfg, pol.name)
     if plan.shared and not plan.dynamic:
         field = ("inference_cards.{t}" if getattr(pol, "inference_cards", None) is not None else
                  "inference_fraction" if getattr(pol, "inference_fraction", None) is not None else None)
@@ -453,39 +448,8 @@ def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTab
     return table
 
 
-def sliced_pools(cfg: Any) -> list[tuple[str, Any]]:
-    """``(where, pool config)`` of every inference pool with ``slices`` > 1."""
-    out = []
-    for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
-        d = svc.deployment
-        where = f"inference.services[{i}].deployment"
-        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
-                                                             (f"{where}.decode", d.decode)]
-        out += [(w, p) for w, p in pools if p.slices > 1]
-    return out
-
-
-def _perf(svc: Any, p: Any, where: str) -> ReplicaPerf:
-    """The perf model of one replica of pool config ``p`` (a slice of a card with ``slices``)."""
-    try:
-        if p.slices == 1 and not p.interference:
-            return ReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype)
-        perf = SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype,
-                                 slices=p.slices, interference=p.interference)
-        if p.replicas % p.slices:
-            raise ConfigError(f"replica.replicas: {p.replicas} replicas on cards of {p.slices} slices; a "
-                              f"partitioned card has exactly {p.slices} replicas, so give a multiple of it")
-        return perf
-    except (ConfigError, PerfModelError) as exc:
-        msg = str(exc)
-        if msg.startswith("replica.") and msg.split(":", 1)[0][8:] in ("slices", "interference", "replicas"):
-            field, rest = msg[8:].split(":", 1)
-            raise ConfigError(f"{where}.{field}:{rest}") from None
-        raise ConfigError(f"{where}: {exc}") from None
-
-
 def _pool(svc: Any, kind: str, p: Any, where: str) -> PoolSpec:
-    return PoolSpec(kind, p.replicas, _perf(svc, p, where), p.card_type, p.tp, p.ep, slices=p.slices)
+    return PoolSpec(kind, p.replicas, replica_perf(svc, p, where), p.card_type, p.tp, p.ep, slices=p.slices)
 
 
 def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:

@@ -8,11 +8,11 @@ fit check follow from the spec, nothing is fitted. A memory-bound decode iterati
 therefore takes ``slices`` times the whole card's (overhead excluded), and its KV capacity is
 ``(HBM / slices - weights - workspace) / KV bytes per token``.
 
-Interference (``interference``): MIG gives each instance its own SMs, L2 slices and memory
-controllers (NVIDIA, "Multi-Instance GPU User Guide": "each instance has its own ... compute,
-memory and cache", guaranteed QoS), but co-resident instances still share the power and thermal
-envelope (power throttling is reported as the remaining interference in the 2026 arXiv
-characterisation 2604.08451, "Taming GPU Underutilization via Static Partitioning"). No
+Interference (``interference``): MIG gives each instance a dedicated set of compute, memory
+and cache resources with guaranteed quality of service (NVIDIA's Multi-Instance GPU page), but
+co-resident instances still share the power and thermal envelope (power throttling is reported
+as the remaining interference in the 2026 arXiv characterisation 2604.08451, "Taming GPU
+Underutilization via Static Partitioning and Fine-grained CPU Offloading"). No
 measured per-slice slowdown was found to default to, so the default is 0 (ideal isolation).
 A value ``f > 0`` is a *fixed* factor: every compute and memory term of a sliced replica takes
 ``(1 + f)`` times as long, as if its neighbours were always busy (an upper bound of the
@@ -41,11 +41,10 @@ from .inference import ReplicaPerf
 __all__ = ["MAX_SLICES", "SlicedReplicaPerf", "max_slices", "sliced_accelerator"]
 
 MAX_SLICES = {
-    # NVIDIA Multi-Instance GPU User Guide, "Supported GPUs" / "Supported MIG Profiles": up to
-    # seven GPU instances on A100 (40/80 GB, and its China variant A800), H100, H800, H20, H200
-    # and B200/GB200. Cards not listed have no MIG-like partitioning in this model.
-    "a100-40gb": 7, "a100-80gb": 7, "a800": 7, "h100-sxm": 7, "h800": 7, "h20": 7, "h200": 7,
-    "b200": 7, "gb200": 7,
+    # NVIDIA Multi-Instance GPU (nvidia.com/technologies/multi-instance-gpu and the MIG user
+    # guide's supported-GPU table): up to seven GPU instances on A100 (40/80 GB), H100, H200 and
+    # B200. Cards not listed have no MIG-like partitioning here; add one with its source.
+    "a100-40gb": 7, "a100-80gb": 7, "h100-sxm": 7, "h200": 7, "b200": 7,
 }
 """Most slices (MIG instances) per card, by catalog accelerator name."""
 

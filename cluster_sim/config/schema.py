@@ -219,6 +219,12 @@ class SLOConfig(Strict):
     e2e: PosDuration | None = None
 
 
+SLICES_DOC = ("replicas per card (MIG-like slices, tp = ep = 1): each gets 1/slices of the card's compute, "
+              "HBM bandwidth and HBM; at most cluster_sim.perf.slices.MAX_SLICES per card type")
+INTERFERENCE_DOC = ("fractional slowdown of a sliced replica's compute and memory time (co-resident slices "
+                    "assumed always busy); default 0: MIG isolation, no measured figure (docs/pool.md)")
+
+
 class PoolConfig(Strict):
     """A pool of identical replicas (one side of a PD-separated deployment)."""
 
@@ -226,6 +232,8 @@ class PoolConfig(Strict):
     card_type: str
     tp: Cards = 1
     ep: Cards = 1
+    slices: int = Field(1, ge=1, le=64, description=SLICES_DOC)
+    interference: float = Field(0.0, ge=0, le=10, description=INTERFERENCE_DOC)
 
 
 class DeploymentConfig(Strict):
@@ -236,6 +244,8 @@ class DeploymentConfig(Strict):
     card_type: str | None = None
     tp: Cards = 1
     ep: Cards = 1
+    slices: int = Field(1, ge=1, le=64, description=SLICES_DOC)
+    interference: float = Field(0.0, ge=0, le=10, description=INTERFERENCE_DOC)
     prefill: PoolConfig | None = None
     decode: PoolConfig | None = None
 

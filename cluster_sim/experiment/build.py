@@ -30,10 +30,9 @@ from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layou
 from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
 from ..engine.silos import TrainingSilos
 from ..engine.simulation import Simulation
-from ..errors import ClusterSimError, ConfigError, PerfModelError
+from ..errors import ClusterSimError, ConfigError
 from ..metrics.tariff import Tariff
 from ..perf.base import TrainingStepModel
-from ..perf.inference import ReplicaPerf
 from ..perf.training import estimate_step
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan, PoolView
@@ -47,6 +46,7 @@ from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 from .offline import OfflineJobs, offline_jobs
+from .slicing import refuse_sliced, replica_perf
 from .tenants import tenant_silos
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
@@ -144,7 +144,7 @@ def failure_model(cfg: Any) -> FailureModel | None:
 
 def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
     """Cards the inference deployments need, per (catalog) card type: ``{type: [(where, cards),
-    ...]}``, one entry per pool (replicas x tp x ep)."""
+    ...]}``, one entry per pool (replicas / slices x tp x ep)."""
     out: dict[str, list[tuple[str, int]]] = {}
     for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
         d = svc.deployment
@@ -156,7 +156,7 @@ def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
                 name = catalog.accelerator(p.card_type).name
             except ClusterSimError as exc:
                 raise type(exc)(f"{w}.card_type: {exc}") from None
-            out.setdefault(name, []).append((w, p.replicas * p.tp * p.ep))
+            out.setdefault(name, []).append((w, -(-p.replicas // p.slices) * p.tp * p.ep))
     return out
 
 
@@ -187,6 +187,8 @@ def pool_plan(cfg: Any, layout: ClusterLayout) -> PoolPlan:
         plan: PoolPlan = pol.partition(view)
     except ValueError as exc:
         raise ConfigError(f"{where}.params.{exc}") from None
+    if plan.dynamic:
+        refuse_sliced(cfg, pol.name)
     if plan.shared and not plan.dynamic:
         field = ("inference_cards.{t}" if getattr(pol, "inference_cards", None) is not None else
                  "inference_fraction" if getattr(pol, "inference_fraction", None) is not None else None)
@@ -473,11 +475,8 @@ def requests_for(svc: Any, index: int, cfg: Any, streams: Streams) -> RequestTab
     return table
 
 
-def _perf(svc: Any, card_type: str, tp: int, ep: int, where: str) -> ReplicaPerf:
-    try:
-        return ReplicaPerf(svc.model, card_type, tp=tp, ep=ep, dtype=svc.dtype)
-    except (ConfigError, PerfModelError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+def _pool(svc: Any, kind: str, p: Any, where: str) -> PoolSpec:
+    return PoolSpec(kind, p.replicas, replica_perf(svc, p, where), p.card_type, p.tp, p.ep, slices=p.slices)
 
 
 def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
@@ -495,12 +494,10 @@ def services_from_config(cfg: Any, streams: Streams | None = None) -> list[Servi
         d = s.deployment
         where = f"inference.services[{i}].deployment"
         if d.mode == "colocated":
-            pools: tuple[PoolSpec, ...] = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
-                                                    d.card_type, d.tp, d.ep),)
+            pools: tuple[PoolSpec, ...] = (_pool(s, "colocated", d, where),)
         else:
-            pools = tuple(PoolSpec(kind, p.replicas, _perf(s, p.card_type, p.tp, p.ep, f"{where}.{kind}"),
-                                   p.card_type, p.tp, p.ep)
-                          for kind, p in (("prefill", d.prefill), ("decode", d.decode)))
+            pools = tuple(_pool(s, kind, p, f"{where}.{kind}") for kind, p in (("prefill", d.prefill),
+                                                                               ("decode", d.decode)))
         out.append(ServiceSpec(
             name=s.name, requests=requests_for(s, i, cfg, streams), pools=pools,
             slo_ttft_s=s.slo.ttft, slo_tpot_s=s.slo.tpot, slo_e2e_s=s.slo.e2e,

@@ -27,6 +27,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "pool_multi_vendor.yaml": ["duration=2h"],
     "pool_many_models.yaml": ["duration=20min"],
     "pool_offline_batch.yaml": ["duration=30h"],
+    "pool_many_models_sliced.yaml": ["duration=20min"],
     "pool_peak_shaving.yaml": ["duration=1h"],
     "pool_utilization_uplift.yaml": ["duration=2h"],
     "pool_tenant_silos.yaml": ["duration=6h"],

@@ -48,7 +48,7 @@ from .admission import (
     service_where,
     truncate_overlong,
 )
-from .pd import KVNetwork, nic_links, place_pools, topology_links
+from .pd import KVNetwork, nic_links, place_pools, share_cards, topology_links
 from .pools import ServingPool
 from .replica import COLOCATED, DECODE, PREFILL, Replica, RequestState
 from .results import REASONS, ServingRun, build_run
@@ -192,8 +192,8 @@ class ServingEngine:
 
     def _build_replicas(self) -> None:
         opt, rs = self.options, self.rs
-        labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas,
-                   p.spec.cards_per_replica) for p in self.pools]
+        labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas // p.spec.slices,
+                   p.spec.cards_per_replica) for p in self.pools]   # a sliced pool: one entry per card
         if self.broker is not None and getattr(self.broker.policy, "share_slots", False):
             # every service's slots over the same cards (one slot holds a card at a time), service
             # k's starting at scale-up domain k * D / S so the services spread over the pool
@@ -208,6 +208,7 @@ class ServingEngine:
                 placed += place_pools(self.topology, [labels[i] for i in idx], self.allowed_cards, start)
         else:
             placed = place_pools(self.topology, labels, self.allowed_cards)
+        placed = share_cards(placed, [p.spec.slices for p in self.pools])
         self.replicas: list[Replica] = []
         for p, cards in zip(self.pools, placed, strict=True):
             role = _ROLE[p.kind]
@@ -231,8 +232,7 @@ class ServingEngine:
             if self.topology is not None:
                 cap, route = topology_links(self.topology)
             else:
-                ncards = sum(len(c) for cs in placed for c in cs)
-                nic = np.zeros(ncards)
+                nic = np.zeros(max((int(c.max()) + 1 for cs in placed for c in cs if c.size), default=0))
                 for p, cs in zip(self.pools, placed, strict=True):
                     if not self.services[p.service].disaggregated:
                         continue
@@ -514,7 +514,7 @@ class ServingEngine:
                 p.refresh()
             self._start()   # the replicas on at t = 0 claim their cards before any training job starts
         elif hasattr(sim, "take_serving") and self.topology is not None and self.replicas:
-            sim.take_serving(np.concatenate([r.cards for r in self.replicas]))
+            sim.take_serving(np.unique(np.concatenate([r.cards for r in self.replicas])))  # slices: once
         sim.env.process(self._hosted(sim.env, run_ahead=True))
 
     def _hosted(self, env: Any, run_ahead: bool = False) -> Generator[Any, Any, None]:

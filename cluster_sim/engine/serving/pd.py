@@ -28,7 +28,7 @@ import numpy as np
 from ...errors import PlacementError
 from ...network.contention import max_min_fair, small_max_min_fair
 
-__all__ = ["KVNetwork", "nic_links", "place_pools", "topology_links"]
+__all__ = ["KVNetwork", "nic_links", "place_pools", "share_cards", "topology_links"]
 
 Route = tuple[tuple[int, ...], float]
 SMALL_COMPONENT = 24  # flows; below this pure-Python filling beats the vectorised solver's overhead
@@ -105,6 +105,13 @@ def place_pools(topology: Any, pools: Sequence[tuple[str, str, int, int]],
             placed.append(np.array(sorted(take), dtype=np.int64))
         out.append(placed)
     return out
+
+
+def share_cards(placed: list[list[np.ndarray]], slices: Sequence[int]) -> list[list[np.ndarray]]:
+    """Placements of sliced pools: ``placed[p]`` has one entry per *card group* of pool ``p``
+    (``replicas / slices`` of them); each is repeated ``slices[p]`` times, one per replica, so
+    replica ``i`` is on card group ``i // slices``."""
+    return [cs if s == 1 else [c for c in cs for _ in range(s)] for cs, s in zip(placed, slices, strict=True)]
 
 
 def topology_links(topology: Any) -> tuple[np.ndarray, Callable[[int, int], Route]]:

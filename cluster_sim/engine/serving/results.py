@@ -163,7 +163,7 @@ def _replicas_frame(eng: Any, end: float) -> pd.DataFrame:
         if power is not None:
             energy = (power("prefill") * rep.busy_prefill_s + power("decode") * rep.busy_decode_s
                       + power("mixed") * rep.busy_mixed_s + power("idle") * max(0.0, alloc - busy))
-        cards = int(getattr(perf, "cards", spec.cards_per_replica))
+        cards = int(getattr(perf, "cards", spec.cards_per_replica)) if spec.slices == 1 else spec.card_share
         price = rep.pool.price   # NaN without a catalog price: the cost excludes it (noted)
         rows.append({
             "replica": rep.rid, "service": eng.services[rep.pool.service].name, "pool": rep.pool.kind,
@@ -180,14 +180,15 @@ def _replicas_frame(eng: Any, end: float) -> pd.DataFrame:
 def _services_frame(eng: Any) -> pd.DataFrame:
     rows = []
     for k, s in enumerate(eng.services):
-        cards = sum(p.replicas * p.cards_per_replica for p in s.pools)
+        cards = sum(p.cards for p in s.pools)
         rows.append({
             "service": s.name, "model": s.model, "mode": "disaggregated" if s.disaggregated else "colocated",
             "slo_ttft_s": math.nan if s.slo_ttft_s is None else s.slo_ttft_s,
             "slo_tpot_s": math.nan if s.slo_tpot_s is None else s.slo_tpot_s,
             "slo_e2e_s": math.nan if s.slo_e2e_s is None else s.slo_e2e_s,
             "cards": cards, "requests": int(eng.offsets[k + 1] - eng.offsets[k]),
-            "pools": ";".join(f"{p.kind}:{p.replicas}x{p.card_type or '?'}/tp{p.tp}" for p in s.pools),
+            "pools": ";".join(f"{p.kind}:{p.replicas}x{p.card_type or '?'}/tp{p.tp}"
+                              + (f"/{p.slices}slices" if p.slices > 1 else "") for p in s.pools),
         })
     return pd.DataFrame(rows)
 

@@ -105,6 +105,10 @@ class PoolSpec:
         Parallel plan; a replica has ``perf.cards`` cards.
     replica_perfs : tuple, optional
         A perf model per replica (e.g. with placement-specific communication levels).
+    slices : int
+        Replicas per card (MIG-like slices; one-card replicas only): replica ``i`` is on card
+        ``i // slices`` of the pool's ``replicas / slices`` cards (a multiple: a partitioned
+        card has exactly ``slices`` replicas) and holds ``1 / slices`` of it (:mod:`cluster_sim.perf.slices` is its perf model).
     """
 
     kind: str
@@ -114,17 +118,32 @@ class PoolSpec:
     tp: int = 1
     ep: int = 1
     replica_perfs: tuple[ReplicaPerfModel, ...] | None = None
+    slices: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in ("colocated", "prefill", "decode"):
             raise ConfigError(f"pool kind must be colocated, prefill or decode, got {self.kind!r}")
         if self.replicas < 1:
             raise ConfigError(f"{self.kind} pool: replicas must be >= 1, got {self.replicas}")
+        if self.slices < 1 or (self.slices > 1 and self.cards_per_replica != 1) or self.replicas % self.slices:
+            raise ConfigError(f"{self.kind} pool: slices must be >= 1, only for one-card replicas and divide "
+                              f"the replicas, got slices={self.slices} with {self.replicas} replicas of "
+                              f"{self.cards_per_replica} cards")
 
     @property
     def cards_per_replica(self) -> int:
         """Cards of one replica."""
         return int(getattr(self.perf, "cards", self.tp * self.ep))
+
+    @property
+    def cards(self) -> int:
+        """Cards of the whole pool: ``replicas / slices x cards_per_replica``."""
+        return self.replicas // self.slices * self.cards_per_replica
+
+    @property
+    def card_share(self) -> float | int:
+        """Cards one replica holds: ``cards_per_replica``, or ``1 / slices`` of one."""
+        return self.cards_per_replica if self.slices == 1 else 1.0 / self.slices
 
     def perf_of(self, i: int) -> ReplicaPerfModel:
         """Perf model of replica ``i``."""

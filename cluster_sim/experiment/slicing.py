@@ -1,0 +1,58 @@
+"""Config -> serving pools with fractional cards (``deployment.slices``, MIG-like partitions).
+
+:func:`replica_perf` builds one replica's perf model from a pool config (a
+:class:`~cluster_sim.perf.slices.SlicedReplicaPerf` when ``slices`` > 1), with the errors named
+by config field; :func:`refuse_sliced` is the check that a dynamic pool policy (the card broker
+lends the cards of one replica slot) gets no sliced pool. Used by :mod:`.build`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError, PerfModelError
+from ..perf.inference import ReplicaPerf
+from ..perf.slices import SlicedReplicaPerf
+
+__all__ = ["refuse_sliced", "replica_perf", "sliced_pools"]
+
+
+def sliced_pools(cfg: Any) -> list[tuple[str, Any]]:
+    """``(where, pool config)`` of every inference pool with ``slices`` > 1."""
+    out = []
+    for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
+        d = svc.deployment
+        where = f"inference.services[{i}].deployment"
+        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
+                                                             (f"{where}.decode", d.decode)]
+        out += [(w, p) for w, p in pools if p.slices > 1]
+    return out
+
+
+def replica_perf(svc: Any, p: Any, where: str) -> ReplicaPerf:
+    """The perf model of one replica of pool config ``p`` (a slice of a card with ``slices``)."""
+    try:
+        if p.slices == 1 and not p.interference:
+            return ReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype)
+        perf = SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype,
+                                 slices=p.slices, interference=p.interference)
+        if p.replicas % p.slices:
+            raise ConfigError(f"replica.replicas: {p.replicas} replicas on cards of {p.slices} slices; a "
+                              f"partitioned card has exactly {p.slices} replicas, so give a multiple of it")
+        return perf
+    except (ConfigError, PerfModelError) as exc:
+        msg = str(exc)
+        if msg.startswith("replica.") and msg.split(":", 1)[0][8:] in ("slices", "interference", "replicas"):
+            field, rest = msg[8:].split(":", 1)
+            raise ConfigError(f"{where}.{field}:{rest}") from None
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def refuse_sliced(cfg: Any, policy: str) -> None:
+    """ConfigError on the first sliced pool (``...deployment.slices``) under dynamic pool policy
+    ``policy``: the card broker claims and lends whole cards of one replica slot."""
+    sliced = next((w for w, _ in sliced_pools(cfg)), None)
+    if sliced is not None:
+        raise ConfigError(f"{sliced}.slices: sliced replicas (several per card) are not supported under "
+                          f"the dynamic pool policy {policy!r} (the card broker lends whole cards of "
+                          "one replica); use static_partition or separate, or slices: 1")

@@ -25,7 +25,7 @@ from .cluster.training import STATUS_NAMES, TrainingEngine
 from .pool.ledger import SERVING, CardLedger
 
 if TYPE_CHECKING:
-    from .silos import TrainingSilos
+    from .cluster.silos import TrainingSilos
 
 __all__ = ["Levels", "RunRecord", "Simulation"]
 

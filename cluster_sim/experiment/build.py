@@ -26,9 +26,9 @@ from .. import catalog
 from ..config import resolve_path
 from ..config.plans import job_plan
 from ..engine.cluster.failures import FailureModel
+from ..engine.cluster.silos import TrainingSilos
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
 from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
-from ..engine.silos import TrainingSilos
 from ..engine.simulation import Simulation
 from ..errors import ClusterSimError, ConfigError
 from ..metrics.tariff import Tariff
@@ -226,7 +226,7 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             quanta = {int(jobs.job_id[names.index(n)]): q for n, q in off.quantum_s.items()}
             sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
-        if plan.tenant_cards:  # one training engine per tenant silo (engine/silos.py)
+        if plan.tenant_cards:  # one training engine per tenant silo (engine/cluster/silos.py)
             silos, notes = tenant_silos(plan, jobs)
             sim.training = sim.add(TrainingSilos(silos, **pol, failures=failure_model(cfg.failures),
                                                  job_speed=hooks, work_quantum_s=quanta))

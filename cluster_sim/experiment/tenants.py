@@ -2,7 +2,7 @@
 per-tenant summary keys (``tenant.<name>.*``) that compare silos with one pool.
 
 Under ``static_partition`` with ``tenant_cards`` each named tenant's jobs run only on its silo
-(one training engine per silo, ``cluster_sim.engine.silos``), every other tenant's on the
+(one training engine per silo, ``cluster_sim.engine.cluster.silos``), every other tenant's on the
 training cards left. A tenant name the jobs lack, or jobs of tenants without a silo when no
 training card is left, is a ``ConfigError`` naming the field; a job larger than its silo is
 rejected at submit (a note says how many).
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..engine.silos import Silo
+from ..engine.cluster.silos import Silo
 from ..errors import ConfigError
 from ..policies.pool.partition import PoolPlan
 from ..workload.jobs import JobTable

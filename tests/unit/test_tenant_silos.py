@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster_sim.engine.cluster.failures import FailureModel
+from cluster_sim.engine.cluster.silos import Silo, TrainingSilos
 from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.engine.pool.ledger import TRAINING
-from cluster_sim.engine.silos import Silo, TrainingSilos
 from cluster_sim.engine.simulation import Simulation
 from cluster_sim.errors import ConfigError
 from cluster_sim.policies import registry

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..workload.jobs import JobTable
-from .cluster.state import ClusterState
-from .cluster.training import TrainingEngine
-from .simulation import Levels
+from ...workload.jobs import JobTable
+from ..simulation import Levels
+from .state import ClusterState
+from .training import TrainingEngine
 
 __all__ = ["Silo", "TrainingSilos"]
 

@@ -27,7 +27,7 @@ from ..config import resolve_path
 from ..config.plans import job_plan
 from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
-from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from ..engine.serving.specs import PoolSpec, ReplicaGroup, ServiceSpec, ServingOptions
 from ..engine.simulation import Simulation
 from ..errors import ClusterSimError, ConfigError, PerfModelError
 from ..metrics.tariff import Tariff
@@ -146,9 +146,7 @@ def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
     for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
         d = svc.deployment
         where = f"inference.services[{i}].deployment"
-        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
-                                                             (f"{where}.decode", d.decode)]
-        for w, p in pools:
+        for w, p in d.replica_pools(where):
             try:
                 name = catalog.accelerator(p.card_type).name
             except ClusterSimError as exc:
@@ -453,6 +451,21 @@ def _perf(svc: Any, card_type: str, tp: int, ep: int, where: str) -> ReplicaPerf
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _groups(svc: Any, groups: list[Any], where: str) -> PoolSpec:
+    """The colocated pool of a deployment's replica ``groups`` (several card types, one router)."""
+    out, heads = [], model_spec(svc.model).heads
+    for j, g in enumerate(groups):
+        w = f"{where}.groups[{j}]"
+        try:
+            catalog.accelerator(g.card_type)
+        except ClusterSimError as exc:
+            raise ConfigError(f"{w}.card_type: {exc}") from None
+        if heads % g.tp:   # tensor parallelism splits the attention heads (as `validate` checks)
+            raise ConfigError(f"{w}.tp: {g.tp} does not divide the {heads} attention heads of {svc.model}")
+        out.append(ReplicaGroup(g.card_type, g.replicas, _perf(svc, g.card_type, g.tp, g.ep, w), g.tp, g.ep))
+    return PoolSpec.of_groups("colocated", out)
+
+
 def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
     """One :class:`ServiceSpec` per ``cfg.inference.services`` entry.
 
@@ -467,8 +480,10 @@ def services_from_config(cfg: Any, streams: Streams | None = None) -> list[Servi
     for i, s in enumerate(services):
         d = s.deployment
         where = f"inference.services[{i}].deployment"
-        if d.mode == "colocated":
-            pools: tuple[PoolSpec, ...] = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
+        if d.mode == "colocated" and d.groups is not None:
+            pools: tuple[PoolSpec, ...] = (_groups(s, d.groups, where),)
+        elif d.mode == "colocated":
+            pools = (PoolSpec("colocated", d.replicas, _perf(s, d.card_type, d.tp, d.ep, where),
                                                     d.card_type, d.tp, d.ep),)
         else:
             pools = tuple(PoolSpec(kind, p.replicas, _perf(s, p.card_type, p.tp, p.ep, f"{where}.{kind}"),

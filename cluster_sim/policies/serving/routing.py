@@ -11,9 +11,9 @@
 
 Unequal replicas (several card types under one router, ``view.speed`` set: each replica's
 saturated request rate from its perf model, the fastest 1.0): ``least_loaded`` and
-``prefix_aware`` divide their load by the speed, counting the new request itself, so they pick
-the replica that would be done soonest (shortest expected delay): a replica twice as fast gets
-about twice the requests. ``random`` picks a replica with probability proportional to its
+``prefix_aware`` divide their load by the speed (``least_loaded(requests)`` counting the new
+request itself: the replica that would be done soonest, the shortest expected delay), so a
+replica twice as fast gets about twice the requests. ``random`` picks a replica with probability proportional to its
 speed. ``round_robin`` stays load-blind: equal turns, so the slow type gets as many requests as
 the fast one (a baseline). With equal replicas (``view.speed is None``) every policy is
 exactly what it was.
@@ -77,10 +77,11 @@ class RandomRouting(Policy):
 class LeastLoaded(Policy):
     """The least loaded replica; ties go to the lowest replica id.
 
-    With unequal replicas (``view.speed``), the load including the new request is divided by
-    the replica's speed: ``(queued + running + 1) / speed`` (``requests``), ``(queued prompt
-    tokens + this prompt) / speed`` (``tokens``), ``kv occupancy + (queued + 1) / speed``
-    (``kv``). With equal speeds these give the same choice as the plain loads.
+    With unequal replicas (``view.speed``), the load is divided by the replica's speed: for
+    ``requests`` counting the new request too, ``(queued + running + 1) / speed`` (the shortest
+    expected delay); for ``tokens`` and ``kv`` the loads above over ``speed`` (their fractional
+    parts would be swamped by a whole extra unit). With equal speeds these give the same choice
+    as the plain loads.
 
     Parameters
     ----------
@@ -117,10 +118,9 @@ class LeastLoaded(Policy):
         if self.metric == "requests":
             load = (view.queue_len + view.running + 1) / speed
         elif self.metric == "tokens":
-            load = ((view.pending_prefill_tokens + view.prompt_tokens) / speed
-                    + view.running / (view.running.max() + 1.0))
+            load = (view.pending_prefill_tokens + view.running / (view.running.max() + 1.0)) / speed
         elif self.metric == "kv":
-            load = view.kv_used_tokens / view.kv_capacity_tokens + (view.queue_len + 1) / speed
+            load = (view.kv_used_tokens / view.kv_capacity_tokens + view.queue_len) / speed
         else:
             raise ValueError(f"LeastLoaded.metric: unknown {self.metric!r}; known: {', '.join(self.METRICS)}")
         return RouteDecision(int(view.replicas[int(np.argmin(load))]))

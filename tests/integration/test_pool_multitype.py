@@ -18,7 +18,7 @@ from cluster_sim.experiment.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTER = str(REPO / "workloads" / "pool_multi_vendor_router.yaml")
-TYPES = ("h100-sxm", "ascend-910b", "kunlun-p800")
+TYPES = ("h100-sxm", "kunlun-p800", "ascend-910b")   # the groups, in order
 G = "inference.services.0.deployment.groups"
 
 
@@ -30,7 +30,7 @@ G = "inference.services.0.deployment.groups"
     ([f"{G}=[]"], "inference.services[0].deployment: groups: must not be empty"),
     (["inference.services.0.deployment.replicas=2"],
      "inference.services[0].deployment: groups: give either groups or replicas and card_type, not both"),
-    ([f"{G}.2.tp=1"], "error: inference.services[0].deployment.groups[2]: llama3-70b on 1 x kunlun-p800"),
+    ([f"{G}.2.tp=1"], "error: inference.services[0].deployment.groups[2]: llama3-70b on 1 x ascend-910b"),
     (["policy.pool=peak_shaving", "policy.pool.params.min_replicas=13"],
      "error: policy.pool.params.min_replicas: 13 replicas must always serve, but "
      "inference.services[0].deployment has only 12"),

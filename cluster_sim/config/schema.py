@@ -237,7 +237,11 @@ class PoolConfig(Strict):
 
 
 class DeploymentConfig(Strict):
-    """Colocated replicas, or disaggregated prefill and decode pools (PD分离)."""
+    """Colocated replicas, or disaggregated prefill and decode pools (PD分离).
+
+    Colocated replicas are of one card type (``replicas``, ``card_type``, ``tp``, ``ep``), or of
+    several under the service's one router (``groups``: one replica group per card type, 一云多芯;
+    replicas are numbered group by group and the autoscaler starts them in that order)."""
 
     mode: Literal["colocated", "disaggregated"] = "colocated"
     replicas: Cards | None = None
@@ -248,14 +252,36 @@ class DeploymentConfig(Strict):
     interference: float = Field(0.0, ge=0, le=10, description=INTERFERENCE_DOC)
     prefill: PoolConfig | None = None
     decode: PoolConfig | None = None
+    groups: list[PoolConfig] | None = Field(
+        None, description="colocated: replica groups of different card types under one router "
+        "(instead of replicas and card_type)")
 
     @model_validator(mode="after")
     def _shape(self) -> DeploymentConfig:
+        if self.groups is not None:
+            if self.mode != "colocated":
+                raise ValueError("groups: only a colocated deployment has replica groups")
+            if not self.groups:
+                raise ValueError("groups: must not be empty (one group per card type)")
+            if self.replicas is not None or self.card_type is not None:
+                raise ValueError("groups: give either groups or replicas and card_type, not both")
+            if self.slices != 1:
+                raise ValueError("slices: a deployment of replica groups takes whole cards (slice a single-type one)")
+            return self
         if self.mode == "colocated" and (self.replicas is None or self.card_type is None):
-            raise ValueError("colocated deployment needs replicas and card_type")
+            raise ValueError("colocated deployment needs replicas and card_type (or groups)")
         if self.mode == "disaggregated" and (self.prefill is None or self.decode is None):
             raise ValueError("disaggregated deployment needs prefill and decode pools")
         return self
+
+    def replica_pools(self, where: str) -> list[tuple[str, Any]]:
+        """``(where, pool)`` for each replica group: the colocated deployment itself, each of its
+        ``groups`` (``<where>.groups[i]``), or the prefill and decode pools (``<where>.prefill``)."""
+        if self.mode != "colocated":
+            return [(f"{where}.prefill", self.prefill), (f"{where}.decode", self.decode)]
+        if self.groups is not None:
+            return [(f"{where}.groups[{j}]", g) for j, g in enumerate(self.groups)]
+        return [(where, self)]
 
 
 class ArrivalsConfig(Strict):

@@ -28,7 +28,7 @@ from ..config.plans import job_plan
 from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.silos import TrainingSilos
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
-from ..engine.serving.specs import PoolSpec, ServiceSpec, ServingOptions
+from ..engine.serving.specs import PoolSpec, ReplicaGroup, ServiceSpec, ServingOptions
 from ..engine.simulation import Simulation
 from ..errors import ClusterSimError, ConfigError
 from ..metrics.tariff import Tariff
@@ -149,9 +149,7 @@ def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
     for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
         d = svc.deployment
         where = f"inference.services[{i}].deployment"
-        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
-                                                             (f"{where}.decode", d.decode)]
-        for w, p in pools:
+        for w, p in d.replica_pools(where):
             try:
                 name = catalog.accelerator(p.card_type).name
             except ClusterSimError as exc:
@@ -479,6 +477,23 @@ def _pool(svc: Any, kind: str, p: Any, where: str) -> PoolSpec:
     return PoolSpec(kind, p.replicas, replica_perf(svc, p, where), p.card_type, p.tp, p.ep, slices=p.slices)
 
 
+def _groups(svc: Any, groups: list[Any], where: str) -> PoolSpec:
+    """The colocated pool of a deployment's replica ``groups`` (several card types, one router)."""
+    out, heads = [], model_spec(svc.model).heads
+    for j, g in enumerate(groups):
+        w = f"{where}.groups[{j}]"
+        try:
+            catalog.accelerator(g.card_type)
+        except ClusterSimError as exc:
+            raise ConfigError(f"{w}.card_type: {exc}") from None
+        if heads % g.tp:   # tensor parallelism splits the attention heads (as `validate` checks)
+            raise ConfigError(f"{w}.tp: {g.tp} does not divide the {heads} attention heads of {svc.model}")
+        if g.slices != 1:
+            raise ConfigError(f"{w}.slices: a replica group takes whole cards (slice a single-type deployment)")
+        out.append(ReplicaGroup(g.card_type, g.replicas, replica_perf(svc, g, w), g.tp, g.ep))
+    return PoolSpec.of_groups("colocated", out)
+
+
 def services_from_config(cfg: Any, streams: Streams | None = None) -> list[ServiceSpec]:
     """One :class:`ServiceSpec` per ``cfg.inference.services`` entry.
 
@@ -493,8 +508,10 @@ def services_from_config(cfg: Any, streams: Streams | None = None) -> list[Servi
     for i, s in enumerate(services):
         d = s.deployment
         where = f"inference.services[{i}].deployment"
-        if d.mode == "colocated":
-            pools: tuple[PoolSpec, ...] = (_pool(s, "colocated", d, where),)
+        if d.mode == "colocated" and d.groups is not None:
+            pools: tuple[PoolSpec, ...] = (_groups(s, d.groups, where),)
+        elif d.mode == "colocated":
+            pools = (_pool(s, "colocated", d, where),)
         else:
             pools = tuple(_pool(s, kind, p, f"{where}.{kind}") for kind, p in (("prefill", d.prefill),
                                                                                ("decode", d.decode)))

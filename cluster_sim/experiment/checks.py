@@ -29,13 +29,8 @@ def _check_services(cfg: ExperimentConfig, topology: Any) -> list[str]:
         except ClusterSimError as exc:
             raise type(exc)(f"{where}.model: {exc}") from None
         d = svc.deployment
-        if d.mode == "colocated":
-            assert d.card_type is not None and d.replicas is not None  # DeploymentConfig._shape
-            pools = [("", d.card_type, d.replicas, d.tp)]
-        else:
-            assert d.prefill is not None and d.decode is not None  # DeploymentConfig._shape
-            pools = [(".prefill", d.prefill.card_type, d.prefill.replicas, d.prefill.tp),
-                     (".decode", d.decode.card_type, d.decode.replicas, d.decode.tp)]
+        base = f"{where}.deployment"
+        pools = [(w[len(base):], p.card_type, p.replicas, p.tp) for w, p in d.replica_pools(base)]
         for suffix, card_type, replicas, tp in pools:
             try:
                 name = catalog.accelerator(card_type).name

@@ -259,8 +259,13 @@ def check_min_replicas(cfg: ExperimentConfig, policy: Any) -> None:
     need = int(getattr(policy, "min_replicas", 1))
     for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
         d = svc.deployment
-        pools = [("", d.replicas)] if d.mode == "colocated" else [
-            (f".{k}", p.replicas) for k, p in (("prefill", d.prefill), ("decode", d.decode)) if p is not None]
+        pools: list[tuple[str, int | None]]
+        if d.mode == "colocated" and d.groups is not None:   # one router over every group's replicas
+            pools = [("", sum(g.replicas for g in d.groups))]
+        elif d.mode == "colocated":
+            pools = [("", d.replicas)]
+        else:
+            pools = [(f".{k}", p.replicas) for k, p in (("prefill", d.prefill), ("decode", d.decode)) if p is not None]
         for suffix, n in pools:
             if n is not None and need > n:
                 raise ConfigError(f"policy.pool.params.min_replicas: {need} replicas must always serve, but "

@@ -21,10 +21,7 @@ def sliced_pools(cfg: Any) -> list[tuple[str, Any]]:
     """``(where, pool config)`` of every inference pool with ``slices`` > 1."""
     out = []
     for i, svc in enumerate(cfg.inference.services if cfg.inference is not None else []):
-        d = svc.deployment
-        where = f"inference.services[{i}].deployment"
-        pools = [(where, d)] if d.mode == "colocated" else [(f"{where}.prefill", d.prefill),
-                                                             (f"{where}.decode", d.decode)]
+        pools = svc.deployment.replica_pools(f"inference.services[{i}].deployment")
         out += [(w, p) for w, p in pools if p.slices > 1]
     return out
 

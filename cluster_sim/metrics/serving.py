@@ -200,6 +200,33 @@ def _block(requests: pd.DataFrame, services: pd.DataFrame, replicas: pd.DataFram
     return out
 
 
+def _by_type(requests: pd.DataFrame, replicas: pd.DataFrame, duration_s: float, prefix: str) -> dict[str, float]:
+    """A service on several card types (replica groups under one router): per card type, the
+    requests its replicas served (``finished``, ``requests`` routed there), output tokens per
+    second, cards, and the ``_held`` utilization of those replicas. Nothing for one type."""
+    types = replicas["card_type"].unique().tolist() if len(replicas) else []
+    if len(types) < 2:
+        return {}
+    kind = replicas.set_index("replica")["card_type"]
+    on = kind.reindex(requests["replica"].to_numpy()).to_numpy()   # NaN: never routed (rejected)
+    dur = duration_s if duration_s > 0 else math.nan
+    out: dict[str, float] = {}
+    for t in types:
+        mine = requests[on == t]
+        reps = replicas[replicas["card_type"] == t]
+        at = f"{prefix}.by_type.{t}"
+        held = _held(reps, duration_s, at)
+        out.update({
+            f"{at}.requests": float(len(mine)),
+            f"{at}.finished": float((mine["status"] == "finished").sum()),
+            f"{at}.tokens_per_s": float(mine["generated_tokens"].sum()) / dur,
+            f"{at}.cards": float(reps["cards"].sum()),
+            f"{at}.utilization.allocated": held[f"{at}.utilization.allocated"],
+            f"{at}.utilization.busy": held[f"{at}.utilization.busy"],
+        })
+    return out
+
+
 def summarize(run: ServingRun) -> dict[str, float]:
     """The flat summary dict (DESIGN 4 keys ``inference.*`` and ``sim.*``, plus per service)."""
     req, svc, reps, tl = run.requests, run.services, run.replicas, run.timeline
@@ -209,6 +236,8 @@ def summarize(run: ServingRun) -> dict[str, float]:
         out.update(_block(req[req["service"] == name], svc[svc["service"] == name],
                           reps[reps["service"] == name], tl[tl["service"] == name], run.end_s, run.pue,
                           f"inference.{name}"))
+        out.update(_by_type(req[req["service"] == name], reps[reps["service"] == name], run.end_s,
+                            f"inference.{name}"))
         for pool in ("prefill", "decode"):
             part = tl[(tl["service"] == name) & (tl["pool"] == pool)]
             if len(part):

@@ -25,6 +25,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "placement_oversubscribed.yaml": ["duration=1d"],
     "pool_demand_shift.yaml": ["duration=2h"],
     "pool_multi_vendor.yaml": ["duration=2h"],
+    "pool_multi_vendor_router.yaml": ["duration=2h"],
     "pool_many_models.yaml": ["duration=20min"],
     "pool_offline_batch.yaml": ["duration=30h"],
     "pool_many_models_sliced.yaml": ["duration=20min"],

@@ -60,10 +60,12 @@ VARIED: dict[tuple[str, str], dict[str, Any]] = {
                                       "interval_s": 5.0, "warmup_s": 0.0, "lead_s": 300.0, "window_s": 120.0},
     ("autoscaling", "latency_driven"): {"upper": 0.9, "lower": 0.2, "step": 2, "min_replicas": 2,
                                         "initial_replicas": 3, "interval_s": 2.0, "warmup_s": 1.0},
-    ("pool", "static_partition"): {"inference_cards": {"h100-sxm": 8}, "inference_fraction": 0.5},
+    ("pool", "static_partition"): {"inference_cards": {"h100-sxm": 8}, "inference_fraction": 0.5,
+                                   "tenant_cards": {"team-a": {"h100-sxm": 4}}},
     **{("pool", n): {"min_replicas": 2, "headroom": 1, "lend_after_s": 60.0, "storage_gbyte_per_s_per_node": 10.0,
                      "storage_gbyte_per_s": 100.0, "notice_s": 30.0, "checkpoint_interval_s": 600.0,
-                     "checkpoint_gbyte_per_card": 4.0, "share_slots": True} for n in ("shared_pool", "peak_shaving")},
+                     "checkpoint_gbyte_per_card": 4.0, "share_slots": True, "tenant_cards": {"team-a": 8}}
+        for n in ("shared_pool", "peak_shaving")},
 }
 
 

@@ -166,9 +166,14 @@ class ServingEngine:
         self.n_replicas = gid
         for p in self.pools:
             where = f"{service_where(self.services[p.service])} {p.kind} pool"
-            p.price, note = card_price(p.spec.card_type, where)
-            if note:
-                self.notes.append(note)
+            prices = []
+            for g in p.spec.layout():
+                price, note = card_price(g.card_type, where if not p.spec.groups else f"{where} {g.card_type} group")
+                prices += [price] * g.replicas
+                if note:
+                    self.notes.append(note)
+            p.price = prices[0]
+            p.prices = prices
 
     def _bin_width(self) -> float:
         if self.options.timeline_interval_s:
@@ -192,8 +197,13 @@ class ServingEngine:
 
     def _build_replicas(self) -> None:
         opt, rs = self.options, self.rs
-        labels = [(f"service {p.service_name!r} {p.kind} pool", p.spec.card_type, p.spec.replicas // p.spec.slices,
-                   p.spec.cards_per_replica) for p in self.pools]   # a sliced pool: one entry per card
+        # one placement entry per replica group (a single-type pool is one group), regrouped per
+        # pool below: each group's replicas on its own type's cards; a sliced pool (one group):
+        # one entry per card, shared by its slices below
+        labels = [(f"service {p.service_name!r} {p.kind} pool" + (f" {g.card_type} group" if p.spec.groups else ""),
+                   g.card_type, g.replicas // p.spec.slices, g.cards_per_replica)
+                  for p in self.pools for g in p.spec.layout()]
+        owner = [j for j, p in enumerate(self.pools) for _ in p.spec.layout()]
         if self.broker is not None and getattr(self.broker.policy, "share_slots", False):
             # every service's slots over the same cards (one slot holds a card at a time), service
             # k's starting at scale-up domain k * D / S so the services spread over the pool
@@ -203,11 +213,14 @@ class ServingEngine:
             placed: list[list[np.ndarray]] = []
             n = len(self.services)
             for k in range(n):
-                idx = [i for i, p in enumerate(self.pools) if p.service == k]
+                idx = [i for i, j in enumerate(owner) if self.pools[j].service == k]
                 start = doms[k * len(doms) // n] if doms else 0
                 placed += place_pools(self.topology, [labels[i] for i in idx], self.allowed_cards, start)
         else:
             placed = place_pools(self.topology, labels, self.allowed_cards)
+        if len(placed) != len(self.pools):   # multi-type pools: join their groups' cards
+            placed = [[c for j, cs in zip(owner, placed, strict=True) if j == i for c in cs]
+                      for i in range(len(self.pools))]
         placed = share_cards(placed, [p.spec.slices for p in self.pools])
         self.replicas: list[Replica] = []
         for p, cards in zip(self.pools, placed, strict=True):
@@ -227,6 +240,8 @@ class ServingEngine:
                 p.kvcap[i] = rep.cap
                 self.replicas.append(rep)
             p.refresh()
+            if len(p.spec.groups) > 1:
+                self._set_speed(p, perfs)
         self.net: KVNetwork | None = None
         if any(s.disaggregated for s in self.services):
             if self.topology is not None:
@@ -242,6 +257,12 @@ class ServingEngine:
                 cap, route = nic_links(nic, opt.kv_latency_s)
             self.net = KVNetwork(cap, route)
         self._reject()
+
+    def _set_speed(self, pool: ServingPool, perfs: list[Any]) -> None:
+        k = pool.service
+        lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
+        pool.weigh(perfs, self.prompt_np[lo:hi], self.output_np[lo:hi], self.options.max_batch_seqs,
+                   f"{service_where(self.services[k])} {pool.kind} pool")
 
     def _placed_perf(self, pool: ServingPool, i: int, cards: np.ndarray) -> Any:
         spec = pool.spec
@@ -349,7 +370,7 @@ class ServingEngine:
             hits = pool.cache.all_leading_hits(rs.blocks[r])
             cached = readonly(hits if pool.all_active else hits[pool.local])
         view = RoutingView(t, pool.service_name, pool.kind, pool.seq, rs.prompt[r], rs.output[r], pool.ids_ro,
-                           q, run, pend, kvu, kvcap, cached, self.block_tokens)
+                           q, run, pend, kvu, kvcap, cached, self.block_tokens, pool.speed_local)
         pool.seq += 1
         d = self.routing.route(view)
         loc_i = int(d.replica) - int(pool.gids[0])

@@ -163,13 +163,14 @@ def _replicas_frame(eng: Any, end: float) -> pd.DataFrame:
         if power is not None:
             energy = (power("prefill") * rep.busy_prefill_s + power("decode") * rep.busy_decode_s
                       + power("mixed") * rep.busy_mixed_s + power("idle") * max(0.0, alloc - busy))
-        cards = int(getattr(perf, "cards", spec.cards_per_replica)) if spec.slices == 1 else spec.card_share
-        price = rep.pool.price   # NaN without a catalog price: the cost excludes it (noted)
+        group = spec.group_of(rep.local)   # (the pool itself when it has one card type)
+        cards = int(getattr(perf, "cards", group.cards_per_replica)) if spec.slices == 1 else spec.card_share
+        price = rep.pool.prices[rep.local]   # NaN without a catalog price: the cost excludes it (noted)
         rows.append({
             "replica": rep.rid, "service": eng.services[rep.pool.service].name, "pool": rep.pool.kind,
-            "card_type": spec.card_type, "cards": cards,
+            "card_type": group.card_type, "cards": cards,
             "card_ids": ",".join(str(c) for c in (rep.cards.tolist() if rep.cards is not None else [])),
-            "tp": spec.tp, "ep": spec.ep, "kv_capacity_tokens": rep.cap,
+            "tp": group.tp, "ep": group.ep, "kv_capacity_tokens": rep.cap,
             "busy_prefill_s": rep.busy_prefill_s, "busy_decode_s": rep.busy_decode_s,
             "busy_mixed_s": rep.busy_mixed_s, "allocated_s": alloc, "energy_it_j": energy,
             "price_usd_per_card_hour": price, "cost_usd": price * cards * alloc / 3600.0,
@@ -180,14 +181,14 @@ def _replicas_frame(eng: Any, end: float) -> pd.DataFrame:
 def _services_frame(eng: Any) -> pd.DataFrame:
     rows = []
     for k, s in enumerate(eng.services):
-        cards = sum(p.cards for p in s.pools)
+        cards = sum(p.cards for p in s.pools)   # a sliced pool's replicas / slices cards
         rows.append({
             "service": s.name, "model": s.model, "mode": "disaggregated" if s.disaggregated else "colocated",
             "slo_ttft_s": math.nan if s.slo_ttft_s is None else s.slo_ttft_s,
             "slo_tpot_s": math.nan if s.slo_tpot_s is None else s.slo_tpot_s,
             "slo_e2e_s": math.nan if s.slo_e2e_s is None else s.slo_e2e_s,
             "cards": cards, "requests": int(eng.offsets[k + 1] - eng.offsets[k]),
-            "pools": ";".join(f"{p.kind}:{p.replicas}x{p.card_type or '?'}/tp{p.tp}"
+            "pools": ";".join(f"{p.kind}:" + "+".join(f"{g.replicas}x{g.card_type or '?'}/tp{g.tp}" for g in p.layout())
                               + (f"/{p.slices}slices" if p.slices > 1 else "") for p in s.pools),
         })
     return pd.DataFrame(rows)

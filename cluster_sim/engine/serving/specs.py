@@ -1,8 +1,9 @@
 """What the serving engine runs: services, pools and options.
 
 :class:`ServiceSpec` (a model's requests, SLOs and one pool — colocated — or two — prefill and
-decode), :class:`PoolSpec` (replicas of one card type and parallel plan with their perf model)
-and :class:`ServingOptions` (batching and recording knobs) are plain frozen dataclasses, so
+decode), :class:`PoolSpec` (replicas of one card type and parallel plan with their perf model,
+or several :class:`ReplicaGroup` of different card types under the pool's one router) and
+:class:`ServingOptions` (batching and recording knobs) are plain frozen dataclasses, so
 tests and notebooks can build an engine without a config file;
 ``cluster_sim.experiment.build.services_from_config`` and ``options_from_config`` map an
 experiment config onto them.
@@ -18,7 +19,7 @@ from ...errors import ConfigError
 from ...perf.base import ReplicaPerfModel
 from ...workload.requests import RequestTable
 
-__all__ = ["PoolSpec", "ServiceSpec", "ServingOptions", "nan_if_none"]
+__all__ = ["PoolSpec", "ReplicaGroup", "ServiceSpec", "ServingOptions", "nan_if_none", "saturated_rate"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,38 @@ class ServingOptions:
 
 
 @dataclass(frozen=True)
+class ReplicaGroup:
+    """Replicas of one card type and parallel plan inside a multi-type pool (一云多芯).
+
+    Parameters
+    ----------
+    card_type : str
+        Catalog accelerator name (placement, cost, per-type metrics).
+    replicas : int
+        Replicas of this group.
+    perf : ReplicaPerfModel
+        Cost model of one replica of this group.
+    tp, ep : int
+        Parallel plan.
+    """
+
+    card_type: str
+    replicas: int
+    perf: ReplicaPerfModel
+    tp: int = 1
+    ep: int = 1
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ConfigError(f"replica group {self.card_type!r}: replicas must be >= 1, got {self.replicas}")
+
+    @property
+    def cards_per_replica(self) -> int:
+        """Cards of one replica."""
+        return int(getattr(self.perf, "cards", self.tp * self.ep))
+
+
+@dataclass(frozen=True)
 class PoolSpec:
     """Replicas of one pool.
 
@@ -109,6 +142,11 @@ class PoolSpec:
         Replicas per card (MIG-like slices; one-card replicas only): replica ``i`` is on card
         ``i // slices`` of the pool's ``replicas / slices`` cards (a multiple: a partitioned
         card has exactly ``slices`` replicas) and holds ``1 / slices`` of it (:mod:`cluster_sim.perf.slices` is its perf model).
+    groups : tuple of ReplicaGroup, optional
+        Several card types under this pool's one router (build with :meth:`of_groups`):
+        replicas are numbered group by group in this order, which is also the autoscaling
+        order (scale-up starts the lowest-numbered off replica, scale-down stops the
+        highest-numbered one). Empty: every replica is ``card_type`` with ``perf``.
     """
 
     kind: str
@@ -119,6 +157,7 @@ class PoolSpec:
     ep: int = 1
     replica_perfs: tuple[ReplicaPerfModel, ...] | None = None
     slices: int = 1
+    groups: tuple[ReplicaGroup, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("colocated", "prefill", "decode"):
@@ -129,15 +168,33 @@ class PoolSpec:
             raise ConfigError(f"{self.kind} pool: slices must be >= 1, only for one-card replicas and divide "
                               f"the replicas, got slices={self.slices} with {self.replicas} replicas of "
                               f"{self.cards_per_replica} cards")
+        if self.groups and self.slices != 1:
+            raise ConfigError(f"{self.kind} pool: slices apply to a single-type pool, not to replica groups")
+        if self.groups and sum(g.replicas for g in self.groups) != self.replicas:
+            raise ConfigError(f"{self.kind} pool: replicas ({self.replicas}) must be the groups' sum "
+                              f"({sum(g.replicas for g in self.groups)})")
+
+    @classmethod
+    def of_groups(cls, kind: str, groups: tuple[ReplicaGroup, ...] | list[ReplicaGroup]) -> PoolSpec:
+        """A pool of several replica groups (the first group's type and plan stand for the pool
+        where one value is needed)."""
+        groups = tuple(groups)
+        if not groups:
+            raise ConfigError(f"{kind} pool: groups must not be empty")
+        g0 = groups[0]
+        return cls(kind, sum(g.replicas for g in groups), g0.perf, g0.card_type, g0.tp, g0.ep, groups=groups)
 
     @property
     def cards_per_replica(self) -> int:
-        """Cards of one replica."""
+        """Cards of one replica (of the first group in a multi-type pool)."""
         return int(getattr(self.perf, "cards", self.tp * self.ep))
 
     @property
     def cards(self) -> int:
-        """Cards of the whole pool: ``replicas / slices x cards_per_replica``."""
+        """Cards of the whole pool: ``replicas / slices x cards_per_replica`` (summed over the
+        groups of a multi-type pool)."""
+        if self.groups:
+            return sum(g.replicas * g.cards_per_replica for g in self.groups)
         return self.replicas // self.slices * self.cards_per_replica
 
     @property
@@ -145,9 +202,23 @@ class PoolSpec:
         """Cards one replica holds: ``cards_per_replica``, or ``1 / slices`` of one."""
         return self.cards_per_replica if self.slices == 1 else 1.0 / self.slices
 
+    def layout(self) -> tuple[ReplicaGroup, ...]:
+        """The pool as replica groups (one group for a single-type pool)."""
+        return self.groups or (ReplicaGroup(self.card_type, self.replicas, self.perf, self.tp, self.ep),)
+
+    def group_of(self, i: int) -> ReplicaGroup:
+        """The group replica ``i`` belongs to."""
+        for g in self.groups:
+            if i < g.replicas:
+                return g
+            i -= g.replicas
+        return self.layout()[0]
+
     def perf_of(self, i: int) -> ReplicaPerfModel:
         """Perf model of replica ``i``."""
-        return self.replica_perfs[i] if self.replica_perfs is not None else self.perf
+        if self.replica_perfs is not None:
+            return self.replica_perfs[i]
+        return self.group_of(i).perf if self.groups else self.perf
 
 
 @dataclass(frozen=True)
@@ -183,6 +254,20 @@ class ServiceSpec:
     def disaggregated(self) -> bool:
         """True for PD-separated services."""
         return len(self.pools) == 2
+
+
+def saturated_rate(perf: Any, prompt_tokens: float, output_tokens: float, max_batch_seqs: int) -> float:
+    """Requests per second one replica serves at saturation, from its perf model: a full batch
+    of ``b`` requests of the mean lengths (``b`` = ``max_batch_seqs``, or fewer when the KV cache
+    holds fewer whole requests) is prefilled one prompt at a time, then decoded together for
+    ``output_tokens`` iterations; the rate is ``b`` over that time. The routers' speed of a
+    replica in a pool of unequal replicas (:class:`~cluster_sim.engine.serving.pools.ServingPool`).
+    """
+    p = max(int(round(prompt_tokens)), 1)
+    o = max(int(round(output_tokens)), 1)
+    b = max(1, min(int(max_batch_seqs), int(perf.kv_capacity_tokens) // (p + o)))
+    t = b * float(perf.prefill_time_s(p)) + float(perf.decode_stretch_s(b, float(b * p), o))
+    return b / t if t > 0 else math.inf
 
 
 def nan_if_none(x: float | None) -> float:

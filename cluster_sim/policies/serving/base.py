@@ -76,6 +76,10 @@ class RoutingView:
         zeros without block hashes or a cache).
     block_tokens : int
         Tokens per prefix block (Mooncake: 512).
+    speed : numpy.ndarray or None
+        Relative speed of each replica (float64, the fastest 1.0: its saturated request rate
+        from its perf model) when the pool's replicas differ (several card types under one
+        router); ``None`` when they are all alike. Load-aware policies divide load by it.
     """
 
     now_s: float
@@ -92,6 +96,7 @@ class RoutingView:
     kv_capacity_tokens: np.ndarray
     cached_blocks: np.ndarray
     block_tokens: int = 512
+    speed: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

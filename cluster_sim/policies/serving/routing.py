@@ -9,6 +9,15 @@
   (prompt minus the prefix blocks already cached on that replica). ``load_weight = 0`` is
   cache-aware-only routing (most cached blocks wins).
 
+Unequal replicas (several card types under one router, ``view.speed`` set: each replica's
+saturated request rate from its perf model, the fastest 1.0): ``least_loaded`` and
+``prefix_aware`` divide their load by the speed (``least_loaded(requests)`` counting the new
+request itself: the replica that would be done soonest, the shortest expected delay), so a
+replica twice as fast gets about twice the requests. ``random`` picks a replica with probability proportional to its
+speed. ``round_robin`` stays load-blind: equal turns, so the slow type gets as many requests as
+the fast one (a baseline). With equal replicas (``view.speed is None``) every policy is
+exactly what it was.
+
 Every policy is O(replicas) numpy per request and never writes into its view.
 """
 
@@ -58,11 +67,21 @@ class RandomRouting(Policy):
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
         z ^= z >> 31
         reps = view.replicas
+        if view.speed is not None:   # unequal replicas: probability proportional to speed
+            cum = np.cumsum(view.speed)
+            u = (z >> 11) * (1.0 / (1 << 53)) * float(cum[-1])
+            return RouteDecision(int(reps[min(int(np.searchsorted(cum, u, side="right")), len(reps) - 1)]))
         return RouteDecision(int(reps[z % len(reps)]))
 
 
 class LeastLoaded(Policy):
     """The least loaded replica; ties go to the lowest replica id.
+
+    With unequal replicas (``view.speed``), the load is divided by the replica's speed: for
+    ``requests`` counting the new request too, ``(queued + running + 1) / speed`` (the shortest
+    expected delay); for ``tokens`` and ``kv`` the loads above over ``speed`` (their fractional
+    parts would be swamped by a whole extra unit). With equal speeds these give the same choice
+    as the plain loads.
 
     Parameters
     ----------
@@ -81,6 +100,8 @@ class LeastLoaded(Policy):
 
     def route(self, view: RoutingView) -> RouteDecision:
         """The replica with the smallest load."""
+        if view.speed is not None:
+            return self._weighted(view, view.speed)
         if self.metric == "requests":
             load = view.queue_len + view.running
         elif self.metric == "tokens":
@@ -92,6 +113,18 @@ class LeastLoaded(Policy):
             raise ValueError(f"LeastLoaded.metric: unknown {self.metric!r}; known: {', '.join(self.METRICS)}")
         return RouteDecision(int(view.replicas[int(np.argmin(load))]))
 
+    def _weighted(self, view: RoutingView, speed: np.ndarray) -> RouteDecision:
+        """Unequal replicas: the smallest expected delay (load with this request / speed)."""
+        if self.metric == "requests":
+            load = (view.queue_len + view.running + 1) / speed
+        elif self.metric == "tokens":
+            load = (view.pending_prefill_tokens + view.running / (view.running.max() + 1.0)) / speed
+        elif self.metric == "kv":
+            load = (view.kv_used_tokens / view.kv_capacity_tokens + view.queue_len) / speed
+        else:
+            raise ValueError(f"LeastLoaded.metric: unknown {self.metric!r}; known: {', '.join(self.METRICS)}")
+        return RouteDecision(int(view.replicas[int(np.argmin(load))]))
+
 
 class PrefixAware(Policy):
     """Mooncake-like KV-centric routing: prefix-cache overlap plus load.
@@ -99,7 +132,8 @@ class PrefixAware(Policy):
     Score per replica = ``load_weight * queued prompt tokens + uncached tokens of this
     request``, where uncached = ``max(prompt - cached_blocks * block_tokens, 1)``; the lowest
     score wins, ties to the lowest id. Both terms are prefill work (tokens), so the score is a
-    TTFT estimate in units of prefill tokens, as in Mooncake's conductor.
+    TTFT estimate in units of prefill tokens, as in Mooncake's conductor. With unequal replicas
+    (``view.speed``) the score is divided by the replica's speed (work over rate: a time).
 
     Parameters
     ----------
@@ -122,4 +156,6 @@ class PrefixAware(Policy):
         score = uncached + self.load_weight * view.pending_prefill_tokens
         if self.running_weight:
             score = score + self.running_weight * view.running
+        if view.speed is not None:
+            score = score / view.speed
         return RouteDecision(int(view.replicas[int(np.argmin(score))]))

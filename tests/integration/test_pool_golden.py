@@ -1,9 +1,12 @@
-"""Golden summaries of pool scenarios (b) and (d) at short horizons (scenario (a): test_pool_scenarios.py).
+"""Golden summaries of pool scenarios (b), (d) and (e) at short horizons (scenario (a):
+test_pool_scenarios.py).
 
 Regenerate deliberately, never silently: run each ``cluster-sim run workloads/FILE --set ... --json``
 below, copy the keys, and say in the commit why they changed. At 3 h the peak-shaving scenario has
 not yet filled the cluster with training (no reclaim is needed); the pin is of the whole pooled
 run (ledger, broker, both engines on one clock), the contention is in docs/pool.md's 24 h table.
+Scenario (e) starts 2 h before its trough (``trough_at=22h``) so its first 3 h see the service
+shrink and grow again: replicas lend their cards to training and reclaim them (41 evictions).
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ GOLDEN = {
         "inference.requests": 34871.0, "inference.slo_attainment": 0.9956682635761209, "pool.evictions": 0,
         "pool.lends": 9, "pool.model_loads": 10, "pool.refused_scale_ups": 14, "training.goodput": 1.0,
         "cost_usd": 225.25706477369394},
+    ("pool_demand_shift.yaml", ("duration=3h", "inference.services.0.arrivals.trough_at=22h",
+                                "inference.services.0.arrivals.rate=3")): {
+        "pool.utilization.allocated": 0.9235916319480207, "pool.utilization.busy": 0.8569357945537261,
+        "pool.utilization.serving": 0.5424699074074074, "pool.utilization.training": 0.36690366898505783,
+        "pool.utilization.moving": 0.014218055555555482, "pool.utilization.demand_served": 0.8569357945537261,
+        "training.jobs.finished": 15, "training.demand_served": 0.5292954192361657, "inference.requests": 18474.0,
+        "inference.slo_attainment": 1.0, "pool.evictions": 41, "pool.lends": 85, "pool.model_loads": 81,
+        "pool.refused_scale_ups": 0, "training.goodput": 0.9971776324727771, "pool.lost_work_card_hours": 0.0,
+        "cost_usd": 954.0332121370275},
 }
 
 

@@ -1,5 +1,5 @@
-"""Golden summaries of pool scenarios (b), (d) and (e) at short horizons (scenario (a):
-test_pool_scenarios.py).
+"""Golden summaries of pool scenarios (b), (c) with its one-router variant, (d) and (e) at short
+horizons (scenario (a): test_pool_scenarios.py).
 
 Regenerate deliberately, never silently: run each ``cluster-sim run workloads/FILE --set ... --json``
 below, copy the keys, and say in the commit why they changed. At 3 h the peak-shaving scenario has
@@ -51,6 +51,22 @@ GOLDEN = {
         "inference.slo_attainment": 1.0, "pool.evictions": 41, "pool.lends": 85, "pool.model_loads": 81,
         "pool.refused_scale_ups": 0, "training.goodput": 0.9971776324727771, "pool.lost_work_card_hours": 0.0,
         "cost_usd": 954.0332121370275},
+    ("pool_multi_vendor.yaml", ("duration=2h", "policy.pool=shared_pool")): {
+        "pool.utilization.allocated": 0.7905414209862567, "pool.utilization.busy": 0.6984263513433956,
+        "pool.utilization.serving": 0.128125, "pool.utilization.training": 0.6617219765418121,
+        "pool.utilization.moving": 0.0006944444444444445, "training.jobs.finished": 26, "inference.requests": 6891.0,
+        "inference.slo_attainment": 0.9995645231528524, "pool.lends": 15, "pool.model_loads": 2,
+        "pool.refused_scale_ups": 0, "cost_usd": 411.00881371723585,
+        "pool.utilization.busy.ascend-910b": 0.7012209169110778, "pool.utilization.busy.h100-sxm": 0.7848543188354681,
+        "pool.utilization.busy.kunlun-p800": 0.6092038182836409},
+    ("pool_multi_vendor_router.yaml", ("duration=2h", "policy.pool=shared_pool")): {
+        "pool.utilization.allocated": 0.8199844700704305, "pool.utilization.busy": 0.7703217246094304,
+        "pool.utilization.serving": 0.13125, "pool.utilization.training": 0.6866511367370972,
+        "pool.utilization.moving": 0.0020833333333333333, "training.jobs.finished": 29, "inference.requests": 13591.0,
+        "inference.slo_attainment": 0.9986741308190925, "pool.lends": 16, "pool.model_loads": 6,
+        "pool.refused_scale_ups": 29, "cost_usd": 443.2232108633642,
+        "inference.chat.by_type.ascend-910b.finished": 0.0, "inference.chat.by_type.h100-sxm.finished": 13318.0,
+        "inference.chat.by_type.kunlun-p800.finished": 240.0},
 }
 
 

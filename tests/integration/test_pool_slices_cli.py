@@ -29,10 +29,6 @@ T = 1200.0  # 20 min
     (["inference.services.2.deployment.replicas=3"],
      "error: inference.services[2].deployment.replicas: 3 replicas on cards of 2 slices; a partitioned "
      "card has exactly 2 replicas, so give a multiple of it"),
-    (["policy.pool=shared_pool"],
-     "error: inference.services[2].deployment.slices: sliced replicas (several per card) are not supported "
-     "under the dynamic pool policy 'shared_pool' (the card broker lends whole cards of one replica); use "
-     "static_partition or separate, or slices: 1"),
     (["inference.services.0.deployment.interference=0.1"],
      "error: inference.services[0].deployment.interference: 0.1 is the slowdown of co-resident slices; it "
      "needs slices > 1"),

@@ -64,3 +64,21 @@ def test_sliced_tail_models_hold_half_the_cards(tmp_path, capsys):
     assert sliced["inference.requests"] == dedicated["inference.requests"]
     assert sliced["pool.card_hours.training"] >= dedicated["pool.card_hours.training"]
     assert sliced["inference.slo_attainment"] >= 0.95
+
+
+POOLED = "policy.pool={name: shared_pool, params: {share_slots: true, lend_after_s: 120}}"
+
+
+def test_sliced_tail_models_under_shared_pool(tmp_path, capsys):
+    """The docs' pooled variant (docs/experiments_pool.md (d)): the card broker claims and lends
+    sliced cards (before, a ConfigError on the first sliced pool); the ledger adds up, the same
+    requests are offered and the SLO holds."""
+    sliced = _run(SLICED, tmp_path, capsys, POOLED)
+    whole = _run(DEDICATED, tmp_path, capsys, "policy.pool.params.min_replicas=1")
+    hours = T / 3600
+    for s in (sliced, whole):
+        assert sum(s[f"pool.card_hours.{k}"] for k in ("idle", "training", "serving", "moving", "down")) \
+            == pytest.approx(128 * hours, rel=1e-9)
+        assert s["pool.claims"] >= 1 and s["pool.card_hours.serving"] > 0
+    assert sliced["inference.requests"] == whole["inference.requests"]
+    assert sliced["inference.slo_attainment"] >= 0.95

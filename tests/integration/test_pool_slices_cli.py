@@ -29,6 +29,10 @@ T = 1200.0  # 20 min
     (["inference.services.2.deployment.replicas=3"],
      "error: inference.services[2].deployment.replicas: 3 replicas on cards of 2 slices; a partitioned "
      "card has exactly 2 replicas, so give a multiple of it"),
+    (["policy.pool={name: shared_pool, params: {share_slots: true}}"],
+     "error: policy.pool.params.share_slots: shared slots with sliced replicas "
+     "(inference.services[2].deployment.slices) are not supported (a sliced pool whose cards other "
+     "services hold never starts); use share_slots: false"),
     (["inference.services.0.deployment.interference=0.1"],
      "error: inference.services[0].deployment.interference: 0.1 is the slowdown of co-resident slices; it "
      "needs slices > 1"),
@@ -66,7 +70,7 @@ def test_sliced_tail_models_hold_half_the_cards(tmp_path, capsys):
     assert sliced["inference.slo_attainment"] >= 0.95
 
 
-POOLED = "policy.pool={name: shared_pool, params: {share_slots: true, lend_after_s: 120}}"
+POOLED = "policy.pool={name: shared_pool, params: {lend_after_s: 120}}"
 
 
 def test_sliced_tail_models_under_shared_pool(tmp_path, capsys):
@@ -74,7 +78,7 @@ def test_sliced_tail_models_under_shared_pool(tmp_path, capsys):
     sliced cards (before, a ConfigError on the first sliced pool); the ledger adds up, the same
     requests are offered and the SLO holds."""
     sliced = _run(SLICED, tmp_path, capsys, POOLED)
-    whole = _run(DEDICATED, tmp_path, capsys, "policy.pool.params.min_replicas=1")
+    whole = _run(DEDICATED, tmp_path, capsys, POOLED)
     hours = T / 3600
     for s in (sliced, whole):
         assert sum(s[f"pool.card_hours.{k}"] for k in ("idle", "training", "serving", "moving", "down")) \

@@ -10,7 +10,8 @@
   state after every claim, lend and scheduling change); each sliced card's ledger state follows
   its slices (moving while claimed and none serves, serving once one does, never held with all
   its slices off for less than ``lend_after_s``); card-seconds add up to cards x T; min_replicas
-  respected; every request ends once. With ``share_slots`` a whole-card service overlaps.
+  respected; every request ends once. With ``share_slots`` a whole-card service overlaps (the
+  engine handles it; the config refuses shared slots with sliced pools, docs/pool.md).
 * Closed form (hypothesis): a constant target of ``k`` slice replicas with no training holds
   exactly ``ceil(k / slices)`` cards after the warm-up, also after scaling down from more.
 """

@@ -46,7 +46,7 @@ from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 from .offline import OfflineJobs, offline_jobs
-from .slicing import refuse_sliced, replica_perf
+from .slicing import refuse_shared_slots, replica_perf
 from .tenants import tenant_silos
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
@@ -186,7 +186,7 @@ def pool_plan(cfg: Any, layout: ClusterLayout) -> PoolPlan:
     except ValueError as exc:
         raise ConfigError(f"{where}.params.{exc}") from None
     if plan.dynamic:
-        refuse_sliced(cfg, pol.name)
+        refuse_shared_slots(cfg, pol)
     if plan.shared and not plan.dynamic:
         field = ("inference_cards.{t}" if getattr(pol, "inference_cards", None) is not None else
                  "inference_fraction" if getattr(pol, "inference_fraction", None) is not None else None)

@@ -29,10 +29,10 @@ T = 1200.0  # 20 min
     (["inference.services.2.deployment.replicas=3"],
      "error: inference.services[2].deployment.replicas: 3 replicas on cards of 2 slices; a partitioned "
      "card has exactly 2 replicas, so give a multiple of it"),
-    (["policy.pool=shared_pool"],
-     "error: inference.services[2].deployment.slices: sliced replicas (several per card) are not supported "
-     "under the dynamic pool policy 'shared_pool' (the card broker lends whole cards of one replica); use "
-     "static_partition or separate, or slices: 1"),
+    (["policy.pool={name: shared_pool, params: {share_slots: true}}"],
+     "error: policy.pool.params.share_slots: shared slots with sliced replicas "
+     "(inference.services[2].deployment.slices) are not supported (a sliced pool whose cards other "
+     "services hold never starts); use share_slots: false"),
     (["inference.services.0.deployment.interference=0.1"],
      "error: inference.services[0].deployment.interference: 0.1 is the slowdown of co-resident slices; it "
      "needs slices > 1"),
@@ -67,4 +67,22 @@ def test_sliced_tail_models_hold_half_the_cards(tmp_path, capsys):
     # the same requests are offered; the 22 cards freed go to the training queue
     assert sliced["inference.requests"] == dedicated["inference.requests"]
     assert sliced["pool.card_hours.training"] >= dedicated["pool.card_hours.training"]
+    assert sliced["inference.slo_attainment"] >= 0.95
+
+
+POOLED = "policy.pool={name: shared_pool, params: {lend_after_s: 120}}"
+
+
+def test_sliced_tail_models_under_shared_pool(tmp_path, capsys):
+    """The docs' pooled variant (docs/experiments_pool.md (d)): the card broker claims and lends
+    sliced cards (before, a ConfigError on the first sliced pool); the ledger adds up, the same
+    requests are offered and the SLO holds."""
+    sliced = _run(SLICED, tmp_path, capsys, POOLED)
+    whole = _run(DEDICATED, tmp_path, capsys, POOLED)
+    hours = T / 3600
+    for s in (sliced, whole):
+        assert sum(s[f"pool.card_hours.{k}"] for k in ("idle", "training", "serving", "moving", "down")) \
+            == pytest.approx(128 * hours, rel=1e-9)
+        assert s["pool.claims"] >= 1 and s["pool.card_hours.serving"] > 0
+    assert sliced["inference.requests"] == whole["inference.requests"]
     assert sliced["inference.slo_attainment"] >= 0.95

@@ -35,6 +35,7 @@ import numpy as np
 from ...errors import PlacementError
 from ...policies.pool.sharing import OffSlot, SlotView
 from .ledger import IDLE, MOVING, SERVING
+from .sliced import SlicedCards
 
 __all__ = ["CardBroker"]
 
@@ -42,7 +43,7 @@ FREE, LOADING, HELD = 0, 1, 2
 """Slot states: cards not held / held and loading the model / held (serving, draining or kept warm)."""
 
 
-class CardBroker:
+class CardBroker(SlicedCards):
     """Subsystem of a :class:`~cluster_sim.engine.simulation.Simulation` that lends slot cards.
 
     Parameters
@@ -67,6 +68,7 @@ class CardBroker:
         self.slot: dict[int, int] = {}
         self.off_since: dict[int, float] = {}
         self.writing: dict[int, float] = {}   # card -> end of the checkpoint write holding it
+        self._ready = 0.0   # the last claim's wait for checkpoint writes (.sliced reads it)
         self.sim: Any = None
 
     # ---- subsystem protocol -------------------------------------------------------------------
@@ -83,6 +85,7 @@ class CardBroker:
     def bind(self, replicas: list[Any]) -> None:
         """The serving engine's replicas (every slot starts FREE: its cards hold nothing)."""
         self.slot = {r.rid: FREE for r in replicas}
+        self.bind_slices(replicas)
         if self.training is not None:
             self.training.held_levels = True
 
@@ -147,6 +150,8 @@ class CardBroker:
     # ---- the serving engine's calls -----------------------------------------------------------
     def order(self, reps: list[Any], t: float) -> list[Any]:
         """The off replicas to try starting, in the policy's order."""
+        if reps and self.sliced(reps[0]):   # a sliced pool: claims are per card (.sliced)
+            return self.order_slices(reps, t)
         by_id = {r.rid: r for r in reps}
         views = [v for v in (self.candidate(r, t) for r in reps) if v is not None]
         return [by_id[v.slot] for v in self.policy.start_order(views)]
@@ -154,7 +159,13 @@ class CardBroker:
     def claim(self, rep: Any, t: float, warmup_s: float) -> float | None:
         """Take ``rep``'s cards for it at ``t``; returns the delay until it serves, or None when
         its cards cannot be had now (one failed, or another slot holds it). Cards still held by
-        an evicted job's checkpoint write are taken over: the slot waits for the write to end."""
+        an evicted job's checkpoint write are taken over: the slot waits for the write to end.
+        A slice of a partitioned card claims the card only if it holds nothing (.sliced)."""
+        if self.sliced(rep):
+            return self.claim_slice(rep, t, warmup_s)
+        return self._claim_slot(rep, t, warmup_s)
+
+    def _claim_slot(self, rep: Any, t: float, warmup_s: float) -> float | None:
         cards = rep.cards
         sim = self.sim
         if self.slot[rep.rid] != FREE:   # still holding its cards (kept warm or draining)
@@ -189,6 +200,7 @@ class CardBroker:
         own = np.setdiff1d(cards, np.array(taken, dtype=np.int64)) if taken else cards
         if own.size:
             self.state.hold(own, "serving replica")
+        self._ready = ready
         if t <= 0.0 and ready == 0.0:
             self.ledger.set(cards, IDLE, SERVING, t=t)
             self.slot[rep.rid] = HELD
@@ -215,6 +227,9 @@ class CardBroker:
 
     def activated(self, rep: Any, t: float) -> None:
         """``rep``'s model is loaded at ``t``: its cards serve."""
+        if self.sliced(rep):
+            self.slice_activated(rep, t)
+            return
         if self.slot[rep.rid] == LOADING:
             self.ledger.set(rep.cards, MOVING, SERVING, t=t)
             self.slot[rep.rid] = HELD
@@ -224,7 +239,11 @@ class CardBroker:
         self.off_since[rep.rid] = t
 
     def tick(self, pool: Any, t: float) -> None:
-        """Lend the cards of drained, off slots of ``pool`` the policy picks."""
+        """Lend the cards of drained, off slots of ``pool`` the policy picks (of a sliced pool:
+        its cards whose slices are all off and drained, .sliced)."""
+        if pool.replicas and self.sliced(pool.replicas[0]):
+            self.tick_slices(pool, t)
+            return
         off = []
         for r in pool.replicas:
             st = self.slot[r.rid]

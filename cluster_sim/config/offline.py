@@ -11,34 +11,31 @@ length or token budget), so they are a list of their own rather than a ``kind`` 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from .. import units
+from .fields import (
+    MAX_BATCH_SEQS,
+    MAX_BATCH_TOKENS,
+    MAX_CARDS,
+    MAX_TOKENS,
+    Duration,
+    Name,
+    PosDuration,
+    Strict,
+)
 
 __all__ = ["OfflineJobConfig"]
 
-MAX_CARDS = 1_000_000
 MAX_REQUESTS = 10_000_000_000  # a count, never a table: no memory per request
-MAX_TOKENS = 10_000_000
 
 
-def _duration(v: Any) -> Any:
-    return None if v is None else units.parse_duration(v)
-
-
-_Dur = Annotated[float, BeforeValidator(_duration), Field(ge=0, le=10 * units.YEAR)]
-_PosDur = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=10 * units.YEAR)]
-
-
-class OfflineJobConfig(BaseModel):
+class OfflineJobConfig(Strict):
     """One offline inference job: ``requests`` requests of ``prompt_tokens`` + ``output_tokens``
     tokens for ``model`` on ``cards`` cards, ``cards / tp`` independent replicas of ``tp`` cards."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
     model: str
     requests: int = Field(ge=1, le=MAX_REQUESTS)
     prompt_tokens: int = Field(ge=1, le=MAX_TOKENS)
@@ -48,16 +45,16 @@ class OfflineJobConfig(BaseModel):
     card_type: str | None = None
     allowed_types: list[str] | None = None
     dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
-    max_batch: int = Field(256, ge=1, le=65_536, description=(
+    max_batch: int = Field(256, ge=1, le=MAX_BATCH_SEQS, description=(
         "requests per batch at most (default: the serving engine's max_batch_seqs default)"))
-    max_batch_tokens: int = Field(8192, ge=1, le=16 * 2**20, description=(
+    max_batch_tokens: int = Field(8192, ge=1, le=MAX_BATCH_TOKENS, description=(
         "prefill tokens per iteration (default: the serving engine's max_batch_tokens default)"))
-    submit: _Dur = 0.0
-    tenant: Annotated[str, Field(min_length=1, max_length=200)] = "default"
+    submit: Duration = 0.0
+    tenant: Name = "default"
     priority: int = Field(0, ge=-128, le=127)
     preemptible: bool = True
     deferrable: bool = Field(False, description="an off-peak policy (policy.training.offpeak) may hold it")
-    deadline: _PosDur | None = Field(None, description="finish by submit + deadline (None = no deadline)")
+    deadline: PosDuration | None = Field(None, description="finish by submit + deadline (None = no deadline)")
 
     @model_validator(mode="after")
     def _replicas(self) -> OfflineJobConfig:

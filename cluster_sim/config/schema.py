@@ -2,7 +2,8 @@
 
 Sizes, rates and times are human strings ("80 GiB", "400 Gbps", "1h", "4M") parsed by
 :mod:`cluster_sim.units` at load; inside the model they are SI floats. The shape matches
-DESIGN.md section 4 "Experiment file". Policies are given as a registry name or as
+DESIGN.md section 4 "Experiment file" (the `inference:` section in :mod:`.inference`, the shared
+field types and limits in :mod:`.fields`). Policies are given as a registry name or as
 ``{name: ..., params: {...}}``; both normalise to :class:`PolicyRef`.
 """
 
@@ -10,11 +11,43 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .. import units
 from ..errors import CatalogError, ConfigError
 from ..workload.models import inline_models
+from .fields import (
+    CV,
+    MAX_BATCH_SEQS,
+    MAX_BATCH_TOKENS,
+    MAX_CARDS,
+    MAX_JOBS,
+    MAX_JOBS_PER_HOUR,
+    MAX_REQUESTS,
+    MAX_SEED,
+    MAX_TIMELINE_POINTS,
+    MAX_TOKENS,
+    MIN_CHECKPOINT_INTERVAL_S,
+    MIN_MTBF_S,
+    Cards,
+    Count,
+    Duration,
+    Name,
+    PolicyRef,
+    PosDuration,
+    Scale,
+    Strict,
+    no_duplicates,
+    policy_ref,
+)
+from .inference import (
+    ArrivalsConfig,
+    DeploymentConfig,
+    InferenceConfig,
+    PoolConfig,
+    ServiceConfig,
+    SLOConfig,
+)
 from .offline import OfflineJobConfig
 from .policy_check import check_policy, check_scheduler
 
@@ -44,66 +77,6 @@ __all__ = [
     "TrainingJobConfig",
     "TrainingPolicyConfig",
 ]
-
-# Limits: anything beyond them is refused at load with the limit in the message (a run that
-# large would exhaust memory or never finish; raise a limit here if a study really needs it).
-MAX_CARDS = 1_000_000  # per topology, job or deployment
-MAX_DURATION_S = 10 * units.YEAR
-MAX_SEED = 2**63 - 1
-MAX_JOBS = 10_000_000  # training jobs per experiment (explicit + generated + trace)
-MAX_JOBS_PER_HOUR = 1_000_000.0
-MAX_REQUESTS = 10_000_000  # requests per service
-MAX_REQUEST_RATE = 100_000.0  # requests per second per service
-MAX_TOKENS = 10_000_000  # tokens of one sequence (prompt, output, seq_len)
-MAX_BATCH_SEQS = 65_536
-MAX_BATCH_TOKENS = 16 * 2**20
-MIN_MTBF_S = units.HOUR  # per card or node; below this failures would dominate every event
-MIN_CHECKPOINT_INTERVAL_S = units.MINUTE
-MIN_TIMELINE_INTERVAL_S = 1e-3
-MAX_TIMELINE_POINTS = 1_000_000
-CV_RANGE = (0.01, 100.0)  # coefficient of variation of arrival gaps
-SCALE_RANGE = (1e-6, 1e6)  # time_scale, rate_scale
-
-
-def _unit(parse: Any) -> Any:
-    def convert(v: Any) -> Any:
-        return None if v is None else parse(v)
-
-    return BeforeValidator(convert)
-
-
-Duration = Annotated[float, _unit(units.parse_duration), Field(ge=0, le=MAX_DURATION_S)]
-PosDuration = Annotated[float, _unit(units.parse_duration), Field(gt=0, le=MAX_DURATION_S)]
-Count = Annotated[float, _unit(units.parse_count), Field(gt=0, le=1e18)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Scale = Annotated[float, Field(ge=SCALE_RANGE[0], le=SCALE_RANGE[1])]
-CV = Annotated[float, Field(ge=CV_RANGE[0], le=CV_RANGE[1])]
-Cards = Annotated[int, Field(ge=1, le=MAX_CARDS)]
-Bandwidth = Annotated[float, _unit(units.parse_bandwidth)]
-Power = Annotated[float, _unit(units.parse_power)]
-
-
-class Strict(BaseModel):
-    """Base: frozen, unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class PolicyRef(Strict):
-    """A policy by registry name plus its constructor keyword parameters."""
-
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
-
-
-def _ref(name: str) -> Any:
-    return Field(default_factory=lambda: PolicyRef(name=name))
-
 
 # ---- cluster ------------------------------------------------------------------------------
 class ClusterConfig(Strict):
@@ -210,134 +183,6 @@ class TrainingConfig(Strict):
     trace: TraceConfig | None = None
 
 
-# ---- inference ----------------------------------------------------------------------------
-class SLOConfig(Strict):
-    """Latency objectives; unset ones are not checked."""
-
-    ttft: PosDuration | None = None
-    tpot: PosDuration | None = None
-    e2e: PosDuration | None = None
-
-
-SLICES_DOC = ("replicas per card (MIG-like slices, tp = ep = 1): each gets 1/slices of the card's compute, "
-              "HBM bandwidth and HBM; at most cluster_sim.perf.slices.MAX_SLICES per card type")
-INTERFERENCE_DOC = ("fractional slowdown of a sliced replica's compute and memory time (co-resident slices "
-                    "assumed always busy); default 0: MIG isolation, no measured figure (docs/pool.md)")
-
-
-class PoolConfig(Strict):
-    """A pool of identical replicas (one side of a PD-separated deployment)."""
-
-    replicas: Cards
-    card_type: str
-    tp: Cards = 1
-    ep: Cards = 1
-    slices: int = Field(1, ge=1, le=64, description=SLICES_DOC)
-    interference: float = Field(0.0, ge=0, le=10, description=INTERFERENCE_DOC)
-
-
-class DeploymentConfig(Strict):
-    """Colocated replicas, or disaggregated prefill and decode pools (PD分离).
-
-    Colocated replicas are of one card type (``replicas``, ``card_type``, ``tp``, ``ep``), or of
-    several under the service's one router (``groups``: one replica group per card type, 一云多芯;
-    replicas are numbered group by group and the autoscaler starts them in that order)."""
-
-    mode: Literal["colocated", "disaggregated"] = "colocated"
-    replicas: Cards | None = None
-    card_type: str | None = None
-    tp: Cards = 1
-    ep: Cards = 1
-    slices: int = Field(1, ge=1, le=64, description=SLICES_DOC)
-    interference: float = Field(0.0, ge=0, le=10, description=INTERFERENCE_DOC)
-    prefill: PoolConfig | None = None
-    decode: PoolConfig | None = None
-    groups: list[PoolConfig] | None = Field(
-        None, description="colocated: replica groups of different card types under one router "
-        "(instead of replicas and card_type)")
-
-    @model_validator(mode="after")
-    def _shape(self) -> DeploymentConfig:
-        if self.groups is not None:
-            if self.mode != "colocated":
-                raise ValueError("groups: only a colocated deployment has replica groups")
-            if not self.groups:
-                raise ValueError("groups: must not be empty (one group per card type)")
-            if self.replicas is not None or self.card_type is not None:
-                raise ValueError("groups: give either groups or replicas and card_type, not both")
-            if self.slices != 1:
-                raise ValueError("slices: a deployment of replica groups takes whole cards (slice a single-type one)")
-            return self
-        if self.mode == "colocated" and (self.replicas is None or self.card_type is None):
-            raise ValueError("colocated deployment needs replicas and card_type (or groups)")
-        if self.mode == "disaggregated" and (self.prefill is None or self.decode is None):
-            raise ValueError("disaggregated deployment needs prefill and decode pools")
-        return self
-
-    def replica_pools(self, where: str) -> list[tuple[str, Any]]:
-        """``(where, pool)`` for each replica group: the colocated deployment itself, each of its
-        ``groups`` (``<where>.groups[i]``), or the prefill and decode pools (``<where>.prefill``)."""
-        if self.mode != "colocated":
-            return [(f"{where}.prefill", self.prefill), (f"{where}.decode", self.decode)]
-        if self.groups is not None:
-            return [(f"{where}.groups[{j}]", g) for j, g in enumerate(self.groups)]
-        return [(where, self)]
-
-
-class ArrivalsConfig(Strict):
-    """Request arrivals: a synthetic process with fitted lengths, or a trace replay."""
-
-    kind: Literal["poisson", "gamma", "diurnal", "trace"] = "poisson"
-    rate: float | None = Field(None, gt=0, le=MAX_REQUEST_RATE, description="requests per second")
-    cv: CV = 1.0
-    peak_to_trough: float = Field(3.0, ge=1, le=1e6)
-    trough_at: Duration = Field(0.0, le=86400.0, description="diurnal: time of day of the trough (the peak is 12 h later)")
-    lengths: str = "azure_conv"
-    prompt_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
-    output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
-    format: Literal["azure_llm", "mooncake"] | None = None
-    path: str | None = None
-    rate_scale: Scale = 1.0
-    time_scale: Scale = 1.0
-    sample: float | None = Field(None, gt=0, le=MAX_REQUESTS)
-    max_requests: int | None = Field(None, ge=1, le=MAX_REQUESTS)
-
-    @model_validator(mode="after")
-    def _shape(self) -> ArrivalsConfig:
-        if self.kind == "trace" and (self.format is None or self.path is None):
-            raise ValueError("trace arrivals need format and path")
-        if self.kind != "trace" and self.rate is None:
-            raise ValueError(f"{self.kind} arrivals need a rate (requests per second)")
-        return self
-
-
-class ServiceConfig(Strict):
-    """One inference service: a model, its SLOs, its deployment and its arrivals."""
-
-    name: Name
-    model: str
-    slo: SLOConfig = Field(default_factory=SLOConfig)
-    deployment: DeploymentConfig
-    arrivals: ArrivalsConfig
-    dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
-    overlong: Literal["reject", "truncate"] = Field(
-        "reject", description="a request longer than the model's context: reject it, or truncate its prompt "
-        "(keeping the last tokens) so prompt + output fits")
-
-
-class InferenceConfig(Strict):
-    """Inference services."""
-
-    services: list[ServiceConfig] = Field(default_factory=list)
-    pue: float = Field(1.2, ge=1.0, le=10.0, description="facility power / IT power, for energy metrics")
-    timeline_interval: PosDuration | None = Field(None, ge=MIN_TIMELINE_INTERVAL_S)
-
-    @model_validator(mode="after")
-    def _unique(self) -> InferenceConfig:
-        _no_duplicates([s.name for s in self.services], "inference.services")
-        return self
-
-
 # ---- policies -----------------------------------------------------------------------------
 class OffPeakConfig(Strict):
     """Off-peak shifting (错峰) of deferrable jobs under ``energy.tariff``
@@ -349,10 +194,10 @@ class OffPeakConfig(Strict):
 class TrainingPolicyConfig(Strict):
     """The training scheduling cycle: admit -> order -> place -> preempt (+ backfill)."""
 
-    admission: PolicyRef = _ref("accept_all")
-    ordering: PolicyRef = _ref("fifo")
-    placement: PolicyRef = _ref("packed")
-    preemption: PolicyRef = _ref("none")
+    admission: PolicyRef = policy_ref("accept_all")
+    ordering: PolicyRef = policy_ref("fifo")
+    placement: PolicyRef = policy_ref("packed")
+    preemption: PolicyRef = policy_ref("none")
     backfill: bool | Literal["easy", "greedy"] = Field(False, description="true = EASY backfill")
     scheduler: str | None = None
     offpeak: OffPeakConfig | None = Field(None, description="hold deferrable jobs until cheap hours")
@@ -381,9 +226,9 @@ class BatchingConfig(Strict):
 class ServingPolicyConfig(Strict):
     """Serving policies."""
 
-    routing: PolicyRef = _ref("round_robin")
+    routing: PolicyRef = policy_ref("round_robin")
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
-    autoscaling: PolicyRef = _ref("fixed")
+    autoscaling: PolicyRef = policy_ref("fixed")
 
     @model_validator(mode="after")
     def _known(self) -> ServingPolicyConfig:
@@ -397,7 +242,7 @@ class PolicyConfig(Strict):
 
     training: TrainingPolicyConfig = Field(default_factory=TrainingPolicyConfig)
     serving: ServingPolicyConfig = Field(default_factory=ServingPolicyConfig)
-    pool: PolicyRef = _ref("separate")
+    pool: PolicyRef = policy_ref("separate")
 
     @model_validator(mode="after")
     def _known(self) -> PolicyConfig:
@@ -524,8 +369,8 @@ class ExperimentConfig(Strict):
         _check_offpeak(self.policy.training.offpeak, self.energy)
         tr = self.training
         if tr is not None:
-            _no_duplicates([j.name for j in tr.jobs], "training.jobs")
-            _no_duplicates([j.name for j in tr.offline_jobs], "training.offline_jobs")
+            no_duplicates([j.name for j in tr.jobs], "training.jobs")
+            no_duplicates([j.name for j in tr.offline_jobs], "training.offline_jobs")
             clash = sorted({j.name for j in tr.jobs} & {j.name for j in tr.offline_jobs})
             if clash:
                 i = [j.name for j in tr.offline_jobs].index(clash[0])
@@ -562,11 +407,3 @@ def _check_offpeak(op: OffPeakConfig | None, energy: EnergyConfig | None) -> Non
     if op.max_usd_per_kwh < cheapest:
         raise ConfigError(f"{where}.max_usd_per_kwh: {op.max_usd_per_kwh:g} is below every energy.tariff "
                           f"window (the cheapest is {cheapest:g} USD/kWh): no job could ever be released")
-
-
-def _no_duplicates(names: list[str], where: str) -> None:
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name in seen:
-            raise ConfigError(f"{where}[{i}].name: duplicate name {name!r} (also {where}[{seen[name]}])")
-        seen[name] = i

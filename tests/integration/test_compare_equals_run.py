@@ -57,6 +57,8 @@ CASES: list[tuple[str, str, list[str], dict[str, str]]] = [
     ("pool_utilization_uplift.yaml", "policy.pool", ["static_partition", "shared_pool"], {"duration": "20min"}),
     ("pool_demand_shift.yaml", "inference.services.0.arrivals.rate", ["0.75", "3"], {"duration": "20min"}),
     ("pool_many_models_sliced.yaml", "policy.pool", ["static_partition"], {"duration": "10min"}),
+    ("pool_many_models_sliced.yaml", "policy.pool.params.min_replicas", ["1", "0"],
+     {"duration": "10min", "policy.pool": "{name: shared_pool, params: {lend_after_s: 120}}"}),
     ("pool_multi_vendor_router.yaml", "policy.pool", ["static_partition", "shared_pool", "peak_shaving"],
      {"duration": "20min"}),
     ("pool_tenant_silos.yaml", "policy.pool.name", ["static_partition", "shared_pool"], {"duration": "2h"}),

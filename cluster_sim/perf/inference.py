@@ -52,11 +52,12 @@ from dataclasses import dataclass, field
 
 from ..catalog import AcceleratorSpec, accelerator
 from ..errors import ConfigError, PerfModelError
-from ..network import collectives
 from ..topology.levels import CommLevel
 from ..units import GIB
 from ..workload.models import ModelSpec, model
+from .affine_comm import affine_coefficients, min_affine
 from .base import Breakdown
+from .power import PHASES, card_power_w
 from .series import (
     UNBOUNDED_ITERATIONS,
     arith_sum,
@@ -76,18 +77,6 @@ WORKSPACE_TOKENS = 8192  # activations of one prefill chunk of this many tokens 
 # Memory-bound kernels per layer per iteration, each paying the card's HBM n_1/2 once: QKV
 # projection, attention (KV read), output projection, FFN up/gate, FFN down (a count, not a fit).
 MEMORY_KERNELS_PER_LAYER = 5
-PHASES = ("idle", "prefill", "decode", "mixed")
-# SplitwiseSim per-GPU power defaults (DOMAIN.md 3.4, V): idle / prefill / decode watts.
-SPLITWISE_W = {
-    "a100-40gb": (63.0, 400.0, 250.0),
-    "a100-80gb": (63.0, 400.0, 250.0),
-    "h100-sxm": (75.0, 700.0, 380.0),
-}
-# Other cards: fractions of TDP, the mean of SplitwiseSim's A100 (0.625) and H100 (0.543).
-PREFILL_POWER_FRACTION = 1.0
-DECODE_POWER_FRACTION = 0.58
-
-
 def causal_pairs(new_tokens: float, cached_tokens: float = 0.0) -> float:
     """Causal attention (query, key) pairs of ``new_tokens`` after ``cached_tokens``.
 
@@ -95,40 +84,6 @@ def causal_pairs(new_tokens: float, cached_tokens: float = 0.0) -> float:
     prefill FLOPs equal :meth:`ModelSpec.prefill_flops`).
     """
     return new_tokens * new_tokens * 0.5 + new_tokens * cached_tokens
-
-
-# ---- collectives: cluster_sim.network.collectives, reduced to affine coefficients ----------
-def _affine(kind: str, levels: tuple[CommLevel, ...], copies: int = 1,
-            max_domains: int | None = None) -> tuple[tuple[float, float], ...]:
-    """``(alpha, seconds per byte)`` of every algorithm of ``kind`` over ``levels``.
-
-    Every alpha-beta collective is affine in the message size, so ``min(a + b S)`` over these
-    pairs equals ``collectives.<kind>(S, levels).time_s`` (algorithm ``auto``) for any ``S``,
-    without building cost objects in the hot path. ``copies`` and ``max_domains`` are the
-    all-to-all's routing (top-k destinations per token, node-limited routing).
-    """
-    def fn(size: float, lv: tuple[CommLevel, ...], algo: str) -> collectives.CollectiveCost:
-        if kind == "all_reduce":
-            return collectives.all_reduce(size, lv, algo)
-        return collectives.all_to_all(size, lv, algo, copies=copies, max_domains=max_domains)
-
-    if math.prod(lv.fanout for lv in levels) <= 1:
-        return ()
-    probe = 1e9
-    out = []
-    for algo in collectives.ALGORITHMS[kind]:
-        a = fn(0.0, levels, algo).time_s
-        out.append((a, (fn(probe, levels, algo).time_s - a) / probe))
-    return tuple(out)
-
-
-def _min_affine(coeffs: tuple[tuple[float, float], ...], size_bytes: float) -> float:
-    t = math.inf
-    for a, b in coeffs:
-        v = a + b * size_bytes
-        if v < t:
-            t = v
-    return t if coeffs else 0.0
 
 
 def _bytes_of(dtype: str, where: str) -> int:
@@ -295,10 +250,10 @@ class ReplicaPerf:
             "_moe_keep": (1.0 - m.experts_per_token / m.experts) if m.is_moe else 0.0,
             "_tp_n": 2.0 * m.layers,                            # all-reduces per iteration
             "_tp_x": m.hidden * ACT_BYTES / ep,                 # all-reduce bytes per token
-            "_ar": _affine("all_reduce", levels),
+            "_ar": affine_coefficients("all_reduce", levels),
             "_ep_n": 2.0 * m.moe_layers if ep > 1 else 0.0,     # all-to-alls per iteration
             "_ep_x": m.experts_per_token * m.hidden * ACT_BYTES / (ep * tp),  # bytes per token per card
-            "_a2a": _affine("all_to_all", ep_levels, copies=max(1, m.experts_per_token),
+            "_a2a": affine_coefficients("all_to_all", ep_levels, copies=max(1, m.experts_per_token),
                             max_domains=m.max_route_nodes or None),
         }
         for k, v in derived.items():
@@ -375,8 +330,8 @@ class ReplicaPerf:
 
     def _comm(self, tokens: float) -> tuple[float, float]:
         """(TP all-reduce, EP all-to-all) seconds of one iteration over ``tokens`` tokens."""
-        tp = self._tp_n * _min_affine(self._ar, tokens * self._tp_x) if self._ar else 0.0
-        ep = self._ep_n * _min_affine(self._a2a, tokens * self._ep_x) if self._ep_n else 0.0
+        tp = self._tp_n * min_affine(self._ar, tokens * self._tp_x) if self._ar else 0.0
+        ep = self._ep_n * min_affine(self._a2a, tokens * self._ep_x) if self._ep_n else 0.0
         return tp, ep
 
     def _phases(self, new_tokens: float, pairs: float, batch: float, context: float
@@ -538,24 +493,10 @@ class ReplicaPerf:
 
     # ---- energy ------------------------------------------------------------------------------
     def power_w(self, phase: str) -> float:
-        """Electrical power of the whole replica in ``phase`` (``idle``, ``prefill``, ``decode``).
-
-        SplitwiseSim's per-GPU defaults for A100 and H100 (DOMAIN.md 3.4); other cards use the
-        catalog ``idle_w`` and ``1.0`` / ``0.58`` of TDP for prefill / decode. Mixed (chunked
-        prefill) iterations draw prefill power.
-        """
+        """Electrical power of the whole replica in ``phase`` (:func:`.power.card_power_w` x cards)."""
         acc = self.accelerator
         assert isinstance(acc, AcceleratorSpec)
-        known = SPLITWISE_W.get(acc.name)
-        if known is not None:
-            idle, pre, dec = known
-        else:
-            idle = acc.idle_w or 0.15 * acc.tdp_w
-            pre, dec = PREFILL_POWER_FRACTION * acc.tdp_w, DECODE_POWER_FRACTION * acc.tdp_w
-        table = {"idle": idle, "prefill": pre, "decode": dec, "mixed": pre}
-        if phase not in table:
-            raise PerfModelError(f"power_w: unknown phase {phase!r}; known: {', '.join(table)}")
-        return table[phase] * self._cards
+        return card_power_w(acc, phase) * self._cards
 
     def energy_j(self, phase: str, duration_s: float) -> float:
         """Joules the replica uses in ``phase`` for ``duration_s`` seconds."""

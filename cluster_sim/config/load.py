@@ -68,7 +68,8 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -
     out = copy.deepcopy(data)
     for key, raw in (overrides or {}).items():
         value = _parse_value(key, raw) if isinstance(raw, str) else raw
-        if isinstance(raw, str) and isinstance(value, (int, float)) and raw.strip() != str(value):
+        if (isinstance(raw, str) and isinstance(value, (int, float)) and not isinstance(value, bool)
+                and raw.strip() != str(value)):
             value = raw if any(c.isalpha() for c in raw) else value
         parts = key.split(".")
         if not all(p.strip() for p in parts):

@@ -134,6 +134,8 @@ class ServiceConfig(Strict):
     deployment: DeploymentConfig
     arrivals: ArrivalsConfig
     dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        None, description="KV cache element type (default: dtype); fp8 halves a bf16 cache's bytes per token")
     overlong: Literal["reject", "truncate"] = Field(
         "reject", description="a request longer than the model's context: reject it, or truncate its prompt "
         "(keeping the last tokens) so prompt + output fits")

@@ -45,6 +45,8 @@ class OfflineJobConfig(Strict):
     card_type: str | None = None
     allowed_types: list[str] | None = None
     dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        None, description="KV cache element type (default: dtype)")
     max_batch: int = Field(256, ge=1, le=MAX_BATCH_SEQS, description=(
         "requests per batch at most (default: the serving engine's max_batch_seqs default)"))
     max_batch_tokens: int = Field(8192, ge=1, le=MAX_BATCH_TOKENS, description=(

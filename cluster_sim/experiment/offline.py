@@ -61,7 +61,7 @@ class OfflineJobs:
 
 def _schedule(jc: Any, where: str, ctype: str) -> OfflineSchedule:
     try:
-        perf = ReplicaPerf(jc.model, ctype, tp=jc.tp, dtype=jc.dtype)
+        perf = ReplicaPerf(jc.model, ctype, tp=jc.tp, dtype=jc.dtype, kv_dtype=jc.kv_dtype)
     except ClusterSimError as exc:
         raise ConfigError(f"{where}.tp: {jc.model} does not fit {jc.tp} {ctype} card(s) per replica: {exc}") from None
     try:

@@ -30,8 +30,8 @@ def replica_perf(svc: Any, p: Any, where: str) -> ReplicaPerf:
     """The perf model of one replica of pool config ``p`` (a slice of a card with ``slices``)."""
     try:
         if p.slices == 1 and not p.interference:
-            return ReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype)
-        perf = SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype,
+            return ReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype, kv_dtype=svc.kv_dtype)
+        perf = SlicedReplicaPerf(svc.model, p.card_type, tp=p.tp, ep=p.ep, dtype=svc.dtype, kv_dtype=svc.kv_dtype,
                                  slices=p.slices, interference=p.interference)
         if p.replicas % p.slices:
             raise ConfigError(f"replica.replicas: {p.replicas} replicas on cards of {p.slices} slices; a "

@@ -260,6 +260,7 @@ def _type_costs(card_types: tuple[str, ...]) -> dict[str, Any]:
     for each type the catalog lacks (its power and price count as 0, and the note says so)."""
     from ..catalog import accelerator
     from ..errors import CatalogError
+    from ..perf.power import IDLE_FRACTION_OF_TDP
 
     tdp, idle, price, notes = [], [], [], []
     for t in card_types:
@@ -274,8 +275,13 @@ def _type_costs(card_types: tuple[str, ...]) -> dict[str, Any]:
                          f"so energy_kwh and cost_usd exclude its cards")
             continue
         tdp.append(a.tdp_w)
-        idle.append(a.idle_w)
+        idle.append(a.idle_w or IDLE_FRACTION_OF_TDP * a.tdp_w)   # the serving engine's rule too
         price.append(a.price_usd_per_hour)
+        if not a.tdp_w > 0:
+            notes.append(f"card type {a.name!r} has no power in the catalog: energy_kwh excludes its cards")
+        elif not a.idle_w > 0:
+            notes.append(f"card type {a.name!r} has no idle power in the catalog: its held idle cards are taken "
+                         f"to draw {IDLE_FRACTION_OF_TDP:.0%} of its {a.tdp_w:g} W TDP")
         if not a.price_usd_per_hour > 0:
             notes.append(f"card type {a.name!r} has no price in the catalog: cost_usd excludes its cards")
         if not a.nic_bytes_per_s:

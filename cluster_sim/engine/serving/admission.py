@@ -33,6 +33,7 @@ import numpy as np
 
 from ...catalog import accelerator
 from ...errors import CatalogError, ConfigError
+from ...perf.power import IDLE_FRACTION_OF_TDP
 from ...topology.levels import CommLevel
 
 __all__ = ["OVERLONG", "REASONS", "balanced", "card_price", "flat_levels", "mark_rejections", "nic_bandwidth",
@@ -171,6 +172,24 @@ def card_price(card_type: str, where: str) -> tuple[float, str | None]:
     if not price > 0.0:
         return math.nan, f"{where}: no price for card {card_type!r} in the catalog: cost excludes it"
     return price, None
+
+
+def card_power_note(card_type: str, where: str) -> str | None:
+    """A note when the catalog lacks the power figures the replica energy model needs: no TDP
+    (the energy excludes the card), or no idle power (idle replicas are taken to draw
+    :data:`~cluster_sim.perf.power.IDLE_FRACTION_OF_TDP` of the TDP, ``perf/power.py``)."""
+    if not card_type:
+        return None
+    try:
+        acc = accelerator(card_type)
+    except CatalogError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not acc.tdp_w > 0.0:
+        return f"{where}: no power for card {card_type!r} in the catalog: energy excludes it"
+    if not acc.idle_w > 0.0:
+        return (f"{where}: no idle power for card {card_type!r} in the catalog: idle replicas are taken "
+                f"to draw {IDLE_FRACTION_OF_TDP:.0%} of its {acc.tdp_w:g} W TDP")
+    return None
 
 
 def nic_bandwidth(card_type: str, where: str) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from ...perf.inference import ReplicaPerf
 from ...perf.prefix_cache import PrefixCaches
 from .admission import (
+    card_power_note,
     card_price,
     mark_rejections,
     nic_bandwidth,
@@ -100,10 +101,12 @@ class EngineSetup:
             where = f"{service_where(self.services[p.service])} {p.kind} pool"
             prices = []
             for g in p.spec.layout():
-                price, note = card_price(g.card_type, where if not p.spec.groups else f"{where} {g.card_type} group")
+                at = where if not p.spec.groups else f"{where} {g.card_type} group"
+                price, note = card_price(g.card_type, at)
                 prices += [price] * g.replicas
-                if note:
-                    self.notes.append(note)
+                for n in (note, card_power_note(g.card_type, at)):
+                    if n:
+                        self.notes.append(n)
             p.price = prices[0]
             p.prices = prices
 

@@ -47,8 +47,8 @@ def megatron_table() -> list[dict[str, Any]]:
         m = model(name)
         dp = n // (tp * pp)
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, microbatches=batch // dp, recompute="full",
-                            dp_overlap=0.0, zero=0)
-        e = estimate_step(m, plan, topo, seq_len=2048, unfused_attention=True)
+                            dp_overlap=0.0, zero=0, attention_kernel="dense")
+        e = estimate_step(m, plan, topo, seq_len=2048)
         s, l, h, v = 2048, m.layers, m.hidden, m.vocab
         # Megatron's own FLOP count (Eq. 3 of the paper): 96 B s l h^2 (1 + s/6h + V/16lh)
         flops = 96 * batch * s * l * h * h * (1 + s / (6 * h) + v / (16 * l * h))

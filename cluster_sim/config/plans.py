@@ -85,7 +85,9 @@ def job_plan(job: TrainingJobConfig, where: str = "training.jobs[0]") -> tuple[P
                             microbatch_size=p.microbatch_size, virtual_stages=p.virtual_stages,
                             recompute=p.recompute, zero=p.zero, sequence_parallel=p.sequence_parallel,
                             dp_overlap=p.dp_overlap, tp_overlap=p.tp_overlap,
-                            pp_overlap=p.pp_overlap, ep_overlap=p.ep_overlap)
+                            pp_overlap=p.pp_overlap, ep_overlap=p.ep_overlap,
+                            attention_kernel=p.attention_kernel,
+                            microbatch_overhead_s=p.microbatch_overhead)
     except ClusterSimError as exc:
         raise requalify(exc, where) from None
     return plan, tuple(notes)

@@ -107,6 +107,8 @@ class ParallelConfig(Strict):
     tp_overlap: float = Field(0.0, ge=0.0, le=1.0)
     pp_overlap: float = Field(0.0, ge=0.0, le=1.0)
     ep_overlap: float = Field(0.0, ge=0.0, le=1.0)
+    attention_kernel: Literal["flash", "dense"] = "flash"
+    microbatch_overhead: Duration = Field(0.0, description="fixed seconds per micro-batch per stage")
 
 
 class TrainingJobConfig(Strict):

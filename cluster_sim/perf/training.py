@@ -2,8 +2,10 @@
 
 The step is 1F1B pipelined: every stage runs ``m`` micro-batches of forward+backward, each
 costing GEMM compute, memory-bound element-wise kernels and the tensor/context/expert
-parallel collectives of its layers; the pipeline adds a bubble of ``(p-1)/v`` micro-batch
-times and its stage-boundary sends; data parallelism adds the gradient synchronisation not
+parallel collectives of its layers; the first stage also runs the embedding and the last the
+output layer and loss (``perf/stages.py``), and every micro-batch may pay a fixed overhead
+(``microbatch_overhead_s``). The slowest stage sets the pace: the step pays its micro-batch
+time ``m`` times plus a bubble of ``(p-1)/v`` of them, and the stage-boundary sends; data parallelism adds the gradient synchronisation not
 hidden behind the backward pass; the optimizer update reads and writes its state once.
 Tensor-parallel collectives, pipeline sends, expert all-to-all and ZeRO-2/3 traffic hide behind
 compute by the plan's ``*_overlap`` fractions, at the cost of the SMs they take
@@ -40,6 +42,7 @@ from .memory import (
     training_memory,
 )
 from .overlap import ZeroTraffic, hide, zero_traffic
+from .stages import stage_work
 
 __all__ = [
     "ELEMENTWISE_TRAFFIC",
@@ -179,7 +182,6 @@ def estimate_step(
     global_batch_tokens: float | None = None,
     dtype: str = "bf16",
     rank_order: str = "tp-dp-pp",
-    unfused_attention: bool = False,
     scaleout_share: float = 1.0,
     check_memory: bool = True,
 ) -> TrainingEstimate:
@@ -202,8 +204,6 @@ def estimate_step(
         and its dense peak in it is the MFU denominator.
     rank_order : str
         'tp-dp-pp' (Megatron, pipeline outermost) or 'tp-pp-dp' (data parallel outermost).
-    unfused_attention : bool
-        Model 2021-era attention (materialised ``s x s`` scores) instead of flash attention.
     scaleout_share : float
         Fraction of its scale-out bandwidth the job gets (max-min share under contention).
     check_memory : bool
@@ -234,7 +234,8 @@ def estimate_step(
     notes: list[str] = []
 
     # ---- memory ------------------------------------------------------------------------------
-    mem = training_memory(model, plan, seq_len, unfused_attention)
+    dense_attention = plan.attention_kernel == "dense"
+    mem = training_memory(model, plan, seq_len, dense_attention)
     capacity = min(a.hbm_bytes for a in accs.values())
     if check_memory and mem.total_bytes > capacity:
         short = (mem.total_bytes - capacity) / GIB
@@ -254,11 +255,10 @@ def estimate_step(
     tokens_mb = b * s
     layers_stage = L / plan.pp
     f_model_tok = model.train_flops_per_token(s)
-    attn_fwd_tok = model.attention_flops_per_token(s) / 3.0
-    extra_tok = {"full": f_model_tok / 3.0, "selective": attn_fwd_tok, "none": 0.0}[plan.recompute]
-    f_hw_tok = f_model_tok + extra_tok
     act_bytes = 2  # 16-bit activations
-    attn_term = 5.0 * model.heads * s / plan.cp if unfused_attention else 0.0
+    work = stage_work(model, plan, s, act_bytes)
+    f_hw_tok = f_model_tok + work.recompute_flops
+    attn_term = 5.0 * model.heads * s / plan.cp if dense_attention else 0.0
     elem_fwd_tok_layer = ELEMENTWISE_TRAFFIC * (34.0 * h + attn_term)
     elem_passes = 3.0 + (1.0 if plan.recompute == "full" else 0.0)  # fwd 1 + bwd 2 (+ recompute)
 
@@ -287,17 +287,29 @@ def estimate_step(
                               max_domains=model.max_route_nodes or None)
         t_ep = n_a2a * moe_layers_stage * a2a.time_s
 
-    comp, elem = [], []
-    for acc in stage_acc:
-        per_card = plan.tp * plan.cp
-        comp.append(f_hw_tok * tokens_mb / plan.pp / per_card / acc.achievable_flops_for(dtype))
-        elem_bytes = elem_fwd_tok_layer * elem_passes * layers_stage * tokens_mb / per_card
-        elem.append(elem_bytes / acc.achievable_hbm_bytes_per_s)
-    slow = int(np.argmax(np.add(comp, elem)))
-    t_comp, t_elem = comp[slow], elem[slow]
+    # each stage: its layers, plus the embedding (first) or the output layer and loss (last)
+    comp, elem, logits, loss, emb = [], [], [], [], []
+    tok_card = tokens_mb / (plan.tp * plan.cp)
+    for st, acc in enumerate(stage_acc):
+        flops, hbm = acc.achievable_flops_for(dtype), acc.achievable_hbm_bytes_per_s
+        last = st == plan.pp - 1
+        comp.append(work.layer_flops * tok_card / plan.pp / flops)
+        elem.append(elem_fwd_tok_layer * elem_passes * layers_stage * tok_card / hbm)
+        logits.append(work.logits_flops * tok_card / flops if last else 0.0)
+        loss.append(work.loss_bytes * tok_card / hbm if last else 0.0)
+        emb.append(work.embedding_bytes * tok_card / hbm if st == 0 else 0.0)
+    stage_t = np.sum([comp, elem, logits, loss, emb], axis=0)
+    slow = int(np.argmax(stage_t))
+    t_layers, t_out = comp[slow], logits[slow]
+    t_elem = elem[slow] + loss[slow] + emb[slow]  # the loss and the embedding are memory-bound
+    t_comp = t_layers  # the layers' GEMMs, which communication can hide behind
     if len({a.name for a in stage_acc}) > 1:
         notes.append(f"heterogeneous stages: paced by {stage_acc[slow].name}")
+    if plan.pp > 1 and stage_t.max() > stage_t.min() * (1 + 1e-3):
+        notes.append(f"pipeline stages are unbalanced: stage {slow} (of {plan.pp}) takes "
+                     f"{stage_t.max() / stage_t.min() - 1:.1%} longer than the fastest; 1F1B runs at its pace")
     m = plan.microbatches
+    t_fixed = plan.microbatch_overhead_s
 
     # ---- overlap of each micro-batch's communication with its compute (perf/overlap.py) ----------
     dp_lv: tuple[CommLevel, ...] = ()
@@ -313,7 +325,7 @@ def estimate_step(
     zb = hide(zt.bwd_mb, plan.dp_overlap, free * 2.0 / 3.0)  # and behind the backward
     t_sm = tp_o.slowdown_s + ep_o.slowdown_s + zf.slowdown_s + zb.slowdown_s
     t_zero_mb = zf.exposed_s + zb.exposed_s
-    t_mb = t_comp + t_elem + tp_o.exposed_s + t_cp + ep_o.exposed_s + t_zero_mb + t_sm
+    t_mb = t_layers + t_out + t_fixed + t_elem + tp_o.exposed_s + t_cp + ep_o.exposed_s + t_zero_mb + t_sm
 
     # ---- pipeline --------------------------------------------------------------------------------
     v = plan.virtual_stages
@@ -365,7 +377,8 @@ def estimate_step(
     t_opt = opt_params * OPTIMIZER_BYTES_PER_PARAM / stage_acc[slow].achievable_hbm_bytes_per_s
 
     parts = {
-        "compute": m * t_comp, "memory_bound": m * t_elem, "tp_comm": m * tp_o.exposed_s, "cp_comm": m * t_cp,
+        "compute": m * t_layers, "output_layer": m * t_out, "microbatch_overhead": m * t_fixed,
+        "memory_bound": m * t_elem, "tp_comm": m * tp_o.exposed_s, "cp_comm": m * t_cp,
         "ep_comm": m * ep_o.exposed_s, "pp_bubble": t_bubble, "pp_p2p": t_p2p_exposed,
         "dp_comm": t_dp_exposed + m * t_zero_mb, "optimizer": t_opt,
         "overlap_slowdown": m * t_sm + t_sm_pp,

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["OVERLAPS", "RECOMPUTE", "ParallelPlan"]
+__all__ = ["ATTENTION_KERNELS", "OVERLAPS", "RECOMPUTE", "ParallelPlan"]
 
 RECOMPUTE = ("none", "selective", "full")
+ATTENTION_KERNELS = ("flash", "dense")
 OVERLAPS = ("dp_overlap", "tp_overlap", "pp_overlap", "ep_overlap")
 
 
@@ -55,6 +56,13 @@ class ParallelPlan:
     ep_overlap : float
         Fraction of the expert-parallel all-to-all hidden behind another micro-batch's compute
         (DualPipe or two-micro-batch overlap; 0-1).
+    attention_kernel : str
+        ``flash`` (FlashAttention-class: tiled, no ``s x s`` scores in memory, a causal mask skips
+        the blocks above the diagonal) or ``dense`` (materialised scores and masked softmax, all
+        ``s^2`` FLOPs computed: Megatron-LM 2021). See ``perf/stages.py``.
+    microbatch_overhead_s : float
+        Fixed seconds per micro-batch per stage, forward and backward (kernel launches, framework
+        and Python overhead). No published figure is used: 0 by default, a knob (>= 0).
     """
 
     tp: int = 1
@@ -72,6 +80,8 @@ class ParallelPlan:
     tp_overlap: float = 0.0
     pp_overlap: float = 0.0
     ep_overlap: float = 0.0
+    attention_kernel: str = "flash"
+    microbatch_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "dp", "ep", "cp", "microbatches", "microbatch_size", "virtual_stages"):
@@ -86,6 +96,12 @@ class ParallelPlan:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ConfigError(f"parallel.{name}: must be within [0, 1], got {v!r}")
+        if self.attention_kernel not in ATTENTION_KERNELS:
+            raise ConfigError(f"parallel.attention_kernel: must be one of {', '.join(ATTENTION_KERNELS)}, "
+                              f"got {self.attention_kernel!r:.40}")
+        o = self.microbatch_overhead_s
+        if isinstance(o, bool) or not isinstance(o, (int, float)) or not 0.0 <= o < float("inf"):
+            raise ConfigError(f"parallel.microbatch_overhead: must be a finite duration >= 0 s, got {o!r:.40}")
         if (self.dp * self.tp) % self.ep:
             raise ConfigError(f"parallel.ep: {self.ep} must divide dp*tp = {self.dp * self.tp}")
 

@@ -55,9 +55,10 @@ def test_unknown_model_lists_valid_names(tmp_path, capsys, repo_cwd):
 
 def test_misspelt_field_is_path_qualified(tmp_path, capsys, repo_cwd):
     msg = one_error_line(capsys, ["train", experiment(tmp_path, par="{tp: 8, ppp: 4}")])
-    assert msg.endswith("exp.yaml: training.jobs[0].parallel.ppp: unknown field; known: cp, dp, "
-                        "dp_overlap, ep, ep_overlap, microbatch_size, microbatches, pp, pp_overlap, "
-                        "recompute, sequence_parallel, tp, tp_overlap, virtual_stages, zero")
+    assert msg.endswith("exp.yaml: training.jobs[0].parallel.ppp: unknown field; known: attention_kernel, "
+                        "cp, dp, dp_overlap, ep, ep_overlap, microbatch_overhead, microbatch_size, "
+                        "microbatches, pp, pp_overlap, recompute, sequence_parallel, tp, tp_overlap, "
+                        "virtual_stages, zero")
 
 
 @pytest.mark.parametrize(("knob", "value", "why"), [("tp_overlap", "1.5", "less than or equal to 1"),
@@ -143,3 +144,13 @@ def test_real_process_exit_code_and_stderr(tmp_path, repo):
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert "training.jobs[0].model: unknown model 'gpt5'" in res.stderr
+
+
+@pytest.mark.parametrize(("par", "field"), [
+    ("{tp: 8, pp: 4, attention_kernel: sdpa}", "attention_kernel"),
+    ("{tp: 8, pp: 4, microbatch_overhead: -1ms}", "microbatch_overhead"),
+    ("{tp: 8, pp: 4, microbatch_overhead: soon}", "microbatch_overhead"),
+])
+def test_bad_step_knob_is_one_path_qualified_line(tmp_path, capsys, repo_cwd, par, field):
+    msg = one_error_line(capsys, ["train", experiment(tmp_path, par=par)])
+    assert f"exp.yaml: training.jobs[0].parallel.{field}: " in msg, msg

@@ -27,6 +27,14 @@ def test_megatron_every_row_within_10_percent(megatron):
     assert abs(worst["error"]) <= 0.10, worst
 
 
+def test_the_doc_tables_are_the_models(megatron):
+    """docs/validation.md shows what the code computes (regenerate with python -m ...calibration)."""
+    text = DOC.read_text(encoding="utf-8")
+    assert cal.markdown(megatron) in text
+    assert cal.markdown(cal.llama3_table()) in text
+    assert all(r["role"] == "fitted" for r in megatron)
+
+
 def test_megatron_trend_flat_to_rising(megatron):
     sims = [r["simulated_tflops"] for r in megatron]
     assert sims[-1] >= sims[0]

@@ -213,29 +213,29 @@ def pool_summary(pool: Mapping[str, Any], record: RunRecord | None = None,
     if record is not None:
         types = list(pool["card_types"])
         names = list(record.level_names)
-        busy_k = {t: float(record.level_integral[names.index(f"busy_cards.{t}")]) if f"busy_cards.{t}" in names
-                  else 0.0 for t in types}
+        busy_k = {ty: float(record.level_integral[names.index(f"busy_cards.{ty}")]) if f"busy_cards.{ty}" in names
+                  else 0.0 for ty in types}
         if serving is not None and len(serving.replicas):
             r = serving.replicas
             sb = (r["busy_prefill_s"] + r["busy_decode_s"] + r["busy_mixed_s"]) * r["cards"]
-            for t, v in zip(r["card_type"].tolist(), sb.tolist(), strict=True):
-                if t in busy_k:
-                    busy_k[t] += float(v)
+            for ty, v in zip(r["card_type"].tolist(), sb.tolist(), strict=True):
+                if ty in busy_k:
+                    busy_k[ty] += float(v)
         busy = sum(busy_k.values())
         out["pool.utilization.busy"] = busy / cap if cap > 0 else None
-        out.update(demand_served(record.jobs or None, float(pool["t_end_s"]), busy, cap,
+        out.update(demand_served(record.jobs or None, t, busy, cap,
                                  serving.requests if serving is not None else None))
         by_type = pool["card_seconds_by_type"]
-        held_k = [by_type["training"][t] + by_type["serving"][t] + by_type["moving"][t] for t in types]
+        held_k = [by_type["training"][ty] + by_type["serving"][ty] + by_type["moving"][ty] for ty in types]
         if len(types) > 1:   # per card type, over that type's cards
-            for t, h, n_t in zip(types, held_k, pool["capacity_by_type"], strict=True):
-                cap_t = float(n_t) * t_end if (t_end := float(pool["t_end_s"])) > 0 else 0.0
-                out[f"pool.utilization.allocated.{t}"] = h / cap_t if cap_t > 0 else None
-                out[f"pool.utilization.busy.{t}"] = busy_k[t] / cap_t if cap_t > 0 else None
+            for ty, h, n_t in zip(types, held_k, pool["capacity_by_type"], strict=True):
+                cap_t = float(n_t) * t
+                out[f"pool.utilization.allocated.{ty}"] = h / cap_t if cap_t > 0 else None
+                out[f"pool.utilization.busy.{ty}"] = busy_k[ty] / cap_t if cap_t > 0 else None
         meta = record.meta
         if "type_price_usd_per_hour" in meta:
             out["pool.cost_usd"] = held_cost_usd(held_k, meta["type_price_usd_per_hour"])
-            it_j = card_it_joules([min(busy_k[t], h) for t, h in zip(types, held_k, strict=True)], held_k,
+            it_j = card_it_joules([min(busy_k[ty], h) for ty, h in zip(types, held_k, strict=True)], held_k,
                                   meta["type_tdp_w"], meta["type_idle_w"])
             out["pool.energy_kwh"] = facility_kwh(it_j, pue)
         jobs = record.jobs

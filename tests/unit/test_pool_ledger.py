@@ -177,3 +177,14 @@ def test_timeline_by_type_adds_up_per_type_and_sums_to_the_timeline():
     assert cards[:3, tr, 1].tolist() == pytest.approx([3 * 100 / 300, 3.0, (3 * 50 + 1 * 250) / 300])
     tl = led.timeline(1000.0)
     assert np.allclose(tl[:, 2:], cards.sum(axis=2)) and np.array_equal(tl[:, 0], start)
+
+
+def test_check_against_the_training_allocations():
+    led = _ledger(6)
+    led.take(np.array([0, 1]), TRAINING, t=0.0)
+    led.take(np.array([2]), SERVING, t=0.0)
+    led.check(training=[np.array([0]), np.array([1])])
+    with pytest.raises(AssertionError, match="not the training jobs' allocations"):
+        led.check(training=[np.array([0])])            # card 1 is training with no job on it
+    with pytest.raises(AssertionError, match="not the training jobs' allocations"):
+        led.check(training=[np.array([0, 1, 2])])      # card 2 serves

@@ -30,6 +30,7 @@ cluster_sim.errors.PlacementError: card ledger: card 1 is serving, cannot be giv
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -335,8 +336,16 @@ class CardLedger:
                 "cards_now": dict(zip(STATES, self.counts.sum(axis=1).tolist(), strict=True)),
                 "transitions": self.transitions}
 
-    def check(self) -> None:
-        """Recompute the counts from the per-card states and compare (tests; O(cards))."""
+    def check(self, training: Iterable[np.ndarray] | None = None) -> None:
+        """Recompute the counts from the per-card states and compare (tests; O(cards)). With
+        ``training`` (the card arrays of every running training allocation, e.g. a cluster
+        state's ``alloc`` values), also check that exactly those cards are ``training``."""
+        if training is not None:
+            held = np.zeros(self.n_cards, bool)
+            for cards in training:
+                held[cards] = True
+            assert ((self.state == TRAINING) == held).all(), \
+                "card ledger: its training cards are not the training jobs' allocations"
         counts = self.counts
         for s in range(len(STATES)):
             got = np.bincount(self.card_type[self.state == s], minlength=self._T)

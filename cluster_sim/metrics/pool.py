@@ -38,7 +38,6 @@ __all__ = ["HELD", "demand_served", "hourly", "hourly_keys", "priced_pool_energy
 HELD = ("training", "serving", "moving")
 """Ledger states in which a card is allocated (held by an engine)."""
 
-_STATES = ("idle", "training", "serving", "moving", "down")
 
 
 def hourly(timeline: pd.DataFrame, n_cards: int) -> pd.DataFrame:
@@ -60,7 +59,7 @@ def hourly(timeline: pd.DataFrame, n_cards: int) -> pd.DataFrame:
         A bin counts towards the hour of its midpoint (a 24-hour run's bins are 5 minutes, so
         each lies inside one hour).
     """
-    cols = ["hour", *_STATES, "allocated"]
+    cols = ["hour", *STATES, "allocated"]
     if not len(timeline) or n_cards <= 0:
         return pd.DataFrame(columns=cols)
     start = timeline["time_s"].to_numpy(np.float64)
@@ -70,7 +69,7 @@ def hourly(timeline: pd.DataFrame, n_cards: int) -> pd.DataFrame:
     wt = np.bincount(hour, weights=w, minlength=24)
     seen = np.flatnonzero(wt > 0)
     out: dict[str, Any] = {"hour": seen}
-    for s in _STATES:
+    for s in STATES:
         out[s] = np.bincount(hour, weights=timeline[s].to_numpy(np.float64) * w, minlength=24)[seen] / (
             wt[seen] * n_cards)
     out["allocated"] = sum(out[s] for s in HELD)

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,15 +66,22 @@ def _sliced_service(n_req: int, replicas: int, slices: int, horizon: float, name
     return ServiceSpec(name, reqs, (PoolSpec("colocated", replicas, PERFS[slices], "a100-80gb", slices=slices),))
 
 
-def test_held_cards_fill_before_a_new_card_is_claimed():
+def _one_node(pool: str, horizon: float, job_cards: int, job_s: float) -> tuple[Any, Simulation, CardBroker]:
+    """One DGX A100 node, a card broker under ``pool`` lending at once, and one preemptible
+    ``job_cards``-card training job of ``job_s`` seconds submitted at 1 s (packed, FIFO)."""
     topo = rail_optimized("dgx-a100", 1)
-    horizon = 1000.0
     sim = Simulation(layout_from_topology(topo), horizon_s=horizon)
-    broker = sim.add(CardBroker(registry.make("pool", {"name": "shared_pool", "params": {"lend_after_s": 0.0}})))
-    jobs = JobTable(job_id=[0], submit_s=[1.0], num_cards=1, duration_s=[149.0], preemptible=[True])
+    broker = sim.add(CardBroker(registry.make("pool", {"name": pool, "params": {"lend_after_s": 0.0}})))
+    jobs = JobTable(job_id=[0], submit_s=[1.0], num_cards=job_cards, duration_s=[job_s], preemptible=[True])
     sim.add_training(jobs, admission=registry.make("admission", "accept_all"),
                      ordering=registry.make("ordering", "fifo"), placement=registry.make("placement", "packed"),
                      preemption=registry.make("preemption", "none"))
+    return topo, sim, broker
+
+
+def test_held_cards_fill_before_a_new_card_is_claimed():
+    horizon = 1000.0
+    topo, sim, broker = _one_node("shared_pool", horizon, 1, 149.0)
     scaler = Steps(times=(0.0, 100.0, 200.0), targets=(1, 3, 4))
     eng = sim.add(ServingEngine([_sliced_service(20, 6, 2, horizon)], autoscaling=scaler,
                                 options=ServingOptions(horizon_s=horizon), topology=topo, broker=broker))
@@ -100,14 +108,8 @@ def test_a_slice_on_a_card_still_being_claimed_waits_for_the_checkpoint_write():
     start (the first evicts the job: its 7 x 14 GB checkpoint over 50 GB/s = 1.96 s, then the
     warm-up; the second waits for the same write, then its own warm-up): card B is moving for
     1.96 + 30 s, then serves; the job's other 6 cards go back to training when the write ends."""
-    topo = rail_optimized("dgx-a100", 1)
     horizon = 400.0
-    sim = Simulation(layout_from_topology(topo), horizon_s=horizon)
-    broker = sim.add(CardBroker(registry.make("pool", {"name": "peak_shaving", "params": {"lend_after_s": 0.0}})))
-    jobs = JobTable(job_id=[0], submit_s=[1.0], num_cards=7, duration_s=[5000.0], preemptible=[True])
-    sim.add_training(jobs, admission=registry.make("admission", "accept_all"),
-                     ordering=registry.make("ordering", "fifo"), placement=registry.make("placement", "packed"),
-                     preemption=registry.make("preemption", "none"))
+    topo, sim, broker = _one_node("peak_shaving", horizon, 7, 5000.0)
     scaler = Steps(times=(0.0, 100.0), targets=(2, 4))
     eng = sim.add(ServingEngine([_sliced_service(10, 4, 2, horizon)], autoscaling=scaler,
                                 options=ServingOptions(horizon_s=horizon), topology=topo, broker=broker))

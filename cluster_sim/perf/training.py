@@ -55,9 +55,9 @@ __all__ = [
 
 # Bytes of element-wise (memory-bound) traffic per token per layer in the forward pass, as a
 # multiple of the Korthikanti activation footprint s*b*h*(34 + 5*a*s/h): each activation is
-# written once and read ~once (fitted: 1.5, with A100 flops_efficiency, on Megatron-LM SC21
+# written once and read ~once (fitted: 2.0, with A100 flops_efficiency, on Megatron-LM SC21
 # Table 1; docs/validation.md). The backward pass moves twice the forward traffic.
-ELEMENTWISE_TRAFFIC = 1.5
+ELEMENTWISE_TRAFFIC = 2.0
 OPTIMIZER_BYTES_PER_PARAM = 32.0  # Adam: read w, g, m, v, master; write w, m, v, master
 
 

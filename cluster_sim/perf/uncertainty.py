@@ -13,7 +13,7 @@ relative range, by the kind of number:
 * **achieved** factors (``flops_efficiency``, ``hbm_efficiency``, ``scaleup_efficiency``, a
   fabric's ``efficiency``) and latencies say what a real run reaches. None is known better than
   the model reproduces its best calibration: A100 ``flops_efficiency`` fitted on Megatron-LM SC'21
-  Table 1 leaves a largest error of 6.6% (``docs/validation.md``), so V, D (fitted) and R get 6.6%;
+  Table 1 leaves a largest error of 5.0% (``docs/validation.md``), so V, D (fitted) and R get 5.0%;
   a secondary figure 10%; a placeholder 25% (e.g. an Ascend ``flops_efficiency`` of 0.60 spans
   0.45-0.75).
 
@@ -24,7 +24,7 @@ through a read-only view whose ``accelerator(card)`` returns a :func:`dataclasse
 and whose ``comm_levels(cards)`` scales each level's bandwidth, efficiency and latency by the
 widest range of the specs the level is built from (a conservative envelope when a group mixes
 card types). Efficiencies are capped at 1. Not in the band: the model's own constants
-(``ELEMENTWISE_TRAFFIC``, fitted jointly with the A100 efficiency and so covered by its 6.6%),
+(``ELEMENTWISE_TRAFFIC``, fitted jointly with the A100 efficiency and so covered by its 5.0%),
 memory capacity (it decides whether a plan fits, not how fast it runs), user inputs (a
 topology's oversubscription, DCI capacity, a NIC rate the topology file sets) and fibre
 latency, which is scaled with the DCI equipment latency (conservative).
@@ -62,7 +62,7 @@ __all__ = [
 
 RELATIVE_RANGE: Mapping[str, Mapping[str, float]] = {
     "rated": {"V": 0.0, "R": 0.02, "S": 0.05, "D": 0.05, "U": 0.30},
-    "achieved": {"V": 0.066, "R": 0.066, "D": 0.066, "S": 0.10, "U": 0.25},
+    "achieved": {"V": 0.050, "R": 0.050, "D": 0.050, "S": 0.10, "U": 0.25},
 }
 """Relative half-width of a field's range by kind and confidence tag (reasoning: module doc)."""
 

@@ -46,7 +46,9 @@ def test_13b_disaggregation_wins_goodput_under_tight_tpot_at_moderate_rate(repo)
     assert col["inference.requests"] == dis["inference.requests"] == 600
     # same cards, same requests (same seed): only the deployment differs
     assert col["inference.cards"] == dis["inference.cards"] == 8
-    assert dis["inference.goodput_rps"] > 1.1 * col["inference.goodput_rps"]
+    # measured 6.01 vs 5.50 req/s (1.09x; 1.12x before the A100 efficiency refit 0.64 -> 0.66,
+    # which speeds colocated prefills more than it helps the decode pool)
+    assert dis["inference.goodput_rps"] > 1.05 * col["inference.goodput_rps"]
     assert dis["inference.slo_attainment"] > col["inference.slo_attainment"] + 0.05
     # why: decodes never wait behind prefills, so the TPOT tail is shorter
     assert dis["inference.tpot_s.p90"] < col["inference.tpot_s.p90"]

@@ -204,6 +204,8 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Mapping
         raise ConfigError(_format_error(exc, name)) from None
     except ConfigError as exc:  # a cross-field check that names its own path (policies, limits)
         raise ConfigError(f"{name}: {exc}") from None
+    log.info("%s: experiment %r, seed %d, %d override(s), paths relative to %s", name, cfg.name, cfg.seed,
+             len(overrides or {}), base)
     return cfg
 
 

@@ -77,6 +77,7 @@ def test_v_logs_info_vv_debug_default_nothing(tmp_path, capsys):
     assert main(["-v", "run", str(cfg), "--out", str(tmp_path / "b"), "--json"]) == 0
     err = capsys.readouterr().err
     assert "INFO cluster_sim.experiment.run: phase 2 of 2 done" in err and "DEBUG" not in err
+    assert f"INFO cluster_sim.config.load: {cfg}: experiment 'tiny', seed 0, 0 override(s)" in err
     assert main(["-vv", "validate", "train_llama3_70b"]) == 0
     err = capsys.readouterr().err
     assert re.search(r"DEBUG cluster_sim.config.load: train_llama3_70b: the shipped workload \S+train_llama3_70b"

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function and
 handlers ``(args, console) -> exit code``. A user error
-(:class:`~cluster_sim.errors.ClusterSimError`) prints one line on stderr and exits 2.
+(:class:`~cluster_sim.errors.ClusterSimError`) prints one line on stderr and exits 2. The
+options every command takes (``--version``, ``-v/-q``, ``--traces DIR``): :mod:`.options`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from ..errors import ClusterSimError
-from . import catalog, demo, run, scaling, topology, trace, train, validate
+from . import catalog, demo, init, run, scaling, topology, trace, train, validate
 from ._common import BOUNDARY_ERRORS, boundary_message, make_console, stderr_console
+from .options import add_global_options, apply_global_options
 
 __all__ = ["build_parser", "main"]
 
 # One line per command module, in help order.
-COMMANDS = [run, train, scaling, validate, demo, catalog, topology, trace]
+COMMANDS = [run, train, scaling, validate, demo, init, catalog, topology, trace]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(sub)
+    add_global_options(p)
     return p
 
 
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with contextlib.ExitStack() as args.scope:  # what a command keeps open until it returns
+            apply_global_options(args, args.scope)   # logging, --traces: undone when it returns
             return int(args.handler(args, make_console()))
     except ClusterSimError as exc:
         stderr_console().print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)

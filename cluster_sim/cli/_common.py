@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["BOUNDARY_ERRORS", "boundary_message", "emit_json", "make_console", "stderr_console"]
+__all__ = ["BOUNDARY_ERRORS", "boundary_message", "emit_json", "make_console", "show_progress", "stderr_console"]
 
 BOUNDARY_ERRORS = (OSError, RecursionError, MemoryError)
 """Exceptions the CLI turns into one line and exit 2 when no input check caught them first.
@@ -24,6 +25,12 @@ def emit_json(obj: Any) -> None:
     """Print ``obj`` as indented, key-sorted JSON on stdout."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether a command may draw its progress bar: not with ``--json`` nor ``-q`` (and only on a
+    terminal: :func:`cluster_sim.cli.progress.progress_bar` checks that)."""
+    return not getattr(args, "json", False) and not getattr(args, "quiet", False)
 
 
 def make_console() -> Console:

@@ -8,31 +8,31 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from .. import shipped
 from ..config import load_config
-from ..errors import ConfigError
 from ..experiment import check_out_dir, simulate
 from ..experiment.store import to_jsonable
-from ._common import emit_json
-from .run import RAW, print_summary, progress_bar
+from ._common import emit_json, show_progress
+from .progress import progress_bar
+from .run import RAW, print_summary
 from .train import headline
 
 __all__ = ["demo_config_path", "register"]
 
 
 def demo_config_path() -> Path:
-    """``workloads/demo.yaml`` in the working directory, else beside the installed package."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        cand = root / "workloads" / "demo.yaml"
-        if cand.is_file():
-            return cand
-    raise ConfigError("workloads/demo.yaml: not found (run from the repository root)")
+    """``workloads/demo.yaml`` in the working directory, else the shipped one (:mod:`cluster_sim.shipped`)."""
+    cand = Path.cwd() / "workloads" / "demo.yaml"
+    if cand.is_file():
+        return cand
+    return shipped.require("demo", "workloads", "workload")
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
     path = Path(args.config) if args.config else demo_config_path()
     cfg = load_config(path)
     check_out_dir(args.out)  # refuse a bad --out before the run, not after
-    with progress_bar(not args.json, f"demo: {cfg.name}") as progress:
+    with progress_bar(show_progress(args), f"demo: {cfg.name}") as progress:
         result = simulate(cfg, progress=progress)
     out = result.save(args.out)
     if args.json:

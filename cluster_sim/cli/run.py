@@ -1,20 +1,16 @@
 """``cluster-sim run EXP.yaml`` and ``cluster-sim compare EXP.yaml --factor key=a,b [--seeds N]``.
 
 Also the helpers the experiment commands share: the ``EXP.yaml [--set k=v ...]`` arguments,
-loading, the summary table and a progress bar on stderr (only on a terminal, never with --json).
+loading, the summary table; the progress bar is :mod:`cluster_sim.cli.progress`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +20,8 @@ from ..experiment import HEADLINE_KEYS, Result, check_out_dir, compare, simulate
 from ..experiment.comparison import headline_metrics, summarize_seeds
 from ..experiment.store import to_jsonable
 from ..report.html import format_value
-from ._common import emit_json, stderr_console
+from ._common import emit_json, show_progress
+from .progress import progress_bar
 
 __all__ = ["add_experiment_args", "load_experiment", "parse_factor", "parse_overrides", "parse_seeds", "print_summary",
            "progress_bar", "register"]
@@ -93,22 +90,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-@contextmanager
-def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[float, float], None] | None]:
-    """A ``callback(done, total)`` drawing a bar on stderr when ``enabled`` and stderr is a TTY."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=stderr_console(), transient=True) as bar:
-        task = bar.add_task(label, total=1.0)
-
-        def update(done: float, total: float) -> None:
-            bar.update(task, completed=done / total if total else 1.0)
-
-        yield update
-
-
 def print_summary(console: Console, result: Result, *, full: bool = False) -> None:
     """Headline metrics (or every summary key with ``full``) as a two-column table, then notes."""
     s = result.summary
@@ -139,7 +120,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     if args.out:
         check_out_dir(args.out)  # refuse a bad --out before the run, not after
-    with progress_bar(not args.json, f"simulating {cfg.name}") as progress:
+    with progress_bar(show_progress(args), f"simulating {cfg.name}") as progress:
         result = simulate(cfg, progress=progress)
     out = result.save(args.out) if args.out else None
     if args.json:
@@ -155,7 +136,7 @@ def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
     factor, values = parse_factor(args.factor)
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
-    with progress_bar(not args.json, f"compare {factor}") as progress:
+    with progress_bar(show_progress(args), f"compare {factor}") as progress:
         # each variant re-reads the file with --set (the seed) and the factor, exactly as `run --set` does
         table = compare(args.experiment, factor, values, seeds=seeds, overrides=parse_overrides(args.overrides),
                         out_dir=args.out, progress=progress)

@@ -1,4 +1,4 @@
-"""``cluster-sim topology show FILE [--json] [--out DIR | --png PATH]``."""
+"""``cluster-sim topology show FILE|NAME [--json] [--out DIR | --png PATH]``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .. import shipped
 from ..report.files import safe_filename
 from ..report.topology_plot import plot_topology
 from ..topology import load_topology
 from ..units import fmt_bandwidth, fmt_duration
 from ._common import emit_json, stderr_console
 
-__all__ = ["DEFAULT_OUT", "drawing_path", "register"]
+__all__ = ["DEFAULT_OUT", "drawing_path", "register", "topology_file"]
 
 DEFAULT_OUT = "runs/topology"
 """Where ``topology show`` draws ``<name>.png`` without ``--png`` or ``--out``."""
@@ -75,8 +76,22 @@ def drawing_path(name: str, png: str | None, out: str | None) -> Path:
     return Path(out or DEFAULT_OUT) / f"{safe_filename(name, default='topology')}.png"
 
 
+def topology_file(text: str) -> Path:
+    """``text`` when it is a file, else the shipped topology it names (``h100-rail-1024``).
+
+    Raises
+    ------
+    ConfigError
+        Neither: the message lists the shipped names.
+    """
+    p = Path(text)
+    if p.exists():
+        return p
+    return shipped.require(text, "topologies", "topology")
+
+
 def _cmd_show(args: argparse.Namespace, console: Console) -> int:
-    topo = load_topology(args.file)
+    topo = load_topology(topology_file(args.file))
     summary = topo.summary()
     if args.json:
         emit_json(summary)
@@ -93,14 +108,16 @@ def _cmd_show(args: argparse.Namespace, console: Console) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``topology`` command."""
     top = sub.add_parser("topology", help="inspect cluster topologies",
-                         description="Inspect interconnect topologies (YAML files in topologies/).")
+                         description="Inspect interconnect topologies (YAML files, or the shipped ones by name: "
+                         + ", ".join(shipped.names("topologies")) + ").")
     top_sub = top.add_subparsers(dest="topology_command", metavar="ACTION", required=True)
     show = top_sub.add_parser(
         "show", help="print a topology summary and draw it",
         description="Print cards by type, scale-up domains, link tiers with oversubscription, "
         f"bisection bandwidth, sites and DCI links; write a PNG drawing (default {DEFAULT_OUT}/<name>.png, "
         "the name made file-safe).")
-    show.add_argument("file", metavar="FILE", help="topology YAML file")
+    show.add_argument("file", metavar="FILE|NAME",
+                      help="topology YAML file, or a shipped topology's name (e.g. h100-rail-1024)")
     show.add_argument("--json", action="store_true",
                       help="print the summary as JSON (no PNG unless --png or --out)")
     show.add_argument("--out", metavar="DIR", help=f"folder for <name>.png (default: {DEFAULT_OUT})")

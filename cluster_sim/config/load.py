@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import typing
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .. import catalog
+from .. import catalog, shipped
 from ..catalog import Catalog
 from ..errors import CatalogError, ConfigError
 from ..topology.safe_load import (
@@ -29,7 +30,10 @@ from ..topology.safe_load import (
     printable,
     read_text,
 )
+from ..workload.traces.common import TRACES_ENV, traces_dir
 from .schema import ExperimentConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["apply_overrides", "load_config", "read_mapping", "resolve_path", "traces_dir", "user_catalogs"]
 
@@ -189,8 +193,8 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Mapping
         except InputProblem as exc:
             raise ConfigError(exc.format(name)) from None
     else:
-        path = Path(source)
-        data, name, base = read_mapping(path), str(path), path.resolve().parent
+        path = _experiment_file(source)
+        data, name, base = read_mapping(path), str(source), path.resolve().parent
     data = apply_overrides(data, overrides)
     data.setdefault("base_dir", str(base))
     try:
@@ -200,6 +204,8 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any], overrides: Mapping
         raise ConfigError(_format_error(exc, name)) from None
     except ConfigError as exc:  # a cross-field check that names its own path (policies, limits)
         raise ConfigError(f"{name}: {exc}") from None
+    log.info("%s: experiment %r, seed %d, %d override(s), paths relative to %s", name, cfg.name, cfg.seed,
+             len(overrides or {}), base)
     return cfg
 
 
@@ -223,17 +229,20 @@ def user_catalogs(cfg: ExperimentConfig) -> tuple[Catalog, ...]:
     return tuple(out)
 
 
-def traces_dir() -> Path | None:
-    """The public traces folder: ``$CLUSTER_SIM_TRACES`` or ``../shared/traces`` beside the repo."""
-    env = os.environ.get("CLUSTER_SIM_TRACES")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "shared" / "traces"
-        if cand.is_dir():
-            return cand
-    return None
+def _experiment_file(source: str | os.PathLike[str]) -> Path:
+    """``source`` when it exists, else the shipped workload it names (``"demo"``,
+    ``"workloads/demo.yaml"``: :mod:`cluster_sim.shipped`); an unknown name is read as the file
+    it names, so its error is the file's (``x.yaml: no such file``)."""
+    path = Path(source)
+    if _exists(path, source):
+        return path
+    found = shipped.find(source, "workloads")
+    if found is None:
+        if len(path.parts) == 1 and not path.suffix:  # a bare name: say which names there are
+            shipped.require(source, "workloads", "workload")
+        return path
+    log.debug("%s: the shipped workload %s", os.fspath(source), found)
+    return found
 
 
 def resolve_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] = ".") -> Path:
@@ -241,7 +250,9 @@ def resolve_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] 
 
     Tried in order: absolute; relative to ``base_dir`` and each of its parents (so
     ``topologies/x.yaml`` works from ``workloads/``); relative to the working directory;
-    a ``.../shared/traces/...`` path re-rooted at :func:`traces_dir`.
+    a ``.../shared/traces/...`` path re-rooted at :func:`traces_dir` (``$CLUSTER_SIM_TRACES``,
+    ``--traces DIR``); a ``topologies/...`` or ``workloads/...`` path among the shipped files
+    (:mod:`cluster_sim.shipped`, so shipped workloads work outside the repository).
     """
     try:
         check_path_text(path)
@@ -260,12 +271,17 @@ def resolve_path(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] 
     parts = p.parts
     if "traces" in parts:
         tdir = traces_dir()
-        if tdir is not None:
-            cand = tdir.joinpath(*parts[parts.index("traces") + 1:])
-            if _exists(cand, path):
-                return cand
-    raise ConfigError(f"{path}: file not found (looked relative to {base_dir} and the working directory; "
-                      "set CLUSTER_SIM_TRACES for traces)")
+        cand = tdir.joinpath(*parts[parts.index("traces") + 1:])
+        if _exists(cand, path):
+            return cand
+        raise ConfigError(f"{_shown(path)}: trace file not found (looked relative to {base_dir}, the working "
+                          f"directory and the traces folder {_shown(tdir)}; point ${TRACES_ENV} or "
+                          "--traces DIR at the folder holding the public traces)")
+    found = shipped.find(p, "topologies") if not p.is_absolute() else None
+    if found is not None:
+        log.debug("%s: the shipped file %s", _shown(path), found)
+        return found
+    raise ConfigError(f"{path}: file not found (looked relative to {base_dir} and the working directory)")
 
 
 def _shown(path: str | os.PathLike[str]) -> str:

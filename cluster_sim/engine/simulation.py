@@ -10,7 +10,9 @@ experiment config (the engine never sees the config).
 from __future__ import annotations
 
 import itertools
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,16 @@ from .pool.ledger import SERVING, CardLedger
 if TYPE_CHECKING:
     from .cluster.silos import TrainingSilos
 
-__all__ = ["Levels", "RunRecord", "Simulation"]
+__all__ = ["PROGRESS_EVENTS", "PROGRESS_STEPS", "Levels", "RunRecord", "Simulation", "Tick"]
+
+Tick = Callable[[float, int], None]
+"""``tick(fraction_of_the_run_done, events_so_far)``: a progress callback (:meth:`Simulation.run`)."""
+
+PROGRESS_STEPS = 100
+"""Stretches a finite run is cut into when it reports progress (one ``env.run`` call each)."""
+
+PROGRESS_EVENTS = 4096
+"""SimPy events (steps) between progress reports of an open-ended run (no horizon)."""
 
 SCALAR_LEVELS = ("capacity_cards", "available_cards", "allocated_cards", "busy_cards", "queued_jobs",
                  "running_jobs", "blocked", "free_cards_when_blocked", "submitted_cards")
@@ -210,11 +221,22 @@ class Simulation:
         self.training = self.add(eng)
         return eng
 
-    def run(self, until: float | None = None) -> Simulation:
-        """Advance simulated time to ``until`` (default: the horizon, else until idle)."""
+    def run(self, until: float | None = None, tick: Tick | None = None) -> Simulation:
+        """Advance simulated time to ``until`` (default: the horizon, else until idle).
+
+        ``tick(fraction, events)``, when given, is called as simulated time advances
+        (:data:`PROGRESS_STEPS` times to a finite end; without one, every
+        :data:`PROGRESS_EVENTS` SimPy events, the fraction then being the simulated time over the last
+        job submission, at most 0.99). The run is the same event for event with or without it:
+        a finite run is cut into ``env.run(until=...)`` stretches (the stop events are urgent
+        and sit between events, never reordering them); an open-ended one is stepped.
+        """
         until = self.horizon_s if until is None else until
         t0 = time.perf_counter()
-        self.env.run(until=until)
+        if tick is None:
+            self.env.run(until=until)
+        else:
+            self._run_ticking(until, tick)
         t_end = float(self.env.now if until is None else until)
         self.levels.advance(t_end)
         for s in self.subsystems:
@@ -222,6 +244,40 @@ class Simulation:
         self.t_end_s = t_end
         self.wall_s += time.perf_counter() - t0
         return self
+
+    def _run_ticking(self, until: float | None, tick: Tick) -> None:
+        env = self.env
+        if until is not None and math.isfinite(until):
+            start = float(env.now)
+            for k in range(1, PROGRESS_STEPS + 1):
+                b = until if k == PROGRESS_STEPS else start + (until - start) * k / PROGRESS_STEPS
+                if b > env.now:
+                    env.run(until=b)
+                tick(k / PROGRESS_STEPS, self.events())
+            return
+        est = self._end_estimate()
+        step, count, nxt = env.step, 0, PROGRESS_EVENTS
+        try:
+            while True:
+                step()
+                count += 1
+                if count >= nxt:
+                    nxt += PROGRESS_EVENTS
+                    tick(min(float(env.now) / est, 0.99) if est > 0 else 0.0, self.events())
+        except simpy.core.EmptySchedule:   # what env.run(until=None) stops on: nothing left to do
+            pass
+        tick(1.0, self.events())
+
+    def _end_estimate(self) -> float:
+        """The last job submission time: the open-ended run's progress scale (0: none known)."""
+        eng = self.training
+        engines = [] if eng is None else (eng.engines if not isinstance(eng, TrainingEngine) else [eng])
+        return max((float(max(e.submit)) for e in engines if e.n), default=0.0)
+
+    def events(self) -> int:
+        """Events processed so far by the hosted engines (training and serving)."""
+        # a subsystem's ``events`` is its event count; the card broker's is its log (a list)
+        return sum(n for s in self.subsystems if isinstance(n := getattr(s, "events", None), int))
 
     def collect(self) -> RunRecord:
         """The run's raw record (call after :meth:`run`)."""

@@ -31,7 +31,7 @@ from ..engine.pool.broker import CardBroker
 from ..engine.pool.ledger import STATES
 from ..engine.serving.engine import ServingEngine
 from ..engine.serving.specs import ServingOptions
-from ..engine.simulation import RunRecord, Simulation
+from ..engine.simulation import RunRecord, Simulation, Tick
 from ..errors import ConfigError
 from ..metrics import DEFAULT_PUE, TrainingResult, result_from_record
 from ..metrics.costs import card_it_joules, facility_kwh, held_cost_usd
@@ -78,7 +78,8 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
                  admission: Any = "accept_all", ordering: Any = "fifo", placement: Any = "packed",
                  preemption: Any = "none", backfill: bool = False, failures: FailureModel | None = None,
                  seed: int = 0, horizon_s: float | None = None, base_dir: str = ".",
-                 pue: float | None = None, layout: ClusterLayout | None = None, **kwargs: Any) -> TrainingResult:
+                 pue: float | None = None, layout: ClusterLayout | None = None, tick: Tick | None = None,
+                 **kwargs: Any) -> TrainingResult:
     """Run the cluster engine on training jobs and collect frames and the summary.
 
     Give either an experiment (``cfg``: path, mapping or ExperimentConfig, plus ``overrides``;
@@ -90,7 +91,8 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
     keyword arguments go to :class:`Simulation` (``timeline_step_s``, ``throughput``...) or, for
     ``backfill_depth``, ``preempt_overhead_s``, ``max_segments``, to the training engine.
     ``pue`` (facility / IT power) scales the energy; default: the experiment's ``inference.pue``,
-    else :data:`~cluster_sim.metrics.costs.DEFAULT_PUE` (1.2).
+    else :data:`~cluster_sim.metrics.costs.DEFAULT_PUE` (1.2). ``tick(fraction, events)`` gets the
+    run's progress in simulated time (:meth:`~cluster_sim.engine.simulation.Simulation.run`).
     """
     if simulation is not None:
         sim = simulation
@@ -112,7 +114,7 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
         sim.add_training(jobs, admission=_policy("admission", admission), ordering=_policy("ordering", ordering),
                          placement=_policy("placement", placement), preemption=_policy("preemption", preemption),
                          backfill=backfill, failures=failures, **eng_kw)
-    sim.run(until)
+    sim.run(until, tick=tick)
     return result_from_record(sim.collect(), DEFAULT_PUE if pue is None else pue)
 
 
@@ -140,7 +142,7 @@ def _topology(cfg: Any) -> Any:
     return load_topology(dict(spec), base_dir=cfg.base_dir)
 
 
-def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult:
+def run_serving(cfg: Any, topology: Any = None, *, tick: Tick | None = None, **options: Any) -> ServingResult:
     """Simulate ``cfg.inference`` under ``cfg.policy.serving`` and summarise.
 
     Parameters
@@ -153,6 +155,8 @@ def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult
     **options
         :class:`~cluster_sim.engine.serving.specs.ServingOptions` fields overriding the config
         (e.g. ``timeline_interval_s``, ``pue``, ``prefix_cache_blocks``).
+    tick : callable(fraction, events), optional
+        The run's progress in simulated time (:meth:`~cluster_sim.engine.serving.engine.ServingEngine.run`).
 
     Raises
     ------
@@ -166,7 +170,7 @@ def run_serving(cfg: Any, topology: Any = None, **options: Any) -> ServingResult
     opts: ServingOptions = options_from_config(cfg, **options)
     topo = None if topology is False else (topology if topology is not None else _topology(cfg))
     engine = ServingEngine(services, **serving_policies(cfg), options=opts, topology=topo)
-    run = engine.run()
+    run = engine.run(tick=tick)
     return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
 
 
@@ -290,12 +294,13 @@ class PooledRun:
 
 
 def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = True,
-               serving: bool = True, plan: PoolPlan | None = None) -> PooledRun:
+               serving: bool = True, plan: PoolPlan | None = None, tick: Tick | None = None) -> PooledRun:
     """Run training and serving in ONE :class:`Simulation` on one card ledger (a sharing pool
     policy, ``cfg.policy.pool``): replicas on the inference partition's cards (marked ``serving``),
     training jobs on the rest (``cluster``: the experiment's loaded
     :class:`~cluster_sim.experiment.cluster.Cluster`, else loaded here; ``plan``: its
-    :func:`~cluster_sim.experiment.build.pool_plan` when the caller has it).
+    :func:`~cluster_sim.experiment.build.pool_plan` when the caller has it; ``tick``: progress
+    in simulated time, :meth:`~cluster_sim.engine.simulation.Simulation.run`).
 
     Raises
     ------
@@ -331,7 +336,7 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
         services = services_from_config(cfg, Streams(cfg.seed))
         engine = sim.add(ServingEngine(services, **serving_policies(cfg), options=options_from_config(cfg),
                                        topology=topo, cards=plan.inference_cards, broker=broker))
-    sim.run()
+    sim.run(tick=tick)
     if broker is not None and getattr(broker.policy, "tenant_cards", None):
         sim.meta["pool_notes"] = [f"policy.pool.params.tenant_cards: {cfg.policy.pool.name} is one pool "
                                   f"for every tenant; the silo sizes are not used"]

@@ -14,6 +14,7 @@ summary dict and DataFrames).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from ..report import plots
 from .build import pool_plan
 from .cluster import Cluster, load_cluster
 from .drivers import run_pooled, run_serving, run_training
+from .progress import PhaseTicks
 from .store import save_run
 from .training_jobs import JobEstimate, ScalingSpec, estimate_jobs, scaling_for_job, scaling_frame
 
@@ -52,7 +54,12 @@ HEADLINE_KEYS = (
 perf model's estimate of the explicit job(s) (``training.mfu`` ... ``training.days_to_train``),
 then what the cluster and serving engines measured; ``summary["sources"]`` says which is which."""
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[float, float], None]
+"""``progress(done, total)``: called as each phase of :func:`simulate` completes. An object that
+also has a ``tick(done, total, events)`` method gets updates within the engine phases too, by
+simulated time (``done`` fractional; ``events``: engine events so far, all phases)."""
 
 
 # ---- result ----------------------------------------------------------------------------------
@@ -365,6 +372,7 @@ def _merge_summary(summary: dict[str, Any], engine: Mapping[str, Any], source: s
 def _progress(progress: Progress | None, done: int, total: int) -> None:
     if progress is not None:
         progress(float(done), float(total))
+    log.info("phase %d of %d done", done, total)
 
 
 def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
@@ -389,7 +397,8 @@ def simulate(cfg: ExperimentConfig | Mapping[str, Any] | str | Path, *,
     scaling : ScalingSpec or mapping, optional
         A scaling curve to compute; default: the experiment's ``scaling`` section, if any.
     progress : callable(done, total), optional
-        Called as each phase (estimates, cluster engine, serving engine) completes.
+        Called as each phase (estimates, cluster engine, serving engine) completes; one with a
+        ``tick(done, total, events)`` method also as simulated time advances in the engines.
 
     Raises
     ------
@@ -409,6 +418,7 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
     wants_serving = cfg.inference is not None and bool(cfg.inference.services)
     phases = 1 + int(wants_cluster) + int(wants_serving)
     _progress(progress, 0, phases)
+    ticks = PhaseTicks(progress, phases)
 
     cluster = Cluster.load(cfg)
     topology = cluster.topology
@@ -446,9 +456,11 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
     trace = None
     pooled = None
     if plan is not None:
-        pooled = run_pooled(cfg, cluster=cluster, training=wants_cluster, serving=wants_serving, plan=plan)
+        pooled = run_pooled(cfg, cluster=cluster, training=wants_cluster, serving=wants_serving, plan=plan,
+                            tick=ticks.phase(done, phases - done))   # one simulation: both phases
     if wants_cluster:
-        tres = pooled.training if pooled is not None else run_training(cfg, layout=cluster.layout)
+        tres = pooled.training if pooled is not None else run_training(cfg, layout=cluster.layout,
+                                                                        tick=ticks.phase(done))
         assert tres is not None  # run_pooled runs the training engine when asked to
         if cfg.energy is not None:  # energy priced per timeline bin by the tariff
             tres.summary.update(priced_training_keys(tres, Tariff.from_windows(cfg.energy.windows_s())))
@@ -459,7 +471,8 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
         done += 1
         _progress(progress, done, phases)
     if wants_serving:
-        sres = pooled.serving if pooled is not None else run_serving(cfg, topology=topology)
+        sres = (pooled.serving if pooled is not None
+                else run_serving(cfg, topology=topology, tick=ticks.phase(done)))
         assert sres is not None  # run_pooled runs the serving engine when asked to
         if cfg.energy is not None:  # priced at the run's mean power: the note says so
             priced, note = priced_serving_keys(sres.run, Tariff.from_windows(cfg.energy.windows_s()))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from ...errors import PlacementError
 from ...policies.serving.autoscaling import FixedReplicas
 from ...policies.serving.base import RoutingView, readonly
 from ...policies.serving.routing import RoundRobin
+from ..simulation import PROGRESS_STEPS
 from .pools import ServingPool
 from .replica import Replica
 from .results import REASONS, ServingRun, build_run
@@ -102,6 +103,7 @@ class ServingEngine(EngineSetup):
         self._started = False
         self._closed: ServingRun | None = None
         self.result: ServingRun | None = None   # set by finalize() when hosted
+        self._svc_list: list[int] = self.svc_of.tolist() if len(self.services) > 1 else []
 
     # ---- scheduling helpers (called by replicas) ------------------------------------------
     def schedule(self, rep: Replica, t: float) -> None:
@@ -260,7 +262,7 @@ class ServingEngine(EngineSetup):
         i = self.ai
         rs = self.rs
         entry = self.entry
-        svc_of = self.svc_of.tolist() if len(self.services) > 1 else None
+        svc_of = self._svc_list if len(self.services) > 1 else None
         route = self._route
         events = self.events
         inf = math.inf
@@ -320,11 +322,33 @@ class ServingEngine(EngineSetup):
         self.ai = i
         self.events = events
 
-    def run(self, until: float | None = None) -> ServingRun:
-        """Run to ``until`` (default: the horizon, or until every request is done) and collect."""
+    def run(self, until: float | None = None, tick: Callable[[float, int], None] | None = None) -> ServingRun:
+        """Run to ``until`` (default: the horizon, or until every request is done) and collect.
+
+        ``tick(fraction, events)``, when given, is called as simulated time advances: at
+        :data:`PROGRESS_STEPS` equal stretches of a finite run, else at that many quantiles of
+        the arrival times (the fraction is then the share of requests arrived). The run is the
+        same either way: processing the events up to ``b`` and then up to ``limit`` is
+        processing them up to ``limit``.
+        """
         limit = self.horizon if until is None else min(float(until), self.horizon)
+        if tick is not None:
+            for b, frac in self._progress_points(limit):
+                self._run_until(b)
+                tick(frac, self.events)
         self._run_until(limit)
+        if tick is not None:
+            tick(1.0, self.events)
         return self.close(limit if math.isfinite(limit) else self.now)
+
+    def _progress_points(self, limit: float) -> list[tuple[float, float]]:
+        """``(time, fraction)`` stops before ``limit`` for :meth:`run`'s progress reports."""
+        n = PROGRESS_STEPS
+        if math.isfinite(limit):
+            return [(limit * k / n, k / n) for k in range(1, n)]
+        self._start()   # sorts the arrivals (once)
+        m = len(self.arr_t)
+        return [(float(self.arr_t[m * k // n]), k / n) for k in range(1, n) if m * k // n < m] if m else []
 
     def process(self, env: Any) -> Generator[Any, Any, ServingRun]:
         """SimPy process driving the engine inside a host simulation (one process in all)."""

@@ -24,6 +24,7 @@ import numpy as np
 from ...errors import TraceError
 
 __all__ = [
+    "TRACES_ENV",
     "CsvTable",
     "check_file",
     "count_values",
@@ -39,18 +40,32 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 
+TRACES_ENV = "CLUSTER_SIM_TRACES"
+"""The environment variable naming the public-traces folder (``cluster-sim --traces DIR`` sets it)."""
+
+
 def traces_dir() -> Path:
-    """The public-traces folder: ``$CLUSTER_SIM_TRACES``, else ``<repo>/../shared/traces``."""
-    env = os.environ.get("CLUSTER_SIM_TRACES")
+    """The public-traces folder: ``$CLUSTER_SIM_TRACES``, else the first ``shared/traces`` beside
+    a folder above this package (``<repo>/../shared/traces`` in a checkout), else that path."""
+    env = os.environ.get(TRACES_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "traces"
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent / "shared" / "traces"
+        if cand.is_dir():
+            return cand
+    return here.parents[3].parent / "shared" / "traces"
 
 
 def check_file(path: PathLike) -> Path:
     """``path`` as a :class:`Path`; :class:`TraceError` unless it is a readable regular file."""
     p = Path(path)
     if not p.exists():
+        tdir = traces_dir()
+        if "traces" in p.parts or tdir in p.parents:  # a public trace: say where they are looked for
+            raise TraceError(f"{p}: no such file (the public traces are looked for in {tdir}: point "
+                             f"${TRACES_ENV} or --traces DIR at the folder holding them)")
         raise TraceError(f"{p}: no such file")
     if not p.is_file():
         raise TraceError(f"{p}: not a regular file")

@@ -77,7 +77,7 @@ def _reliability_columns(j: dict[str, np.ndarray], t_end: float) -> dict[str, np
     with np.errstate(invalid="ignore", divide="ignore"):
         ettr = np.where(wall > 0, j["surviving_card_s"] / wall, np.nan)
         goodput = np.where(j["held_card_s"] > 0, j["surviving_card_s"] / j["held_card_s"], np.nan)
-        emfu = np.where(j["held_peak_flop_s"] > 0, (j["useful_flops"] - j["lost_flops"]) / j["held_peak_flop_s"],
+        emfu = np.where(j["peak_flop_s"] > 0, (j["useful_flops"] - j["lost_flops"]) / j["held_peak_flop_s"],
                         np.nan)
     return {"evictions": j["evictions"], "stall_card_s": j["stall_card_s"],
             "lost_card_s.failure": j["lost_card_s.failure"], "lost_card_s.preemption": j["lost_card_s.preemption"],

@@ -97,7 +97,7 @@ def reliability_summary(jobs: pd.DataFrame, t_end: float) -> dict[str, Any]:
     held = float(started["held_card_s"].sum())
     s["reliability.ettr"] = _f(surv / wall) if wall > 0 else None
     s["reliability.goodput"] = _f(surv / held) if held > 0 else None
-    model = started[started["held_peak_flop_s"] > 0]
+    model = started[started["peak_flop_s"] > 0]   # model jobs (as training.jobs.mfu)
     s["reliability.effective_mfu"] = (_f(float((model["useful_flops"] - model["lost_flops"]).sum())
                                          / float(model["held_peak_flop_s"].sum())) if len(model) else None)
     return s

@@ -85,7 +85,7 @@ def _reliability_columns(j: dict[str, np.ndarray], t_end: float) -> dict[str, np
             "checkpoint_card_s": j["checkpoint_card_s"], "checkpoints": j["checkpoints"].astype(np.int64),
             "restart_wall_s": j["restart_wall_s"], "held_card_s": j["held_card_s"],
             "held_peak_flop_s": j["held_peak_flop_s"], "surviving_card_s": j["surviving_card_s"],
-            "lost_flops": j["lost_flops"], "ettr": ettr, "goodput": goodput, "effective_mfu": emfu}
+            "lost_flops": j["lost_flops"], "progress_s": j["progress_s"], "ettr": ettr, "goodput": goodput, "effective_mfu": emfu}
 
 
 def timeline_frame(rec: RunRecord) -> pd.DataFrame:

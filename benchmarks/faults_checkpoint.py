@@ -69,8 +69,8 @@ def interval_table(seeds: int) -> str:
     return "\n".join(rows)
 
 
-def _sim_point(cards: int, rate: float, seed: int, days: float) -> tuple[float, float, float]:
-    """(ETTR, goodput, mean hours between interruptions) of a whole-cluster constant job."""
+def _sim_point(cards: int, rate: float, seed: int, days: float) -> tuple[float, float, float, int]:
+    """(ETTR, goodput, progress hours, failures) of a whole-cluster constant job."""
     nodes = cards // 8
     node_mtbf = 1000.0 / rate * DAY
     M = node_mtbf / nodes
@@ -86,8 +86,7 @@ def _sim_point(cards: int, rate: float, seed: int, days: float) -> tuple[float, 
                                            checkpoint_interval_s=max(tau, 60.0), checkpoint_cost_s=C))
     res = run_training(simulation=sim)
     j = res.jobs.iloc[0]
-    n = max(int(j["restarts"]), 1)
-    return float(j["ettr"]), float(j["goodput"]), float(j["progress_s"]) / 3600.0 / n
+    return float(j["ettr"]), float(j["goodput"]), float(j["progress_s"]) / 3600.0, int(j["restarts"])
 
 
 def plot(out: Path) -> None:
@@ -111,7 +110,7 @@ def plot(out: Path) -> None:
         res = [[_sim_point(n, rate, s, days=runs[n][0]) for s in range(runs[n][1])] for n in pts]
         ettr = [np.mean([r[0] for r in x]) for x in res]
         good = [np.mean([r[1] for r in x]) for x in res]
-        mttf = [np.mean([r[2] for r in x]) for x in res]
+        mttf = [sum(r[2] for r in x) / max(sum(r[3] for r in x), 1) for x in res]   # pooled over seeds
         a.plot(pts, ettr, mk, color="C0", label=f"ETTR, simulated ({rate})")
         a.plot(pts, good, mk, color="C1", mfc="none", label=f"goodput, simulated ({rate})")
         b.plot(pts, mttf, mk, color="C2", label=f"simulated time between interruptions ({rate})")

@@ -231,6 +231,9 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
         if cfg.failures is not None and cfg.failures.checkpoint is not None:
             sim.meta["reliability"] = True   # the reliability.* keys (metrics/reliability.py)
         if plan.tenant_cards:  # one training engine per tenant silo (engine/cluster/silos.py)
+            if fm is not None and fm.explicit:  # each silo would have a storage pool of its own
+                raise ConfigError("failures.checkpoint.storage_bandwidth: not supported with tenant silos "
+                                  "(policy.pool tenant_cards): the silos would not share the storage")
             silos, notes = tenant_silos(plan, jobs)
             sim.training = sim.add(TrainingSilos(silos, **pol, failures=fm,
                                                  job_speed=hooks, work_quantum_s=quanta))

@@ -78,3 +78,10 @@ def test_storage_bandwidth_turns_checkpoints_into_writes(capsys, exp, tmp_path):
     assert n >= 1
     assert s["reliability.checkpoint_stall_card_h"] == pytest.approx(n * nbytes / 1e9 * 32 / 3600, rel=1e-6)
     assert s["reliability.ettr"] == pytest.approx(s["reliability.goodput"], rel=1e-9)   # no failures
+
+
+def test_explicit_checkpoints_refuse_tenant_silos(capsys):
+    """Each silo is its own engine: a storage pool per silo would not be shared, so it is refused."""
+    f = str(Path(__file__).resolve().parents[2] / "workloads" / "pool_tenant_silos.yaml")
+    line = _error(capsys, ["run", f, "--set", "duration=1h", "--set", "failures.checkpoint.storage_bandwidth=10GB/s"])
+    assert "failures.checkpoint.storage_bandwidth: not supported with tenant silos" in line

@@ -24,6 +24,8 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+import numpy as np
+
 from ...network.contention import water_fill
 from .views import RUNNING
 
@@ -48,6 +50,10 @@ class Checkpoints:
     status: list[int]
     peak_rate: list[float]
     flops_ref: list[float]
+    dur: list[float]
+    attained: list[float]
+    peak_s: list[float]
+    running_set: dict[int, None]
     progress_factor: float
     rate_epoch: int
     events: int
@@ -71,39 +77,34 @@ class Checkpoints:
             r: fm.job_progress_factor(self.job_id[r]) for r in jobs
             if fm.job_progress_factor(self.job_id[r]) != self.progress_factor}
         self.explicit = fm is not None and fm.explicit
-        self.held_t = [0.0] * n            # when the job took its cards
+        # the card-time held is the engine's attained_s, its peak FLOPs peak_s; the rest is
+        # sparse (rows an interruption or a checkpoint touched) but the progress clock
         self.prog_t = [-1.0] * n           # when its current progress spell began (-1: none)
         self.prog_wall = [0.0] * n         # wall seconds of progress (rate > 0)
-        self.held_card_s = [0.0] * n
-        self.held_peak = [0.0] * n         # peak FLOPs over the time it held its cards
-        self.lost_fail_card_s = [0.0] * n  # card-seconds of progress lost to failures
-        self.lost_pre_card_s = [0.0] * n   # ... to preemptions (a work unit in progress)
-        self.lost_flops = [0.0] * n
-        self.ckpt_card_s = [0.0] * n       # card-seconds stalled by explicit checkpoints
-        self.n_ckpt = [0] * n
-        self.restart_wall = [0.0] * n      # failure -> progress again, summed
+        self.lost_fail_card_s: dict[int, float] = {}  # card-seconds of progress lost to failures
+        self.lost_pre_card_s: dict[int, float] = {}   # ... to preemptions (a work unit in progress)
+        self.lost_flops: dict[int, float] = {}
+        self.ckpt_card_s: dict[int, float] = {}       # card-seconds stalled by explicit checkpoints
+        self.n_ckpt: dict[int, int] = {}
+        self.restart_wall: dict[int, float] = {}      # failure -> progress again, summed
         self.down_t: dict[int, float] = {}
         # explicit checkpoints
-        self.saved = [(r, 0.0) for r in self.remaining]     # (remaining work, prog_wall) at the last completed checkpoint
+        self.saved: dict[int, tuple[float, float]] = {}  # (remaining, prog_wall) at the last completed one
         self.snap: dict[int, tuple[float, float]] = {}   # the checkpoint being written
-        self.phase = [_NONE] * n
+        self.phase: dict[int, int] = {}
         self.stall_t: dict[int, float] = {}
-        self.ck_ver = [0] * n
+        self.ck_ver = [0] * n if self.explicit else []
         self.due_wait: set[int] = set()    # due while its async persist still runs
         self.writes: dict[int, list[float]] = {}   # row -> [bytes left, cap, rate]
         self.pool_t = 0.0
         self.pool_epoch = 0
 
     # ---- hooks from the engine -----------------------------------------------------------------
-    def _ck_start(self, i: int, t: float) -> None:
-        """Job ``i`` took its cards at ``t``."""
-        self.held_t[i] = t
-
     def _ck_progress(self, i: int, t: float) -> None:
         """Job ``i`` (re)started progressing at ``t``."""
         d = self.down_t.pop(i, None)
         if d is not None:
-            self.restart_wall[i] += t - d
+            _add(self.restart_wall, i, t - d)
         self.prog_t[i] = t
         if self.explicit:
             self.ck_ver[i] += 1
@@ -111,22 +112,21 @@ class Checkpoints:
 
     def _ck_stop(self, i: int, t: float) -> None:
         """Job ``i`` released its cards at ``t`` (finish, preemption, eviction, failure)."""
-        c = self.num[i] * self.milli[i] / 1000.0
         p0 = self.prog_t[i]
         if p0 >= 0.0:
             self.prog_wall[i] += t - p0
             if not self.explicit and self.failures is not None:
-                self.n_ckpt[i] += int((t - p0) // self.failures.checkpoint_interval_s)
+                k = int((t - p0) // self.failures.checkpoint_interval_s)
+                if k:
+                    _add(self.n_ckpt, i, k)
             self.prog_t[i] = -1.0
-        self.held_card_s[i] += (t - self.held_t[i]) * c
-        self.held_peak[i] += (t - self.held_t[i]) * self.peak_rate[i]
         if self.explicit:
             s0 = self.stall_t.pop(i, None)
             if s0 is not None:
-                self.ckpt_card_s[i] += (t - s0) * c
+                _add(self.ckpt_card_s, i, (t - s0) * self.num[i] * self.milli[i] / 1000.0)
             self.ck_ver[i] += 1
             self.due_wait.discard(i)
-            self.phase[i] = _NONE
+            self.phase.pop(i, None)
             if self.writes.pop(i, None) is not None:   # aborted: the others get its bandwidth
                 self._pool_advance(t, skip=i)
                 self._pool_retime(t)
@@ -136,7 +136,7 @@ class Checkpoints:
         progress since the last completed checkpoint, from which ``remaining`` is restored)."""
         c = self.num[i] * self.milli[i] / 1000.0
         if self.explicit:
-            rem, prog = self.saved[i]
+            rem, prog = self.saved.get(i, (self.dur[i], 0.0))
             lost_work = max(rem - self.remaining[i], 0.0)
             lost_s = max(self.prog_wall[i] - prog, 0.0)
             self.remaining[i] = rem
@@ -145,10 +145,11 @@ class Checkpoints:
         else:
             pf = self.pf_job.get(i, self.progress_factor)   # lost wall time: this share was progress
             lost_s = lost_work / rate_before * pf if rate_before > 0 else 0.0
-        self.lost_fail_card_s[i] += lost_s * c
+        if lost_s > 0:
+            _add(self.lost_fail_card_s, i, lost_s * c)
         fr = self.flops_ref[i]
-        if fr == fr:
-            self.lost_flops[i] += fr * lost_work
+        if fr == fr and lost_work > 0:
+            _add(self.lost_flops, i, fr * lost_work)
         self.down_t[i] = t
         return lost_work
 
@@ -201,9 +202,8 @@ class Checkpoints:
         snap = self.snap.pop(i, None)
         if snap is not None:
             self.saved[i] = snap
-            self.n_ckpt[i] += 1
-        was = self.phase[i]
-        self.phase[i] = _NONE
+            _add(self.n_ckpt, i, 1)
+        was = self.phase.pop(i, _NONE)
         if was == _WRITING:
             self._resume(i, t)
         if i in self.due_wait:
@@ -221,7 +221,7 @@ class Checkpoints:
 
     def _resume(self, i: int, t: float) -> None:
         s0 = self.stall_t.pop(i, t)
-        self.ckpt_card_s[i] += (t - s0) * self.num[i] * self.milli[i] / 1000.0
+        _add(self.ckpt_card_s, i, (t - s0) * self.num[i] * self.milli[i] / 1000.0)
         self._begin_progress(i, t)
 
     def _join_pool(self, i: int, t: float) -> None:
@@ -253,30 +253,41 @@ class Checkpoints:
     # ---- results --------------------------------------------------------------------------------
     def finalize_checkpoints(self, t: float) -> None:
         """Close the accounting of the jobs still holding cards at ``t`` (the run end)."""
-        for i in range(self.n):
-            if self.status[i] == RUNNING:
-                c = self.num[i] * self.milli[i] / 1000.0
-                if self.prog_t[i] >= 0.0:
-                    self.prog_wall[i] += t - self.prog_t[i]
-                    self.prog_t[i] = t
-                s0 = self.stall_t.get(i)
-                if s0 is not None:
-                    self.ckpt_card_s[i] += (t - s0) * c
-                    self.stall_t[i] = t
-                self.held_card_s[i] += (t - self.held_t[i]) * c
-                self.held_peak[i] += (t - self.held_t[i]) * self.peak_rate[i]
-                self.held_t[i] = t
+        for i in self.running_set:
+            if self.prog_t[i] >= 0.0:
+                self.prog_wall[i] += t - self.prog_t[i]
+                self.prog_t[i] = t
+            s0 = self.stall_t.get(i)
+            if s0 is not None:
+                _add(self.ckpt_card_s, i, (t - s0) * self.num[i] * self.milli[i] / 1000.0)
+                self.stall_t[i] = t
 
-    def reliability_columns(self) -> dict[str, list[float] | list[int]]:
+    def reliability_columns(self) -> dict[str, np.ndarray]:
         """Per-job accounting columns for the run record (card-seconds unless named otherwise)."""
-        cards = [self.num[i] * self.milli[i] / 1000.0 for i in range(self.n)]
-        pf = [self.pf_job.get(i, self.progress_factor) for i in range(self.n)]
-        ck = [self.ckpt_card_s[i] + (1.0 - pf[i]) * self.prog_wall[i] * cards[i] for i in range(self.n)]
-        lost_all = getattr(self, "lost_card_s", [0.0] * self.n)
-        surv = [max(pf[i] * self.prog_wall[i] * cards[i] - self.lost_fail_card_s[i] - lost_all[i], 0.0)
-                for i in range(self.n)]
-        return {"held_card_s": self.held_card_s, "held_peak_flop_s": self.held_peak,
-                "surviving_card_s": surv, "checkpoint_card_s": ck, "checkpoints": self.n_ckpt,
-                "lost_card_s.failure": self.lost_fail_card_s, "lost_card_s.preemption": self.lost_pre_card_s,
-                "lost_flops": self.lost_flops, "restart_wall_s": self.restart_wall,
-                "progress_s": self.prog_wall}
+        n = self.n
+        cards = np.asarray(self.num, np.float64) * np.asarray(self.milli, np.float64) / 1000.0
+        pf = np.full(n, self.progress_factor)
+        for r, x in self.pf_job.items():
+            pf[r] = x
+        prog = np.asarray(self.prog_wall, np.float64)
+        cols = {k: _dense(d, n) for k, d in (
+            ("lost_card_s.failure", self.lost_fail_card_s), ("lost_card_s.preemption", self.lost_pre_card_s),
+            ("lost_flops", self.lost_flops), ("restart_wall_s", self.restart_wall), ("checkpoints", self.n_ckpt))}
+        cols["checkpoint_card_s"] = _dense(self.ckpt_card_s, n) + (1.0 - pf) * prog * cards
+        cols["held_card_s"] = np.asarray(self.attained, np.float64) * cards
+        cols["held_peak_flop_s"] = np.asarray(self.peak_s, np.float64)
+        lost = cols["lost_card_s.failure"] + np.asarray(getattr(self, "lost_card_s", np.zeros(n)), np.float64)
+        cols["surviving_card_s"] = np.maximum(pf * prog * cards - lost, 0.0)
+        cols["progress_s"] = prog
+        return cols
+
+
+def _add(d: dict[int, Any], i: int, x: Any) -> None:
+    d[i] = d.get(i, 0) + x
+
+
+def _dense(d: dict[int, Any], n: int) -> np.ndarray:
+    out = np.zeros(n)
+    if d:
+        out[np.fromiter(d.keys(), np.int64, len(d))] = np.fromiter(d.values(), np.float64, len(d))
+    return out

@@ -54,7 +54,7 @@ class Interruptions:
     n: int
     active: int
 
-    lost_pre_card_s: list[float]
+    lost_pre_card_s: dict[int, float]
     explicit: bool
 
     def _ck_saved(self, i: int) -> None:   # .checkpoints
@@ -80,7 +80,8 @@ class Interruptions:
         self._stop(i, t)
         before = self.lost_card_s[i]
         self._drop_partial_unit(i)
-        self.lost_pre_card_s[i] += self.lost_card_s[i] - before
+        if self.lost_card_s[i] > before:
+            self.lost_pre_card_s[i] = self.lost_pre_card_s.get(i, 0.0) + self.lost_card_s[i] - before
         self._ck_saved(i)
         self.preempts[i] += 1
         self.rate_epoch += 1

@@ -370,7 +370,6 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
             self.net_dirty = True
         self.sp[i] = self._speed(i, cards, 1.0)
         self.last[i] = t
-        self._ck_start(i, t)
         self.running_set[i] = None
         if len(self.seg) < self.max_segments:
             self.seg_open[i] = (t, int(self.state.layout.card_domain[cards[0]]))

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cluster_sim.engine.cluster.failures import FailureModel, JobCheckpoint
 from cluster_sim.engine.cluster.state import layout_from_node_groups
@@ -123,3 +125,20 @@ def test_simulated_ettr_of_a_constant_job_matches_the_first_order_model():
     se = ettr.std(ddof=1) / math.sqrt(ettr.size)
     assert 0 < se < 0.002
     assert abs(ettr.mean() - want) < 3 * se + 1e-3
+
+
+@settings(max_examples=25, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=5))
+def test_writes_starting_together_share_the_storage_as_processor_sharing(sizes):
+    """k uncapped writes of b_1 <= ... <= b_k bytes from t = 0 on B: the j-th ends at
+    sum_{i<j} b_i / B + (k - j + 1) b_j / B (max-min = processor sharing on one link)."""
+    B = 10 * GB
+    nbytes = [s * 100 * GB for s in sizes]
+    fm = FailureModel(storage_bandwidth_Bps=B, jobs={k: _ck(b) for k, b in enumerate(nbytes)})
+    res = _run(_jobs(len(sizes), 1.5 * H), fm, nodes=len(sizes))
+    order = sorted(nbytes)
+    want = {}
+    for j, b in enumerate(order):
+        want.setdefault(b, (sum(order[:j]) + (len(order) - j) * b) / B)
+    got = res.jobs["jct_s"].to_numpy() - 1.5 * H          # each job checkpoints once, at 1 h
+    np.testing.assert_allclose(got, [want[b] for b in nbytes], rtol=1e-9)

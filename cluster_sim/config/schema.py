@@ -29,6 +29,7 @@ from .fields import (
     MAX_TOKENS,
     MIN_CHECKPOINT_INTERVAL_S,
     MIN_MTBF_S,
+    Bandwidth,
     Cards,
     Count,
     Duration,
@@ -252,6 +253,29 @@ class PolicyConfig(Strict):
         return self
 
 
+class CheckpointConfig(Strict):
+    """``failures.checkpoint``: interval, cost and storage of training checkpoints
+    (docs/faults_checkpoint.md). ``cost`` overrides the cost computed from each job's model and
+    plan; ``storage_bandwidth`` makes checkpoints explicit events sharing it; ``async`` needs
+    ``host_copy_bandwidth`` (device-to-host bytes/s per card: the stall is the copy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    interval: PosDuration = Field(3600.0, ge=MIN_CHECKPOINT_INTERVAL_S)
+    cost: Duration | None = None
+    storage_bandwidth: Bandwidth | None = Field(None, gt=0)
+    node_write_bandwidth: Bandwidth | None = Field(None, gt=0)
+    async_: bool = Field(False, alias="async")
+    host_copy_bandwidth: Bandwidth | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _async_needs_copy(self) -> CheckpointConfig:
+        if self.async_ and self.host_copy_bandwidth is None:
+            raise ValueError("host_copy_bandwidth: required with async: true (the stall is the copy "
+                             "of each rank's shard to host memory)")
+        return self
+
+
 class FailuresConfig(Strict):
     """Failures and restarts."""
 
@@ -261,6 +285,16 @@ class FailuresConfig(Strict):
     checkpoint_cost: Duration = 60.0
     checkpoint_interval: PosDuration | None = Field(None, ge=MIN_CHECKPOINT_INTERVAL_S,
                                                     description="None = the engine default (1 h)")
+    checkpoint: CheckpointConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_checkpoint_form(self) -> FailuresConfig:
+        if self.checkpoint is not None:
+            flat = sorted({"checkpoint_interval", "checkpoint_cost"} & self.model_fields_set)
+            if flat:
+                raise ValueError(f"{flat[0]}: give it as checkpoint.{flat[0].split('_')[1]} "
+                                 "(not both the flat field and the checkpoint section)")
+        return self
 
 
 class ScalingConfig(Strict):

@@ -366,6 +366,7 @@ def _job_columns(eng: TrainingEngine) -> dict[str, np.ndarray]:
         "n_leaves": eng.spans[:, 2].astype(np.int64),
         "reject_reason": np.array([eng.reason.get(i, "") for i in range(eng.n)], dtype=object),
     }
+    cols.update(eng.reliability_columns())
     if J.name is not None:
         cols["name"] = J.name
     return cols

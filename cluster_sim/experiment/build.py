@@ -33,6 +33,7 @@ from ..engine.simulation import Simulation
 from ..errors import ClusterSimError, ConfigError
 from ..metrics.tariff import Tariff
 from ..perf.base import TrainingStepModel
+from ..perf.checkpoint import BYTES_PER_PARAM
 from ..perf.training import estimate_step
 from ..policies import registry
 from ..policies.pool.partition import PoolPlan, PoolView
@@ -45,6 +46,7 @@ from ..workload.lengths import synthetic_requests
 from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
+from .checkpoints import with_checkpoint_section, with_job_checkpoints
 from .offline import OfflineJobs, offline_jobs
 from .slicing import refuse_shared_slots, replica_perf
 from .tenants import tenant_silos
@@ -138,8 +140,9 @@ def failure_model(cfg: Any) -> FailureModel | None:
     if cfg is None:
         return None
     extra = {} if cfg.checkpoint_interval is None else {"checkpoint_interval_s": cfg.checkpoint_interval}
-    return FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
-                        checkpoint_cost_s=cfg.checkpoint_cost, **extra)
+    fm = FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
+                      checkpoint_cost_s=cfg.checkpoint_cost, **extra)
+    return with_checkpoint_section(fm, cfg.checkpoint)   # failures.checkpoint: experiment/checkpoints.py
 
 
 def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
@@ -224,18 +227,24 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             quanta = {int(jobs.job_id[names.index(n)]): q for n, q in off.quantum_s.items()}
             sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
+        fm = with_job_checkpoints(failure_model(cfg.failures), cfg, jobs, layout)
+        if cfg.failures is not None and cfg.failures.checkpoint is not None:
+            sim.meta["reliability"] = True   # the reliability.* keys (metrics/reliability.py)
         if plan.tenant_cards:  # one training engine per tenant silo (engine/cluster/silos.py)
+            if fm is not None and fm.explicit:  # each silo would have a storage pool of its own
+                raise ConfigError("failures.checkpoint.storage_bandwidth: not supported with tenant silos "
+                                  "(policy.pool tenant_cards): the silos would not share the storage")
             silos, notes = tenant_silos(plan, jobs)
-            sim.training = sim.add(TrainingSilos(silos, **pol, failures=failure_model(cfg.failures),
+            sim.training = sim.add(TrainingSilos(silos, **pol, failures=fm,
                                                  job_speed=hooks, work_quantum_s=quanta))
             sim.meta["pool_notes"] = notes
         else:
-            sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks,
+            sim.add_training(jobs, **pol, failures=fm, job_speed=hooks,
                              work_quantum_s=quanta)
     return sim
 
 
-CHECKPOINT_BYTES_PER_PARAM = 14.0
+CHECKPOINT_BYTES_PER_PARAM = BYTES_PER_PARAM
 """Bytes per parameter of a mixed-precision Adam checkpoint: BF16 weights (2), FP32 master
 weights (4) and two FP32 moments (8); gradients are not saved."""
 

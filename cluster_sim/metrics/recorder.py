@@ -30,7 +30,8 @@ def jobs_frame(rec: RunRecord) -> pd.DataFrame:
     ``wait_s`` (all time queued, including after preemptions and failures), ``slowdown``,
     ``mfu``, ``restarts``, ``preemptions``, ``attained_s``, ``remaining_s``, ``card_type`` (of the
     first placement), ``n_nodes`` / ``n_domains`` / ``n_leaves`` (latest placement),
-    ``useful_flops``, ``peak_flop_s``.
+    ``useful_flops``, ``peak_flop_s``; with ``meta["reliability"]`` (a ``failures.checkpoint``
+    section) the reliability columns of :func:`_reliability_columns` too.
     """
     j = rec.jobs
     if not j:
@@ -60,9 +61,31 @@ def jobs_frame(rec: RunRecord) -> pd.DataFrame:
         "n_nodes": j["n_nodes"], "n_domains": j["n_domains"], "n_leaves": j["n_leaves"],
         "useful_flops": j["useful_flops"], "peak_flop_s": j["peak_flop_s"],
     })
+    if rec.meta.get("reliability") and "surviving_card_s" in j:
+        df = df.assign(**_reliability_columns(j, rec.t_end_s))
     if "name" in j:
         df.insert(1, "name", j["name"])
     return df
+
+
+def _reliability_columns(j: dict[str, np.ndarray], t_end: float) -> dict[str, np.ndarray]:
+    """Per-job reliability columns (docs/metrics.md, "F2"): interruptions' lost card-seconds by
+    cause, restart and checkpoint stalls, ETTR, goodput and effective MFU."""
+    cards = j["num_cards"] * j["card_milli"] / 1000.0
+    end = np.where(np.isfinite(j["finish_s"]), j["finish_s"], t_end)
+    wall = (end - j["first_start_s"]) * cards
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ettr = np.where(wall > 0, j["surviving_card_s"] / wall, np.nan)
+        goodput = np.where(j["held_card_s"] > 0, j["surviving_card_s"] / j["held_card_s"], np.nan)
+        emfu = np.where(j["peak_flop_s"] > 0, (j["useful_flops"] - j["lost_flops"]) / j["held_peak_flop_s"],
+                        np.nan)
+    return {"evictions": j["evictions"], "stall_card_s": j["stall_card_s"],
+            "lost_card_s.failure": j["lost_card_s.failure"], "lost_card_s.preemption": j["lost_card_s.preemption"],
+            "lost_card_s.eviction": j["lost_card_s"] - j["lost_card_s.preemption"],
+            "checkpoint_card_s": j["checkpoint_card_s"], "checkpoints": j["checkpoints"].astype(np.int64),
+            "restart_wall_s": j["restart_wall_s"], "held_card_s": j["held_card_s"],
+            "held_peak_flop_s": j["held_peak_flop_s"], "surviving_card_s": j["surviving_card_s"],
+            "lost_flops": j["lost_flops"], "progress_s": j["progress_s"], "ettr": ettr, "goodput": goodput, "effective_mfu": emfu}
 
 
 def timeline_frame(rec: RunRecord) -> pd.DataFrame:

@@ -9,15 +9,34 @@ A job holding a failed card loses the work done since its last checkpoint (it ch
 ``checkpoint_interval_s`` of progress, each checkpoint stalling it ``checkpoint_cost_s``),
 releases all its cards and re-enters the queue after ``restart_delay_s``. The failed card (or
 node) is out of service for ``repair_s`` (default: the restart delay).
+
+Explicit checkpoints (``storage_bandwidth_Bps`` set; ``engine/cluster/checkpoints.py``): instead of
+the progress factor, each job checkpoints at real events, its write shares the storage bandwidth
+with the other jobs writing at once, and a failure loses the progress since its last completed
+checkpoint. Per-job checkpoint data (:class:`JobCheckpoint`) comes from the experiment layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FailureModel"]
+__all__ = ["FailureModel", "JobCheckpoint"]
+
+
+@dataclass(frozen=True)
+class JobCheckpoint:
+    """One job's checkpoint (``perf/checkpoint.py``): ``bytes`` written, ``write_cap_Bps`` (its
+    writer nodes x per-node write bandwidth; inf = unlimited), ``copy_s`` (the host-memory copy
+    of an asynchronous checkpoint) and ``cost_s`` (its stall in the closed form: the write alone,
+    or ``copy_s`` when asynchronous)."""
+
+    bytes: float
+    write_cap_Bps: float
+    copy_s: float
+    cost_s: float
 
 
 @dataclass(frozen=True)
@@ -35,7 +54,18 @@ class FailureModel:
     checkpoint_interval_s : float
         Progress (wall seconds of running) between two checkpoints of a job.
     checkpoint_cost_s : float
-        Stall per checkpoint; slows progress by ``interval / (interval + cost)``.
+        Stall per checkpoint; slows progress by ``interval / (interval + cost)`` (a job in
+        ``jobs`` uses its own ``cost_s`` unless ``cost_explicit``).
+    storage_bandwidth_Bps : float or None
+        Shared storage write bandwidth (bytes/s). Set: checkpoints are explicit engine events
+        (``engine/cluster/checkpoints.py``); None: the closed form above.
+    async_checkpoint : bool
+        Asynchronous (in-memory) checkpoints: the job stalls for ``copy_s``, the persist runs
+        in the background.
+    cost_explicit : bool
+        ``checkpoint_cost_s`` overrides every job's own cost.
+    jobs : mapping
+        ``{job_id: JobCheckpoint}`` of the jobs whose checkpoint size is known.
     """
 
     card_mtbf_s: float | None = None
@@ -44,6 +74,10 @@ class FailureModel:
     repair_s: float | None = None
     checkpoint_interval_s: float = 3600.0
     checkpoint_cost_s: float = 60.0
+    storage_bandwidth_Bps: float | None = None
+    async_checkpoint: bool = False
+    cost_explicit: bool = False
+    jobs: Mapping[int, JobCheckpoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("card_mtbf_s", "node_mtbf_s", "repair_s"):
@@ -52,6 +86,24 @@ class FailureModel:
                 raise ValueError(f"{name} must be > 0, got {v!r}")
         if self.restart_delay_s < 0 or self.checkpoint_cost_s < 0 or not self.checkpoint_interval_s > 0:
             raise ValueError("restart_delay_s, checkpoint_cost_s must be >= 0 and checkpoint_interval_s > 0")
+        if self.storage_bandwidth_Bps is not None and not self.storage_bandwidth_Bps > 0:
+            raise ValueError(f"storage_bandwidth_Bps must be > 0, got {self.storage_bandwidth_Bps!r}")
+
+    @property
+    def explicit(self) -> bool:
+        """True when checkpoints are explicit engine events (a shared storage bandwidth is set)."""
+        return self.storage_bandwidth_Bps is not None
+
+    def job_cost_s(self, job_id: int) -> float:
+        """Closed-form checkpoint stall of one job: its own cost when known (and not overridden)."""
+        jc = self.jobs.get(job_id)
+        return self.checkpoint_cost_s if jc is None or self.cost_explicit else jc.cost_s
+
+    def job_progress_factor(self, job_id: int) -> float:
+        """:attr:`progress_factor` of one job (1 with explicit checkpoints: they are events)."""
+        if self.explicit or not self.active:
+            return 1.0
+        return self.checkpoint_interval_s / (self.checkpoint_interval_s + self.job_cost_s(job_id))
 
     @property
     def active(self) -> bool:
@@ -65,8 +117,9 @@ class FailureModel:
 
     @property
     def progress_factor(self) -> float:
-        """Share of running time that is progress (the rest is checkpoint stalls)."""
-        if not self.active:
+        """Share of running time that is progress (the rest is checkpoint stalls; 1 with
+        explicit checkpoints, which are events)."""
+        if not self.active or self.explicit:
             return 1.0
         return self.checkpoint_interval_s / (self.checkpoint_interval_s + self.checkpoint_cost_s)
 

@@ -54,6 +54,15 @@ class Interruptions:
     n: int
     active: int
 
+    lost_pre_card_s: dict[int, float]
+    explicit: bool
+
+    def _ck_saved(self, i: int) -> None:   # .checkpoints
+        raise NotImplementedError
+
+    def _ck_fail(self, i: int, t: float, lost_work: float, rate_before: float) -> float:   # .checkpoints
+        raise NotImplementedError
+
     def _stop(self, i: int, t: float) -> None:   # the engine's
         raise NotImplementedError
 
@@ -69,7 +78,11 @@ class Interruptions:
     def preempt(self, i: int, t: float) -> None:
         """Checkpoint and evict a running job; it re-enters the queue at the next cycle."""
         self._stop(i, t)
+        before = self.lost_card_s[i]
         self._drop_partial_unit(i)
+        if self.lost_card_s[i] > before:
+            self.lost_pre_card_s[i] = self.lost_pre_card_s.get(i, 0.0) + self.lost_card_s[i] - before
+        self._ck_saved(i)
         self.preempts[i] += 1
         self.rate_epoch += 1
         self._enqueue(i, t)
@@ -92,6 +105,7 @@ class Interruptions:
             self.remaining[i] = min(self.dur[i], self.remaining[i] + lost_s * rate)
             self.lost_card_s[i] += lost_s * self.num[i] * self.milli[i] / 1000.0
         self._drop_partial_unit(i)
+        self._ck_saved(i)
         self.preempts[i] += 1
         self.evictions[i] += 1
         self.restore_s[i] = float(restore_s)
@@ -150,7 +164,9 @@ class Interruptions:
         progressed = t - self.run_start[i] if rate_before > 0 else 0.0
         self._stop(i, t)
         lost = self.failures.lost_work_s(progressed) * rate_before
-        self.remaining[i] = min(self.dur[i], self.remaining[i] + lost)
+        if not self.explicit:  # explicit checkpoints: .checkpoints restores the last completed one
+            self.remaining[i] = min(self.dur[i], self.remaining[i] + lost)
+        self._ck_fail(i, t, lost, rate_before)
         self.restarts[i] += 1
         self.rate_epoch += 1
         self.status[i] = RESTARTING

@@ -24,6 +24,7 @@ from ...errors import PlacementError
 from ...perf.base import TrainingStepModel
 from ...policies.base import Placement, TenantUsage, readonly
 from ...workload.jobs import ANY_TYPE, KIND_OFFLINE, KIND_TRACE, JobTable
+from .checkpoints import CK_DUE, Checkpoints
 from .cycle import PROMOTE, RERANK, Scheduler
 from .failures import FailureModel
 from .interruptions import FAILURE, FINISH, RECYCLE, REPAIR, REQUEUE, STARTED, Interruptions
@@ -46,7 +47,7 @@ NAN = math.nan
 BUSY_SCALE = 1_000_000  # busy level units per milli-card
 
 
-class TrainingEngine(Interruptions, TrainingViews):
+class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
     """The training subsystem of a :class:`~cluster_sim.engine.simulation.Simulation`.
 
     Parameters
@@ -84,7 +85,7 @@ class TrainingEngine(Interruptions, TrainingViews):
             raise ValueError(f"backfill must be True, False, 'easy' or 'greedy', got {backfill!r}")
         self.backfill = "easy" if backfill is True else backfill
         self.backfill_depth = backfill_depth
-        self.failures = failures if failures is not None and failures.active else None
+        self.failures = failures if failures is not None and (failures.active or failures.explicit) else None
         self.preempt_overhead_s = preempt_overhead_s
         self.job_speed = dict(job_speed or {})
         self.work_quantum_s = dict(work_quantum_s or {})
@@ -202,7 +203,8 @@ class TrainingEngine(Interruptions, TrainingViews):
         self.scheduler = Scheduler(self)
         self.blocked = False
         self.active = 0  # admitted jobs not finished yet
-        if self.failures is not None:
+        self._init_checkpoints()
+        if self.failures is not None and self.failures.active:
             self._schedule_failure(0.0)
         self._scalars = [0.0, 0.0, 0.0, 0.0, 0.0]
         self.submitted_cards = 0.0
@@ -270,6 +272,8 @@ class TrainingEngine(Interruptions, TrainingViews):
                 self._failure(i, v, t)
             elif kind in (RERANK, PROMOTE):
                 self.scheduler.on_rank_event(kind == PROMOTE, i, v, t)
+            elif kind >= CK_DUE:
+                self._checkpoint_event(kind, i, v, t)
             else:
                 self.dirty = True
         submit, n = self.submit, self.n
@@ -387,8 +391,9 @@ class TrainingEngine(Interruptions, TrainingViews):
             sp, mfu = hook(cards, share)
             if mfu == mfu:
                 self.flops_ref[i] = mfu * self.peak_rate[i] / max(sp, 1e-12)
-            return sp * self.progress_factor
-        return self.speed.speed(self.kind[i], self.ref[i], self.info[i], self.comm[i], share) * self.progress_factor
+            return sp * self.pf_job.get(i, self.progress_factor)
+        return (self.speed.speed(self.kind[i], self.ref[i], self.info[i], self.comm[i], share)
+                * self.pf_job.get(i, self.progress_factor))
 
     def _begin_progress(self, i: int, t: float) -> None:
         self._progress(i, t)
@@ -398,6 +403,7 @@ class TrainingEngine(Interruptions, TrainingViews):
         self._set_busy(i, sp)
         self.ver[i] += 1
         heapq.heappush(self._heap, (t + self.remaining[i] / sp, FINISH, i, self.ver[i]))
+        self._ck_progress(i, t)
 
     def _progress(self, i: int, t: float) -> None:
         dt = t - self.last[i]
@@ -427,7 +433,7 @@ class TrainingEngine(Interruptions, TrainingViews):
         """Set job ``i``'s part of the busy level to :func:`~.speed.busy_fraction` of its cards."""
         f = 0.0
         if rate > 0.0:
-            iso = (self.sp[i] / self.progress_factor if self.offline[i] else
+            iso = (self.sp[i] / self.pf_job.get(i, self.progress_factor) if self.offline[i] else
                    self.speed.isolated_speed(self.kind[i], self.ref[i], self.info[i]))
             f = busy_fraction(rate, iso)
         old = self.busy_frac[i]
@@ -448,6 +454,7 @@ class TrainingEngine(Interruptions, TrainingViews):
         del self.running_set[i]
         self.info.pop(i, None)
         self.tmilli.pop(i, None)
+        self._ck_stop(i, t)
         if self.contention.remove(i):
             self.net_dirty = True
         ten, d = self.tenant[i], self.demand[i]
@@ -492,6 +499,7 @@ class TrainingEngine(Interruptions, TrainingViews):
 
     def finalize(self, t: float) -> None:
         """Bring running jobs' accounting up to ``t`` (the horizon) and close their segments."""
+        self.finalize_checkpoints(t)
         for i in sorted(self.running_set):
             self._progress(i, t)
             s0 = self.seg_open.pop(i, None)

@@ -7,7 +7,7 @@ summary dict and DataFrames).
 >>> import cluster_sim as cs
 >>> res = cs.simulate(cs.load_config("workloads/train_llama3_70b.yaml"))  # from the repo root
 >>> round(res.summary["training.mfu"], 3)
-0.519
+0.512
 >>> type(res.plot.breakdown()).__name__
 'Figure'
 """

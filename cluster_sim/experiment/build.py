@@ -47,6 +47,7 @@ from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 from .offline import OfflineJobs, offline_jobs
 from .slicing import refuse_shared_slots, replica_perf
+from .stragglers import straggler_model
 from .tenants import tenant_silos
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
@@ -224,6 +225,10 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             quanta = {int(jobs.job_id[names.index(n)]): q for n, q in off.quantum_s.items()}
             sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
+        slow = straggler_model(cfg)
+        if plan.tenant_cards and slow is not None:
+            raise ConfigError("failures.stragglers: not supported with tenant silos (policy.pool.params."
+                              "tenant_cards): each silo's engine would draw the same episodes")
         if plan.tenant_cards:  # one training engine per tenant silo (engine/cluster/silos.py)
             silos, notes = tenant_silos(plan, jobs)
             sim.training = sim.add(TrainingSilos(silos, **pol, failures=failure_model(cfg.failures),
@@ -231,7 +236,7 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             sim.meta["pool_notes"] = notes
         else:
             sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks,
-                             work_quantum_s=quanta)
+                             work_quantum_s=quanta, stragglers=slow)
     return sim
 
 

@@ -17,6 +17,7 @@ from ..engine.simulation import RunRecord
 from .costs import DEFAULT_PUE
 from .offline import summarize_offline
 from .recorder import jobs_frame, segments_frame, timeline_frame
+from .stragglers import add_slowed_column, summarize_stragglers
 from .summary import jain, percentiles, summarize_training
 from .trace_export import chrome_trace, write_chrome_trace
 
@@ -56,4 +57,7 @@ def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResu
     summary = summarize_training(jobs, timeline, ctx)
     if rec.meta.get("offline_jobs"):
         summary.update(summarize_offline(jobs, rec.meta["offline_jobs"], rec.t_end_s))
+    if rec.meta.get("stragglers"):
+        summary.update(summarize_stragglers(rec.meta["stragglers"]))
+        add_slowed_column(jobs, rec.meta["stragglers"])
     return TrainingResult(summary, jobs, timeline, segments_frame(rec), rec)

@@ -266,3 +266,33 @@ def test_stragglers_with_tenant_silos_are_refused():
            "failures": {"stragglers": {"mtbf": "100d", "slowdown": 0.5, "duration": "1h"}}}
     with pytest.raises(ConfigError, match=r"failures\.stragglers: not supported with tenant silos"):
         run_training(cfg)
+
+
+def test_a_restart_stall_on_a_slow_card_is_not_slowed_time():
+    # one card slow (0.5) from t=1; the job is evicted at t=201 and restarts on it at once with a
+    # 100 s stall (reading its checkpoint): only the progressing time counts as slowed
+    from cluster_sim.metrics import result_from_record
+    sim = Simulation(layout_from_node_groups([("h100-sxm", 1, 1)]), seed=0)
+    eng = sim.add_training(table([0.0], [1], [1000.0]), **_policies(),
+                           stragglers=Scripted(unit="card", script=((1.0, 0, 0.5, 1e5),), detection_s=1e9))
+    sim.run(201.0)
+    eng.evict(0, 201.0, requeue_s=0.0, lost_s=0.0, restore_s=100.0)
+    sim.run(5000.0)
+    j = result_from_record(sim.collect()).jobs.iloc[0]
+    done = 1.0 + 0.5 * 200.0
+    assert j.finish_s == pytest.approx(301.0 + (1000.0 - done) / 0.5, rel=1e-12)
+    assert j.slowed_s == pytest.approx(200.0 + (1000.0 - done) / 0.5, rel=1e-12)
+
+
+def test_a_node_stays_drained_while_any_detected_episode_covers_it():
+    # two overlapping episodes on node 0, [100, 1100) and [500, 3000), both detected after 10 s
+    sim = Simulation(layout_from_node_groups([("h100-sxm", 8, 2)]), seed=0, horizon_s=4000.0)
+    model = Scripted(script=((100.0, 0, 0.5, 1000.0), (500.0, 0, 0.7, 2500.0)), detection_s=10.0, policy="replace")
+    eng = sim.add_training(table([0.0], [4], [10.0]), **_policies(), stragglers=model)
+    sim.run(2000.0)
+    assert sim.state.down[:8].all() and not sim.state.down[8:].any()
+    sim.run(3001.0)
+    assert not sim.state.down.any()
+    rec = eng.straggler_record(4000.0)
+    assert rec["drained_card_s"] == pytest.approx(8 * (3000.0 - 110.0), rel=1e-12)
+    assert (rec["episodes"], rec["detected"]) == (2, 2)

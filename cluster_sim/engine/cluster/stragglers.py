@@ -138,8 +138,8 @@ class Stragglers(Interruptions):
         self.slow_card = np.ones(n)                 # each card's speed factor
         self._card_eps: dict[int, dict[int, float]] = {}   # slow card -> {episode: factor}
         self._ep: list[list[Any]] = []              # [start, end, factor, cards, detected]
-        self._drained: dict[int, list[tuple[int, float]]] = {}  # episode -> (card, since) drained
-        self._drain_later: dict[int, int] = {}      # card under repair -> episode to drain it for
+        self._drain: dict[int, float] = {}          # drained card -> since when
+        self._drain_later: set[int] = set()         # failed card of a drained unit: kept out at repair
         self._job_f: dict[int, float] = {}          # job -> factor of its open slowed interval
         self._job_t0: dict[int, float] = {}
         self.slowed_s = [0.0] * self.n
@@ -183,12 +183,17 @@ class Stragglers(Interruptions):
         return max(prog, 0.0), self.num[i] * self.milli[i] / 1000.0, f
 
     def _repair(self, c: int, t: float) -> None:
-        ep = self._drain_later.pop(c, None) if self.slow_on else None
-        if ep is not None and self.state.down[c]:  # repaired while its node is drained: stays out
-            self._drained[ep].append((c, t))
-            self.events += 1
-            return
+        if self.slow_on and c in self._drain_later:
+            self._drain_later.discard(c)
+            if self.state.down[c] and self._wanted(c):  # repaired while its unit is drained: stays out
+                self._drain[c] = t
+                self.events += 1
+                return
         super()._repair(c, t)
+
+    def _wanted(self, c: int) -> bool:
+        """True while a detected episode covers card ``c`` (under ``replace``: it stays drained)."""
+        return any(self._ep[e][4] for e in self._card_eps.get(c, ()))
 
     # ---- the process -------------------------------------------------------------------------
     def _schedule_episode(self, t: float) -> None:
@@ -224,11 +229,12 @@ class Stragglers(Interruptions):
                 del eps[ep]
                 if not eps:
                     del self._card_eps[c]
-            for c, t0 in self._drained.pop(ep, []):
-                self.state.set_up(c)
-                self.drained_card_s += t - t0
-            for c in [c for c, e in self._drain_later.items() if e == ep]:
-                del self._drain_later[c]
+            for c in cards:  # back in service unless another detected episode still covers it
+                if c in self._drain and not self._wanted(c):
+                    self.state.set_up(c)
+                    self.drained_card_s += t - self._drain.pop(c)
+                elif c in self._drain_later and not self._wanted(c):
+                    self._drain_later.discard(c)
             self.release_epoch += 1
             self.dirty = True
             self._recompute(cards, t)
@@ -255,15 +261,14 @@ class Stragglers(Interruptions):
             self.evict(i, t, requeue_s=self.stragglers.restart_delay_s, lost_s=0.0,
                        restore_s=self.preempt_overhead_s)
             self.replacements += 1
-        drained = self._drained.setdefault(ep, [])
         for c in cards:
-            if self.state.reserved[c]:
-                continue  # another holder's card (a pool partition or a lent slot)
+            if self.state.reserved[c] or c in self._drain:
+                continue  # another holder's card (a pool partition or a lent slot), or drained already
             if self.state.down[c]:
-                self._drain_later[c] = ep  # failed: kept out when its repair is due
+                self._drain_later.add(c)  # failed: kept out when its repair is due
             else:
                 self.state.set_down(c)
-                drained.append((c, t))
+                self._drain[c] = t
         self.release_epoch += 1
         self.dirty = True
 
@@ -280,7 +285,7 @@ class Stragglers(Interruptions):
             lost[i] += cards * (1.0 - f) * prog
         started = [e for e in self._ep if e[0] <= t_end]
         exposure = sum(len(e[3]) * (min(e[1], t_end) - e[0]) for e in started)
-        drained = self.drained_card_s + sum(t_end - t0 for d in self._drained.values() for _, t0 in d)
+        drained = self.drained_card_s + sum(t_end - t0 for t0 in self._drain.values())
         return {"episodes": len(started), "detected": sum(1 for e in started if e[4]),
                 "replacements": self.replacements, "policy": self.stragglers.policy,
                 "unit": self.stragglers.unit, "slow_card_s": float(exposure),

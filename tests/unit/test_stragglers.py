@@ -296,3 +296,19 @@ def test_a_node_stays_drained_while_any_detected_episode_covers_it():
     rec = eng.straggler_record(4000.0)
     assert rec["drained_card_s"] == pytest.approx(8 * (3000.0 - 110.0), rel=1e-12)
     assert (rec["episodes"], rec["detected"]) == (2, 2)
+
+
+def test_drained_card_hours_are_the_ledgers_down_hours_on_a_shared_pool():
+    # no failures: every down card-second on the one card ledger is a straggler drain, and the
+    # card broker never claims a drained slot (it skips down cards)
+    from pathlib import Path
+
+    from cluster_sim.config import load_config
+    from cluster_sim.experiment import simulate
+    wl = Path(__file__).resolve().parents[2] / "workloads" / "pool_peak_shaving.yaml"
+    cfg = load_config(wl, overrides={"duration": "1h", "policy.training.stragglers": "replace",
+                                     "failures.stragglers": {"mtbf": "2h", "slowdown": 0.5, "duration": "30min",
+                                                             "detection_window": "5min"}})
+    s = simulate(cfg).summary
+    assert s["stragglers.replacements"] > 0 and s["stragglers.drained_card_hours"] > 0
+    assert s["pool.card_hours.down"] == pytest.approx(s["stragglers.drained_card_hours"], rel=1e-9)

@@ -51,6 +51,7 @@ from .inference import (
 )
 from .offline import OfflineJobConfig
 from .policy_check import check_policy, check_scheduler
+from .stragglers import StragglersConfig
 
 __all__ = [
     "ArrivalsConfig",
@@ -72,6 +73,7 @@ __all__ = [
     "ScalingConfig",
     "ServingPolicyConfig",
     "SLOConfig",
+    "StragglersConfig",
     "TariffWindow",
     "TraceConfig",
     "TrainingConfig",
@@ -204,6 +206,7 @@ class TrainingPolicyConfig(Strict):
     backfill: bool | Literal["easy", "greedy"] = Field(False, description="true = EASY backfill")
     scheduler: str | None = None
     offpeak: OffPeakConfig | None = Field(None, description="hold deferrable jobs until cheap hours")
+    stragglers: Literal["ignore", "replace"] = Field("ignore", description="response to a detected slow unit")
 
     @model_validator(mode="after")
     def _known(self) -> TrainingPolicyConfig:
@@ -285,6 +288,7 @@ class FailuresConfig(Strict):
     checkpoint_cost: Duration = 60.0
     checkpoint_interval: PosDuration | None = Field(None, ge=MIN_CHECKPOINT_INTERVAL_S,
                                                     description="None = the engine default (1 h)")
+    stragglers: StragglersConfig | None = Field(None, description="fail-slow nodes or cards")
     checkpoint: CheckpointConfig | None = None
 
     @model_validator(mode="after")

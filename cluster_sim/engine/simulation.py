@@ -300,6 +300,8 @@ class Simulation:
                              "placement": repr(eng.placement), "preemption": repr(eng.preemption),
                              "backfill": eng.backfill},
                 "cycles": eng.scheduler.cycles, "tenants": list(eng.table.tenants)})
+            if eng.slow_on:  # fail-slow episodes (engine/cluster/stragglers.py)
+                self.meta["stragglers"] = eng.straggler_record(t_end)
         self.meta.update({"layout": lo.name, "assumed_card_types": list(lo.assumed_types),
                           "n_cards": lo.n_cards, "reference_type": lo.card_types[self.speed.reference],
                           **_type_costs(lo.card_types)})

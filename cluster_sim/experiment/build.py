@@ -49,6 +49,7 @@ from ..workload.traces import FORMATS
 from .checkpoints import with_checkpoint_section, with_job_checkpoints
 from .offline import OfflineJobs, offline_jobs
 from .slicing import refuse_shared_slots, replica_perf
+from .stragglers import straggler_model
 from .tenants import tenant_silos
 
 __all__ = ["CHECKPOINT_BYTES_PER_PARAM", "NODE_BUILDERS", "TRAINING_TRACE_KINDS", "build_jobs", "checkpoint_bytes", "build_layout", "build_simulation",
@@ -230,6 +231,10 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
         fm = with_job_checkpoints(failure_model(cfg.failures), cfg, jobs, layout)
         if cfg.failures is not None and cfg.failures.checkpoint is not None:
             sim.meta["reliability"] = True   # the reliability.* keys (metrics/reliability.py)
+        slow = straggler_model(cfg)
+        if plan.tenant_cards and slow is not None:
+            raise ConfigError("failures.stragglers: not supported with tenant silos (policy.pool.params."
+                              "tenant_cards): each silo's engine would draw the same episodes")
         if plan.tenant_cards:  # one training engine per tenant silo (engine/cluster/silos.py)
             if fm is not None and fm.explicit:  # each silo would have a storage pool of its own
                 raise ConfigError("failures.checkpoint.storage_bandwidth: not supported with tenant silos "
@@ -240,7 +245,7 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             sim.meta["pool_notes"] = notes
         else:
             sim.add_training(jobs, **pol, failures=fm, job_speed=hooks,
-                             work_quantum_s=quanta)
+                             work_quantum_s=quanta, stragglers=slow)
     return sim
 
 

@@ -108,7 +108,7 @@ def run_training(cfg: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[s
     else:
         if cluster is None or jobs is None:
             raise TypeError("run_training: give cfg, simulation, or cluster and jobs")
-        eng_keys = ("backfill_depth", "preempt_overhead_s", "max_segments", "job_speed")
+        eng_keys = ("backfill_depth", "preempt_overhead_s", "max_segments", "job_speed", "stragglers")
         eng_kw = {k: kwargs.pop(k) for k in eng_keys if k in kwargs}
         sim = Simulation(_layout(cluster, base_dir), seed=seed, horizon_s=horizon_s, **kwargs)
         sim.add_training(jobs, admission=_policy("admission", admission), ordering=_policy("ordering", ordering),

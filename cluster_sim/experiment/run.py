@@ -48,6 +48,7 @@ HEADLINE_KEYS = (
     "inference.e2e_s.p99", "inference.slo_attainment", "inference.goodput_rps",
     "inference.tokens_per_s_per_card", "inference.utilization.busy", "utilization.allocated",
     "utilization.busy", "fragmentation.unallocated_cards", "energy_kwh", "cost_usd", "cost.installed_usd",
+    "stragglers.lost_card_hours", "stragglers.replacements",
     "sim.events", "sim.wall_s",
 )
 """Summary keys DESIGN.md 4 promises (when the experiment measures them), in display order: the

@@ -18,6 +18,7 @@ from .costs import DEFAULT_PUE
 from .offline import summarize_offline
 from .recorder import jobs_frame, segments_frame, timeline_frame
 from .reliability import reliability_summary
+from .stragglers import add_slowed_column, summarize_stragglers
 from .summary import jain, percentiles, summarize_training
 from .trace_export import chrome_trace, write_chrome_trace
 
@@ -59,4 +60,7 @@ def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResu
         summary.update(summarize_offline(jobs, rec.meta["offline_jobs"], rec.t_end_s))
     if rec.meta.get("reliability"):
         summary.update(reliability_summary(jobs, rec.t_end_s))
+    if rec.meta.get("stragglers"):
+        summary.update(summarize_stragglers(rec.meta["stragglers"]))
+        add_slowed_column(jobs, rec.meta["stragglers"])
     return TrainingResult(summary, jobs, timeline, segments_frame(rec), rec)

@@ -30,6 +30,9 @@ SERVE = {"inference.services.0.arrivals.max_requests": "60"}
 
 CASES: list[tuple[str, str, list[str], dict[str, str]]] = [
     ("schedulers.yaml", "policy.training.scheduler", PRESETS, {"duration": "12h"}),
+    ("faults_stragglers.yaml", "policy.training.stragglers", ["ignore", "replace"], {"duration": "1d"}),
+    ("faults_checkpoint_interval.yaml", "failures.checkpoint.interval", ["30m", "90m"],
+     {"training.jobs.0.tokens": "0.2T"}),
     ("schedulers.yaml", "policy.training.backfill", ["false", "true", "easy", "greedy"],
      {"duration": "12h", "policy.training.scheduler": "kube"}),        # explicit backfill beats the preset's
     ("placement_oversubscribed.yaml", "policy.training.placement", ["spread", "packed", "topology_aware"],

@@ -27,8 +27,9 @@ from ...workload.jobs import ANY_TYPE, KIND_OFFLINE, KIND_TRACE, JobTable
 from .checkpoints import CK_DUE, Checkpoints
 from .cycle import PROMOTE, RERANK, Scheduler
 from .failures import FailureModel
-from .interruptions import FAILURE, FINISH, RECYCLE, REPAIR, REQUEUE, STARTED, Interruptions
+from .interruptions import FAILURE, FINISH, RECYCLE, REPAIR, REQUEUE, STARTED
 from .speed import DEFAULT_MFU, LeafContention, busy_fraction
+from .stragglers import SLOW, StragglerModel, Stragglers
 from .views import (  # noqa: F401  (the status codes are part of this module's API)
     FINISHED,
     PENDING,
@@ -47,7 +48,7 @@ NAN = math.nan
 BUSY_SCALE = 1_000_000  # busy level units per milli-card
 
 
-class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
+class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
     """The training subsystem of a :class:`~cluster_sim.engine.simulation.Simulation`.
 
     Parameters
@@ -62,6 +63,8 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
     backfill_depth : int
         How many queued jobs behind the head a cycle may consider.
     failures : FailureModel, optional
+    stragglers : StragglerModel, optional
+        Fail-slow episodes and the response to them (:mod:`.stragglers`).
     preempt_overhead_s : float
         Stall (cards held, no progress) when a preempted job restarts from its checkpoint.
     job_speed : mapping, optional
@@ -78,7 +81,8 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
     def __init__(self, jobs: JobTable, *, admission: Any, ordering: Any, placement: Any, preemption: Any,
                  backfill: bool | str = False, backfill_depth: int = 32, failures: FailureModel | None = None,
                  preempt_overhead_s: float = 60.0, job_speed: dict[int, TrainingStepModel] | None = None,
-                 max_segments: int = 200_000, work_quantum_s: dict[int, float] | None = None) -> None:
+                 max_segments: int = 200_000, work_quantum_s: dict[int, float] | None = None,
+                 stragglers: StragglerModel | None = None) -> None:
         self.table = jobs.sorted() if len(jobs) else jobs
         self.admission, self.ordering, self.placement, self.preemption = admission, ordering, placement, preemption
         if backfill not in (True, False, "easy", "greedy"):
@@ -86,6 +90,7 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
         self.backfill = "easy" if backfill is True else backfill
         self.backfill_depth = backfill_depth
         self.failures = failures if failures is not None and (failures.active or failures.explicit) else None
+        self._init_stragglers(stragglers)
         self.preempt_overhead_s = preempt_overhead_s
         self.job_speed = dict(job_speed or {})
         self.work_quantum_s = dict(work_quantum_s or {})
@@ -206,6 +211,7 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
         self._init_checkpoints()
         if self.failures is not None and self.failures.active:
             self._schedule_failure(0.0)
+        self._start_stragglers()
         self._scalars = [0.0, 0.0, 0.0, 0.0, 0.0]
         self.submitted_cards = 0.0
         sim.levels.sample = self.sample_levels
@@ -270,6 +276,8 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
                 self._repair(i, t)
             elif kind == FAILURE:
                 self._failure(i, v, t)
+            elif kind == SLOW:
+                self._slow_event(i, v, t)
             elif kind in (RERANK, PROMOTE):
                 self.scheduler.on_rank_event(kind == PROMOTE, i, v, t)
             elif kind >= CK_DUE:
@@ -387,13 +395,15 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
 
     def _speed(self, i: int, cards: np.ndarray, share: float) -> float:
         hook = self.job_speed.get(i)
+        pf = self.pf_job.get(i, self.progress_factor)
+        if self.slow_on:
+            pf *= self.slow_factor(i, cards)
         if hook is not None:
             sp, mfu = hook(cards, share)
             if mfu == mfu:
                 self.flops_ref[i] = mfu * self.peak_rate[i] / max(sp, 1e-12)
-            return sp * self.pf_job.get(i, self.progress_factor)
-        return (self.speed.speed(self.kind[i], self.ref[i], self.info[i], self.comm[i], share)
-                * self.pf_job.get(i, self.progress_factor))
+            return sp * pf
+        return self.speed.speed(self.kind[i], self.ref[i], self.info[i], self.comm[i], share) * pf
 
     def _begin_progress(self, i: int, t: float) -> None:
         self._progress(i, t)
@@ -446,6 +456,8 @@ class TrainingEngine(Checkpoints, Interruptions, TrainingViews):
 
     def _stop(self, i: int, t: float) -> None:
         """Common part of finish, preemption and failure: account and release the cards."""
+        if self.slow_on:
+            self._close_slow(i, t)
         self._progress(i, t)
         self._set_busy(i, 0.0)
         self.rate[i] = 0.0

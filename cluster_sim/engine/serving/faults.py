@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError
+from ...errors import ClusterSimError, ConfigError
 from .replica import DECODE, PHASE_DECODE, PHASE_PREFILL, PREFILL
 
 __all__ = ["DEFAULT_LOAD_GBYTE_PER_S_PER_CARD", "DEFAULT_STARTUP_S", "FaultState", "ReplicaFaults"]
@@ -41,6 +41,9 @@ and warm-up): a documented knob (``failures.serving.startup``); vLLM-class serve
 seconds beyond reading the weights."""
 
 ON_FAILURE = ("requeue", "drop")
+STALL_FAILURES = 100
+"""Progress guard of a drain run (no horizon): this many failures per replica in a row without
+any request ending is an error (the run could re-queue forever), not a hang."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class FaultState:
         self.events: list[tuple[float, int, str, int]] = []
         self.hit: list[int] = []   # ids of the requests in flight at a failure (once per failure)
         self.purged = False
+        self._seen_ended = -1   # progress guard: ended requests at the last failure
+        self._stalled = 0       # failures since a request last ended
 
     # ---- set-up ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -199,6 +204,14 @@ class FaultState:
     def _fail(self, rep: Any, t: float) -> None:
         E = self.E
         k = rep.pool.service
+        if E.nfinished != self._seen_ended:
+            self._seen_ended, self._stalled = E.nfinished, 0
+        self._stalled += 1
+        if self._stalled > STALL_FAILURES * len(E.replicas) and not math.isfinite(E.horizon):
+            raise ClusterSimError(
+                f"failures.serving: {self._stalled} replica failures in a row with no request ending "
+                f"(t = {t:.6g} s, {E.n_live - E.nfinished} requests left): replicas fail faster than they "
+                f"serve; raise replica_mtbf or set the experiment duration")
         lost = collect_inflight(E, rep, t)
         self.hit += lost
         self.counts["failures"][k] += 1

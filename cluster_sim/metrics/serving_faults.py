@@ -11,7 +11,7 @@ per service (``inference.<service>.faults.*``):
   while one of the service's replicas was down (``[t_fail, t_fail + model_load)``),
   ``slo_attainment.otherwise`` over the rest, and ``slo_attainment.min_bin`` /
   ``goodput_rps.min_bin``: the lowest of the per-bin series (:func:`fault_series`, requests
-  binned by arrival).
+  binned by arrival for attainment, by their last token for goodput).
 """
 
 from __future__ import annotations
@@ -58,9 +58,11 @@ def _down_windows(run: ServingRun, service: str | None) -> list[tuple[float, flo
 
 
 def fault_series(run: ServingRun, bin_s: float | None = None) -> pd.DataFrame:
-    """Per service and arrival bin: ``arrived``, ``met``, ``decided``, ``slo_attainment`` (met /
-    decided, as :func:`~cluster_sim.metrics.serving.attainment`), ``goodput_rps`` (met / bin
-    width), ``dropped``, ``failures`` (in the bin) and ``replicas_down`` (mean over the bin)."""
+    """Per service and bin: of the requests that arrived in the bin ``arrived``, ``met``,
+    ``decided``, ``slo_attainment`` (met / decided, as
+    :func:`~cluster_sim.metrics.serving.attainment`) and ``dropped``; ``goodput_rps`` (SLO-met
+    requests that *ended* in the bin / its width: no end-of-run effect), ``failures`` (in the
+    bin) and ``replicas_down`` (mean over the bin)."""
     w = bin_s or fault_bin_s(run.end_s)
     nb = max(1, math.ceil(run.end_s / w - 1e-9))
     edges = np.arange(nb + 1) * w
@@ -74,6 +76,8 @@ def fault_series(run: ServingRun, bin_s: float | None = None) -> pd.DataFrame:
         b = np.minimum((req["arrival_s"].to_numpy()[m] // w).astype(np.int64), nb - 1)
         arrived = np.bincount(b, minlength=nb)
         n_met = np.bincount(b, weights=met[m].astype(float), minlength=nb)
+        done = req["last_token_s"].to_numpy()[m][met[m]]   # goodput: met requests by when they ended
+        n_good = np.bincount(np.minimum((done // w).astype(np.int64), nb - 1), minlength=nb)
         n_dec = np.bincount(b, weights=dec[m].astype(float), minlength=nb)
         n_drop = np.bincount(b, weights=(req["status"].to_numpy()[m] == "dropped").astype(float), minlength=nb)
         fails = ev[(ev["kind"] == "fail") & (ev["service"] == name)]["time_s"].to_numpy(dtype=np.float64)
@@ -88,7 +92,7 @@ def fault_series(run: ServingRun, bin_s: float | None = None) -> pd.DataFrame:
         width = np.minimum(edges[1:], run.end_s) - edges[:-1]
         rows.append(pd.DataFrame({"service": name, "time_s": edges[:-1], "width_s": width, "arrived": arrived,
                                   "met": n_met, "decided": n_dec, "slo_attainment": att,
-                                  "goodput_rps": n_met / np.where(width > 0, width, np.nan),
+                                  "goodput_rps": n_good / np.where(width > 0, width, np.nan),
                                   "dropped": n_drop, "failures": n_fail, "replicas_down": down}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 

@@ -232,6 +232,7 @@ def test_fault_series_adds_up():
     assert series["failures"].sum() == sum(run.info["faults"]["failures"])
     w = series["width_s"].to_numpy()
     assert series["replicas_down"].to_numpy() @ w == pytest.approx(sum(run.info["faults"]["down_s"]))
+    assert series["goodput_rps"].to_numpy() @ w == pytest.approx(met.sum())   # met requests, by end time
 
 
 # ---- bad input --------------------------------------------------------------------------------

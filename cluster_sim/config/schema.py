@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .. import units
-from ..errors import CatalogError, ConfigError
+from ..errors import CatalogError, ClusterSimError, ConfigError
 from ..workload.models import inline_models
 from .fields import (
     CV,
@@ -61,6 +61,7 @@ __all__ = [
     "EnergyConfig",
     "ExperimentConfig",
     "FailuresConfig",
+    "ServingFailuresConfig",
     "GeneratorConfig",
     "InferenceConfig",
     "OfflineJobConfig",
@@ -279,6 +280,35 @@ class CheckpointConfig(Strict):
         return self
 
 
+class ServingFailuresConfig(Strict):
+    """Serving replica failures (``failures.serving``; engine/serving/faults.py, docs/faults_serving.md).
+
+    Present = replicas fail: at ``replica_mtbf`` each, else at ``cards / card_mtbf + nodes /
+    node_mtbf`` of the section above. ``model_load: auto`` = weight bytes per card /
+    ``load_gbyte_per_s_per_card`` + ``startup``.
+    """
+
+    replica_mtbf: PosDuration | None = None
+    on_failure: Literal["requeue", "drop"] = "requeue"
+    model_load: Literal["auto"] | Duration = "auto"
+    load_gbyte_per_s_per_card: float = Field(6.25, gt=0, le=1e4,
+                                              description="50 GB/s per 8-card node (docs/pool.md) / 8")
+    startup: Duration = 30.0
+
+    @field_validator("model_load", mode="before")
+    @classmethod
+    def _load(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        try:
+            s = units.parse_duration(v)
+        except (ValueError, TypeError, ClusterSimError) as exc:
+            raise ValueError(f"a duration >= 0 or auto, got {v!r:.40} ({exc})") from None
+        if not s >= 0:
+            raise ValueError(f"a duration >= 0 or auto, got {v!r:.40}")
+        return s
+
+
 class FailuresConfig(Strict):
     """Failures and restarts."""
 
@@ -290,6 +320,7 @@ class FailuresConfig(Strict):
                                                     description="None = the engine default (1 h)")
     stragglers: StragglersConfig | None = Field(None, description="fail-slow nodes or cards")
     checkpoint: CheckpointConfig | None = None
+    serving: ServingFailuresConfig | None = None
 
     @model_validator(mode="after")
     def _one_checkpoint_form(self) -> FailuresConfig:
@@ -298,6 +329,13 @@ class FailuresConfig(Strict):
             if flat:
                 raise ValueError(f"{flat[0]}: give it as checkpoint.{flat[0].split('_')[1]} "
                                  "(not both the flat field and the checkpoint section)")
+        return self
+
+    @model_validator(mode="after")
+    def _serving_rate(self) -> FailuresConfig:
+        s = self.serving
+        if s is not None and s.replica_mtbf is None and self.card_mtbf is None and self.node_mtbf is None:
+            raise ConfigError("failures.serving: give replica_mtbf, or card_mtbf / node_mtbf in failures")
         return self
 
 

@@ -51,6 +51,7 @@ from .build import (
     services_from_config,
     serving_policies,
 )
+from .serving_faults import replica_faults
 from .tenants import tenant_keys
 
 __all__ = ["PooledRun", "check_min_replicas", "compare", "pool_summary", "run_pooled", "run_serving", "run_training"]
@@ -169,7 +170,8 @@ def run_serving(cfg: Any, topology: Any = None, *, tick: Tick | None = None, **o
     services = services_from_config(cfg, streams)
     opts: ServingOptions = options_from_config(cfg, **options)
     topo = None if topology is False else (topology if topology is not None else _topology(cfg))
-    engine = ServingEngine(services, **serving_policies(cfg), options=opts, topology=topo)
+    engine = ServingEngine(services, **serving_policies(cfg), options=opts, topology=topo,
+                           faults=replica_faults(cfg, streams))
     run = engine.run(tick=tick)
     return ServingResult(run.requests, run.timeline, run.replicas, run.services, summarize(run), run)
 
@@ -333,9 +335,11 @@ def run_pooled(cfg: ExperimentConfig, *, cluster: Any = None, training: bool = T
     engine = None
     if serving and cfg.inference is not None and cfg.inference.services:
         topo = cluster.require_topology("inference.services")
-        services = services_from_config(cfg, Streams(cfg.seed))
+        streams = Streams(cfg.seed)
+        services = services_from_config(cfg, streams)
         engine = sim.add(ServingEngine(services, **serving_policies(cfg), options=options_from_config(cfg),
-                                       topology=topo, cards=plan.inference_cards, broker=broker))
+                                       topology=topo, cards=plan.inference_cards, broker=broker,
+                                       faults=replica_faults(cfg, streams)))
     sim.run(tick=tick)
     if broker is not None and getattr(broker.policy, "tenant_cards", None):
         sim.meta["pool_notes"] = [f"policy.pool.params.tenant_cards: {cfg.policy.pool.name} is one pool "

@@ -27,9 +27,10 @@ from matplotlib.figure import Figure
 from .. import catalog
 from ..config import ExperimentConfig, load_config, user_scope
 from ..metrics.serving import priced_serving_keys
+from ..metrics.serving_faults import fault_events, fault_series
 from ..metrics.summary import priced_training_keys
 from ..metrics.tariff import Tariff
-from ..report import plots
+from ..report import fault_plots, plots
 from .build import pool_plan
 from .cluster import Cluster, load_cluster
 from .drivers import run_pooled, run_serving, run_training
@@ -191,6 +192,13 @@ class PlotAccessor:
                               events=r.tables.get("pool_events"), requests=req, tariff=energy.windows_s() if energy is not None else None,
                               title=f"{r.config.name}: one card pool over the day")
 
+    def serving_faults(self) -> Figure:
+        """SLO attainment and goodput per arrival bin through serving replica failures."""
+        r = self._r
+        return fault_plots.serving_faults(r.tables.get("serving_faults", pd.DataFrame()),
+                                          events=r.tables.get("serving_fault_events"),
+                                          title=f"{r.config.name}: serving through replica failures")
+
     def available(self) -> list[str]:
         """Names of the figures this run has data for."""
         r, tl, stl = self._r, self._r.timeline, self._r.serving_timeline
@@ -211,6 +219,8 @@ class PlotAccessor:
             have.append("kv_occupancy")
         if len(r.tables.get("pool_timeline", ())):
             have.append("pool_day")
+        if len(r.tables.get("serving_faults", ())):
+            have.append("serving_faults")
         return have
 
     def all(self) -> dict[str, Figure]:
@@ -483,6 +493,8 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
         _merge_summary(summary, sres.summary, "serving engine")
         requests, serving_timeline = sres.requests, sres.timeline
         tables.update(replicas=sres.replicas, services=sres.services)
+        if "faults" in sres.run.info:   # failures.serving: the per-minute dip and the failure times
+            tables.update(serving_faults=fault_series(sres.run), serving_fault_events=fault_events(sres.run))
         notes += sres.notes   # rejections by reason, truncations, missing prices (serving engine)
         done += 1
         _progress(progress, done, phases)

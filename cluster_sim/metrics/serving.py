@@ -51,6 +51,7 @@ from .tariff import Tariff
 __all__ = [
     "ServingResult",
     "attainment",
+    "decided",
     "priced_serving_keys",
     "latency_percentiles",
     "level_means",
@@ -107,9 +108,8 @@ def slo_met(requests: pd.DataFrame, services: pd.DataFrame) -> np.ndarray:
     return ok
 
 
-def attainment(requests: pd.DataFrame, services: pd.DataFrame, end_s: float) -> tuple[float, int, int]:
-    """(attainment, met, decided) — see the module docstring for "decided"."""
-    met = slo_met(requests, services)
+def decided(requests: pd.DataFrame, services: pd.DataFrame, end_s: float) -> np.ndarray:
+    """Per request: decided by ``end_s`` (see the module docstring)."""
     ttft, _, e2e = _slo_columns(requests, services)
     status = requests["status"].to_numpy()
     arrival = requests["arrival_s"].to_numpy()
@@ -117,8 +117,13 @@ def attainment(requests: pd.DataFrame, services: pd.DataFrame, end_s: float) -> 
     with np.errstate(invalid="ignore"):
         missed = (~np.isnan(ttft) & ((np.isnan(first) & (end_s - arrival > ttft)) | (first - arrival > ttft)))
         missed |= ~np.isnan(e2e) & (end_s - arrival > e2e)
-    decided = (status != "unfinished") | missed
-    n = int(decided.sum())
+    return np.asarray((status != "unfinished") | missed, dtype=bool)
+
+
+def attainment(requests: pd.DataFrame, services: pd.DataFrame, end_s: float) -> tuple[float, int, int]:
+    """(attainment, met, decided) — see the module docstring for "decided"."""
+    met = slo_met(requests, services)
+    n = int(decided(requests, services, end_s).sum())
     return (float(met.sum() / n) if n else math.nan), int(met.sum()), n
 
 
@@ -255,6 +260,10 @@ def summarize(run: ServingRun) -> dict[str, float]:
     for k in ("prefix_hit_rate", "kv_transfers", "kv_bytes_moved"):
         if k in run.info:
             out[f"inference.{k}"] = float(run.info[k])
+    if "faults" in run.info:   # replica failures (failures.serving): counts and the dip
+        from .serving_faults import fault_keys  # (it builds on this module's attainment)
+
+        out.update(fault_keys(run))
     return out
 
 

@@ -106,6 +106,18 @@ class PrefixCaches:
         self.insert(replica, hashes)
         return hits
 
+    def clear(self, replica: int) -> None:
+        """Forget every block cached on ``replica`` (its KV state was lost)."""
+        bit = 1 << replica
+        where = self._where
+        for h in self._lru[replica]:
+            left = where[h] & ~bit
+            if left:
+                where[h] = left
+            else:
+                del where[h]
+        self._lru[replica].clear()
+
     def insert(self, replica: int, hashes: Sequence[int]) -> None:
         """Mark ``hashes`` most recently used on ``replica``, evicting LRU blocks beyond capacity."""
         cap = self.capacity_blocks[replica]

@@ -40,6 +40,7 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "serving_deepseek_supernode.yaml": ["duration=2s"],
     "serving_hetero_prefill_decode.yaml": ["duration=5s"],
     "serving_latency_tiers.yaml": ["duration=5s"],
+    "serving_replica_failures.yaml": ["duration=2min", "failures.serving.replica_mtbf=10min"],
 }
 
 

@@ -38,6 +38,7 @@ from ...policies.serving.autoscaling import FixedReplicas
 from ...policies.serving.base import RoutingView, readonly
 from ...policies.serving.routing import RoundRobin
 from ..simulation import PROGRESS_STEPS
+from .faults import FaultState, ReplicaFaults
 from .pools import ServingPool
 from .replica import Replica
 from .results import REASONS, ServingRun, build_run
@@ -47,7 +48,7 @@ from .specs import PoolSpec, ServiceSpec, ServingOptions  # noqa: F401  (PoolSpe
 
 __all__ = ["ServingEngine", "ServingRun"]
 
-K_ACTIVATE, K_DELIVER, K_NET, K_REPLICA, K_TICK = 0, 1, 2, 3, 4
+K_ACTIVATE, K_DELIVER, K_NET, K_REPLICA, K_TICK, K_FAIL, K_RECOVER = 0, 1, 2, 3, 4, 5, 6
 _heappush, _heappop = heapq.heappush, heapq.heappop
 
 
@@ -75,11 +76,16 @@ class ServingEngine(EngineSetup):
         Hosted under a dynamic pool policy: a replica holds its cards only while it is on; the
         broker (:mod:`cluster_sim.engine.pool.broker`) gives them at scale-up (reclaiming them
         from training if the policy allows) and lends them to training after scale-down.
+    faults : ReplicaFaults, optional
+        Replica failures (:mod:`cluster_sim.engine.serving.faults`); default: none.
     """
+
+    K_DELIVER, K_NET = K_DELIVER, K_NET   # (the fault module's view of the event kinds)
 
     def __init__(self, services: Sequence[ServiceSpec], *, routing: Any = None, autoscaling: Any = None,
                  options: ServingOptions | None = None, topology: Any = None,
-                 cards: np.ndarray | None = None, broker: Any = None) -> None:
+                 cards: np.ndarray | None = None, broker: Any = None,
+                 faults: ReplicaFaults | None = None) -> None:
         self.services = list(services)
         self.broker = broker
         self.routing = routing if routing is not None else RoundRobin()
@@ -100,6 +106,14 @@ class ServingEngine(EngineSetup):
         self._build_pools()
         self.bin_width = self._bin_width()
         self._build_replicas()
+        self.faults: FaultState | None = None
+        self.handoffs: dict[int, list[tuple[int, Replica]]] = {}   # PD: prefilled, no decode replica up
+        if faults is not None and faults.active:
+            if broker is not None:
+                raise PlacementError("failures.serving: replica failures under a dynamic pool policy "
+                                     "(shared_pool, peak_shaving) are not modelled; use separate or "
+                                     "static_partition")
+            self.faults = FaultState(self, faults, K_FAIL, K_RECOVER)
         self._started = False
         self._closed: ServingRun | None = None
         self.result: ServingRun | None = None   # set by finalize() when hosted
@@ -140,10 +154,17 @@ class ServingEngine(EngineSetup):
             rs.t_last[r] = t
             self.finished(r, t)
             return
+        self._handoff(prep, r, t)
+
+    def _handoff(self, prep: Replica, r: int, t: float) -> None:
+        rs = self.rs
         dpool = self.decode_pool[int(self.svc_of[r])]
         assert dpool is not None
         drep = self._route(dpool, r, t)
-        assert drep is not None  # a decode pool keeps one replica on
+        if drep is None:   # every decode replica failed (replica failures): wait for one to be back
+            dpool.parked.pop()
+            self.handoffs.setdefault(id(dpool), []).append((r, prep))
+            return
         rs.drep[r] = drep.rid
         if not drep.xq and drep.can_reserve(r):
             self._transfer(prep, drep, r, t)
@@ -195,6 +216,13 @@ class ServingEngine(EngineSetup):
                                  f"replica of {pool.service_name!r}/{pool.kind} ({pool.ids_ro.tolist()})")
         return reps[loc_i]
 
+    def unpark_handoffs(self, pool: ServingPool, t: float) -> None:
+        """PD: hand the prefilled requests that found no decode replica of ``pool`` up to one now."""
+        waiting = self.handoffs.pop(id(pool), None)
+        for r, prep in waiting or ():
+            pool.arrivals -= 1   # counted when it first tried
+            self._handoff(prep, r, t)
+
     # ---- autoscaling ----------------------------------------------------------------------
     def _tick(self, pool: ServingPool, t: float) -> None:
         interval = pool.scaler.interval_s
@@ -243,6 +271,8 @@ class ServingEngine(EngineSetup):
             self._recent = [(np.full((m, 2), np.nan), 0) for _ in self.services]
         for p in self.pools:
             self._tick(p, 0.0)
+        if self.faults is not None:
+            self.faults.start()
 
     def next_time(self) -> float:
         """Time of the next event (``inf`` when nothing is left)."""
@@ -250,6 +280,8 @@ class ServingEngine(EngineSetup):
         heap = self.heap
         while heap and heap[0][1] == K_REPLICA and heap[0][4] != heap[0][3].version:
             _heappop(heap)
+        if heap and heap[0][1] >= K_FAIL and self.faults is not None and self.faults.idle():
+            self.faults.purge()   # a drain run whose requests all ended: failures no longer matter
         ta = self.arr_t[self.ai] if self.ai < len(self.arr_t) else math.inf
         return min(ta, heap[0][0]) if heap else ta
 
@@ -302,9 +334,14 @@ class ServingEngine(EngineSetup):
                         if self.broker is not None:
                             self.broker.activated(obj, t)
                             self._unpark(obj.pool, t)
-                else:
+                elif kind == K_TICK:
                     events += 1
                     self._tick(obj, t)
+                else:
+                    assert self.faults is not None
+                    if not self.faults.on_event(kind, obj, ver, t):
+                        continue
+                    events += 1
                 self.now = t
             else:
                 if ta > limit or ta == inf:

@@ -260,6 +260,30 @@ class KVNetwork:
         self._solve(seeds)
         self._next()
 
+    def cancel(self, t: float, which: Callable[[Any], bool]) -> list[Any]:
+        """Stop the transfers whose payload satisfies ``which`` at ``t`` (a replica failed);
+        their payloads. The other flows' rates are re-solved over the links these crossed."""
+        self._advance(t)
+        gone = [x for x, v in self._xfers.items() if which(v[2])]
+        if not gone:
+            return []
+        out = []
+        seeds: set[int] = set()
+        drop = set(gone)
+        for fid in [f for f, v in self._flows.items() if v[2] in drop]:
+            f = self._flows.pop(fid)
+            for ln in f[3]:
+                on = self._on_link[ln]
+                on.discard(fid)
+                if not on:
+                    del self._on_link[ln]
+            seeds.update(f[3])
+        for x in sorted(gone):
+            out.append(self._xfers.pop(x)[2])
+        self._solve(seeds)
+        self._next()
+        return out
+
     def complete(self, t: float) -> list[tuple[float, Any]]:
         """Finish the flows done by ``t``; returns ``(delivery time, payload)`` of whole transfers."""
         self._advance(t)

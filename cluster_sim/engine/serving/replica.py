@@ -80,7 +80,7 @@ class Replica:
     __slots__ = (
         "D", "E", "W", "Wr", "acc_b", "acc_busy", "acc_kv", "acc_q", "active", "alloc", "alloc_s", "batch_tokens",
         "bin_end", "bin_start", "busy_decode_s", "busy_mixed_s", "busy_prefill_s", "cache", "cache_idx", "cap", "cards", "chunk",
-        "chunked", "cp", "ctx", "fin", "inflight", "k_plan", "kv", "local", "max_seqs", "nadm",
+        "chunked", "cp", "ctx", "down", "fin", "inflight", "k_plan", "kv", "local", "max_seqs", "nadm",
         "nrun", "on_since", "pending", "perf", "pf", "phase", "pool", "rid", "role", "rs", "running", "t0",
         "t_end", "tl", "upfront", "version", "warm_token", "warming", "wm", "xq",
     )
@@ -125,6 +125,7 @@ class Replica:
         self.version = 0
         self.active = True       # routable
         self.warming = False
+        self.down = False        # failed, its replacement loading (engine/serving/faults.py)
         self.warm_token = 0      # identifies the current warm-up (a stale activation is ignored)
         self.on_since = 0.0      # cards allocated since (when active or warming)
         self.alloc_s = 0.0       # allocated seconds before on_since

@@ -3,7 +3,8 @@
 ``requests`` (one row per request; times in seconds, NaN when not reached):
 ``request_id, service, arrival_s, prompt_tokens`` (served: after any truncation),
 ``output_tokens``, ``truncated_tokens`` (prompt tokens cut by ``overlong: truncate``), ``status``
-(``finished`` / ``rejected`` / ``unfinished`` at the horizon), ``reason`` (rejections:
+(``finished`` / ``rejected`` / ``unfinished`` at the horizon / ``dropped`` by a replica failure
+under ``on_failure: drop``), ``reason`` (rejections:
 :mod:`~cluster_sim.engine.serving.admission`), ``replica`` (the
 colocated or prefill replica), ``decode_replica``, ``admit_s`` (first scheduled),
 ``first_token_s``, ``last_token_s``, ``kv_ready_s`` (PD: KV arrived at the decode replica),
@@ -35,7 +36,7 @@ from .replica import PHASE_DECODE, PHASE_MIXED, PHASE_PREFILL
 
 __all__ = ["REASONS", "STATUSES", "ServingRun", "build_run"]
 
-STATUSES = ("unfinished", "finished", "rejected")
+STATUSES = ("unfinished", "finished", "rejected", "dropped")
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,8 @@ def build_run(eng: Any, end_s: float, wall_s: float) -> ServingRun:
             looked += p.cache.looked_up_blocks
     if looked:
         info["prefix_hit_rate"] = hits / looked
+    if eng.faults is not None:
+        info["faults"] = eng.faults.close(end_s)
     return ServingRun(requests=_requests_frame(eng), timeline=_timeline_frame(eng),
                       replicas=_replicas_frame(eng, end_s), services=_services_frame(eng), end_s=end_s,
                       events=eng.events, wall_s=wall_s, pue=eng.options.pue, info=info, notes=tuple(eng.notes))

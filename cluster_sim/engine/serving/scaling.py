@@ -64,7 +64,7 @@ def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,
     warming: list[tuple[Any, float]] = []
     need = 0
     if target > len(on):
-        off = [r for r in reps if not (r.active or r.warming)]
+        off = [r for r in reps if not (r.active or r.warming or r.down)]   # a down one is reloading
         if broker is not None:
             off = broker.order(off, t)
         need = target - len(on)
@@ -93,8 +93,9 @@ def apply_target(pool: Any, target_replicas: int, warmup_s: float, t: float,
             r.active = r.warming = False
             if broker is not None:
                 broker.switched_off(r, t)
-    if broker is None and not any(r.active for r in reps):  # keep one serving
-        keep = min(reps, key=lambda r: (not r.warming, r.local))
+    up = [r for r in reps if not r.down]   # a failed replica serves only once its replacement has loaded
+    if broker is None and up and not any(r.active for r in reps):  # keep one serving
+        keep = min(up, key=lambda r: (not r.warming, r.local))
         if keep.warming:
             keep.warming = False
         else:

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from ..errors import ClusterSimError
-from . import catalog, demo, run, scaling, topology, trace, train, validate
+from . import catalog, demo, run, scaling, sweep, topology, trace, train, validate
 from ._common import BOUNDARY_ERRORS, boundary_message, make_console, stderr_console
 
 __all__ = ["build_parser", "main"]
 
 # One line per command module, in help order.
-COMMANDS = [run, train, scaling, validate, demo, catalog, topology, trace]
+COMMANDS = [run, sweep, train, scaling, validate, demo, catalog, topology, trace]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Experiments: ``simulate(cfg) -> Result``, ``compare``, ``check``, run directories, training estimates."""
+"""Experiments: ``simulate(cfg) -> Result``, ``compare``, ``sweep``, ``check``, run directories, training estimates."""
 
 from .checks import check
 from .cluster import Cluster, load_cluster
@@ -6,6 +6,7 @@ from .comparison import compare
 from .outdir import check_out_dir
 from .run import HEADLINE_KEYS, PlotAccessor, Result, scaling_curves, simulate
 from .store import save_run
+from .sweep import SweepResult, sweep
 from .training_jobs import (
     JobEstimate,
     ScalingSpec,
@@ -22,6 +23,7 @@ __all__ = [
     "PlotAccessor",
     "Result",
     "ScalingSpec",
+    "SweepResult",
     "check",
     "check_out_dir",
     "compare",
@@ -33,4 +35,5 @@ __all__ = [
     "scaling_curves",
     "scaling_for_job",
     "simulate",
+    "sweep",
 ]

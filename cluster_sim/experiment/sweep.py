@@ -340,8 +340,14 @@ class _Executor:
         self.cluster: Any = None
 
     def __enter__(self) -> _Executor:
-        if self.scheduler is None and self.workers == 0:
-            return self
+        if self.scheduler is not None:
+            self._start()  # an unreachable scheduler fails now, before any run
+        return self
+
+    def _start(self) -> None:
+        """Connect, or start the LocalCluster: on first use, so a sweep read from the store starts none."""
+        if self.client is not None or (self.scheduler is None and self.workers == 0):
+            return
         from distributed import Client, LocalCluster
 
         if self.scheduler is not None:
@@ -353,7 +359,7 @@ class _Executor:
                 raise ClusterSimError(f"--scheduler {self.scheduler}: no Dask scheduler answered within "
                                       f"{self.timeout:g} s ({type(exc).__name__}); start one with "
                                       "`dask scheduler` or leave --scheduler out for local workers") from None
-            return self
+            return
         n = self.workers or os.cpu_count() or 1
         self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                     dashboard_address=None, silence_logs=logging.ERROR)
@@ -362,7 +368,6 @@ class _Executor:
         except BaseException:
             self.cluster.close()
             raise
-        return self
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -374,6 +379,8 @@ class _Executor:
 
     def map(self, cfgs: Mapping[str, ExperimentConfig]) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(key, run_one(cfg))`` per config, in completion order."""
+        if cfgs:
+            self._start()
         if self.client is None:
             for key, c in cfgs.items():
                 yield key, run_one(c)

@@ -14,7 +14,7 @@ the sweep's client process writes, one file per run, so two writers never race o
 
 The row (:data:`COLUMNS`): ``key``, ``seed``, ``factors`` (the cell, JSON ``{path: value}``),
 ``status`` (``"ok"`` or ``"error"``), ``error`` (the failure's text, ``""`` when ok),
-``summary`` (the run's summary, JSON, NaN as null), ``notes`` (JSON list) and ``wall_s`` (the
+``summary`` (the run's summary, JSON with Python's ``NaN``/``Infinity`` tokens so it reads back exactly), ``notes`` (JSON list) and ``wall_s`` (the
 run's wall clock). The summary is a JSON column rather than one column per key so a store holds
 runs whose summaries have different keys (a serving cell and a training cell) and reads back
 exactly what was written.
@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import ClusterSimError
@@ -43,19 +44,30 @@ RunRecord = dict[str, Any]
 decoded (a dict, a dict and a list)."""
 
 
+def _plain(x: Any) -> Any:
+    """JSON-ready data that keeps NaN and inf (Python's ``json`` writes and reads them), so a
+    summary reads back exactly: numpy scalars to Python, tuples to lists, keys to str."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
 def _encode(rec: Mapping[str, Any]) -> pd.DataFrame:
     row = {"key": str(rec["key"]), "seed": int(rec["seed"]),
            "factors": json.dumps(to_jsonable(rec["factors"]), sort_keys=True),
            "status": str(rec["status"]), "error": str(rec.get("error", "")),
-           "summary": json.dumps(to_jsonable(rec.get("summary", {}))),
+           "summary": json.dumps(_plain(rec.get("summary", {})), default=str),
            "notes": json.dumps(list(rec.get("notes", []))), "wall_s": float(rec.get("wall_s", 0.0))}
     return pd.DataFrame([row], columns=list(COLUMNS))
 
 
 def _decode(row: Mapping[str, Any]) -> RunRecord:
-    summary = {k: (float("nan") if v is None else v) for k, v in json.loads(row["summary"]).items()}
     return {"key": row["key"], "seed": int(row["seed"]), "factors": json.loads(row["factors"]),
-            "status": row["status"], "error": row["error"], "summary": summary,
+            "status": row["status"], "error": row["error"], "summary": json.loads(row["summary"]),
             "notes": json.loads(row["notes"]), "wall_s": float(row["wall_s"])}
 
 

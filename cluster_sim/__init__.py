@@ -63,14 +63,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "registries": ("cluster_sim.policies.registry", None),
     "scaling_curve": ("cluster_sim.perf.training", "scaling_curve"),
     "simulate": ("cluster_sim.experiment", "simulate"),
-    "sweep": ("cluster_sim.experiment", "sweep"),
+    "sweep": ("cluster_sim.experiment.sweep", "sweep"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import catalog
     from .config import ExperimentConfig, load_config
     from .errors import ClusterSimError, ConfigError
-    from .experiment import Result, ScalingSpec, check, compare, simulate, sweep
+    from .experiment import Result, ScalingSpec, check, compare, simulate
+    from .experiment.sweep import sweep
     from .perf.training import estimate_step, scaling_curve
     from .policies import registry as registries
     from .topology import Topology, load_topology

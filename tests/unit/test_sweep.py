@@ -20,8 +20,7 @@ from cluster_sim.experiment.sweep import cell_label, expand_grid, run_key, sweep
 from cluster_sim.experiment.sweep_stats import bootstrap_ci, cell_stats, is_percentile, mean_ci
 from cluster_sim.experiment.sweep_store import ResultStore, read_store
 
-# the module, not the function `cluster_sim.experiment.sweep` that the package exports under its name
-sweep_mod = importlib.import_module("cluster_sim.experiment.sweep")
+sweep_mod = importlib.import_module("cluster_sim.experiment.sweep")  # to patch its simulate
 REPO = Path(__file__).resolve().parents[2]
 EXP = str(REPO / "workloads" / "schedulers.yaml")
 SET = {"duration": "12h"}

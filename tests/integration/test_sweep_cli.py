@@ -129,3 +129,34 @@ def test_compare_takes_several_factors_as_a_grid(capsys):
     assert "--factor duration: given twice" in capsys.readouterr().err
     assert main(["compare", EXP, "--factor", "duration=1h", "--factor", "seed=1", "--out", "x"]) == 2
     assert "use `cluster-sim sweep ... --out DIR`" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    from cluster_sim.cli import sweep as sweep_cli
+
+    with sweep_cli.sweep_progress(True) as cb:
+        assert cb is None  # pytest's stderr is not a terminal
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    with sweep_cli.sweep_progress(False) as cb:
+        assert cb is None  # --json
+    with sweep_cli.sweep_progress(True) as cb:
+        assert callable(cb)
+        cb(0, 4, 0)
+        cb(3, 4, 1)
+
+
+def test_an_existing_scheduler_is_used_by_address(tmp_path, capsys):
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        argv = ["sweep", EXP, *FAST, "--factor", "policy.training.scheduler=fifo,sjf", "--json"]
+        remote = _json(capsys, [*argv, "--scheduler", cluster.scheduler_address])
+        here = _json(capsys, [*argv, "--workers", "0"])
+    finally:
+        cluster.close()
+    assert remote["executed"] == 2 and remote["failed"] == 0
+    assert [r["key"] for r in remote["runs"]] == [r["key"] for r in here["runs"]]
+    for a, b in zip(remote["runs"], here["runs"], strict=True):
+        assert {k: v for k, v in a.items() if k not in WALL} == {k: v for k, v in b.items() if k not in WALL}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cluster_year, colocation, serving_throughput
+from . import cluster_year, colocation, serving_throughput, sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         runs = [(serving_throughput.main, ["--requests", "10000", "--no-write"]),
                 (cluster_year.main, ["--jobs", "10000", "--no-write"]),
-                (colocation.main, ["--pool", "peak_shaving", "--duration", "1h", "--no-write"])]
+                (colocation.main, ["--pool", "peak_shaving", "--duration", "1h", "--no-write"]),
+                (sweep.main, ["--runs", "8", "--no-write"])]
     else:
-        runs = [(serving_throughput.main, []), (cluster_year.main, []), (colocation.main, [])]
+        runs = [(serving_throughput.main, []), (cluster_year.main, []), (colocation.main, []), (sweep.main, [])]
     code = 0
     for fn, fn_args in runs:
         print(f"\n== {fn.__module__} {' '.join(fn_args)}", flush=True)

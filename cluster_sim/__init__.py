@@ -40,6 +40,7 @@ __all__ = [
     "registries",
     "scaling_curve",
     "simulate",
+    "sweep",
 ]
 
 # public name -> (module, attribute or None for the module itself)
@@ -62,6 +63,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "registries": ("cluster_sim.policies.registry", None),
     "scaling_curve": ("cluster_sim.perf.training", "scaling_curve"),
     "simulate": ("cluster_sim.experiment", "simulate"),
+    "sweep": ("cluster_sim.experiment.sweep", "sweep"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .config import ExperimentConfig, load_config
     from .errors import ClusterSimError, ConfigError
     from .experiment import Result, ScalingSpec, check, compare, simulate
+    from .experiment.sweep import sweep
     from .perf.training import estimate_step, scaling_curve
     from .policies import registry as registries
     from .topology import Topology, load_topology

@@ -7,6 +7,7 @@ loading, the summary table; the progress bar is :mod:`cluster_sim.cli.progress`.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,10 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import ExperimentConfig, load_config, user_scope
-from ..errors import ConfigError
+from ..errors import ClusterSimError, ConfigError
 from ..experiment import HEADLINE_KEYS, Result, check_out_dir, compare, simulate
 from ..experiment.comparison import headline_metrics, summarize_seeds
 from ..experiment.store import to_jsonable
+from ..experiment.sweep import sweep
 from ..report.html import format_value
 from ._common import emit_json, show_progress
 from .progress import progress_bar
@@ -132,14 +134,47 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _compare_grid(args: argparse.Namespace, cfg: ExperimentConfig, factors: list[tuple[str, list[str]]],
+                  seeds: list[int] | None, progress: Callable[[float, float], None] | None) -> tuple[str, pd.DataFrame]:
+    """Several factors (or --workers): the grid as a small sweep, one column ``"a, b"`` of values
+    ``"x, 1"`` so the one-factor tables print it; a failed run fails the command as in compare."""
+    if args.out:
+        raise ConfigError("--out with several --factor or --workers: use `cluster-sim sweep ... --out DIR` "
+                          "(compare --out writes one run directory per value of one factor)")
+    grid = dict(factors)
+    if len(grid) < len(factors):
+        dup = next(k for i, (k, _) in enumerate(factors) if k in [f for f, _ in factors[:i]])
+        raise ConfigError(f"--factor {dup}: given twice; give each field once")
+    res = sweep(args.experiment, grid, seeds if seeds is not None else [cfg.seed],
+                overrides=parse_overrides(args.overrides), workers=0 if args.workers is None else args.workers,
+                progress=None if progress is None else (lambda d, t, f: progress(d, t)))
+    bad = res.runs[res.runs["status"] != "ok"]
+    if len(bad):
+        r = bad.iloc[0]
+        raise ClusterSimError(f"cell {r['cell']}, seed {r['seed']}: {r['error']}")
+    label = ", ".join(grid)
+    values = res.runs[list(grid)].astype(str).agg(", ".join, axis=1)
+    lead = {label: values, **({"seed": res.runs["seed"]} if seeds is not None else {})}
+    drop = [*grid, "cell", "seed", "key", "status", "error"]
+    table = pd.concat([pd.DataFrame(lead), res.runs.drop(columns=drop)], axis=1)
+    table.attrs["notes"] = {v + (f", seed {s}" if seeds is not None else ""): res.notes[f"{c}, seed {s}"]
+                            for v, c, s in zip(values, res.runs["cell"], res.runs["seed"], strict=True)}
+    return label, table
+
+
 def _cmd_compare(args: argparse.Namespace, console: Console) -> int:
     cfg = load_experiment(args)
-    factor, values = parse_factor(args.factor)
+    factors = [parse_factor(f) for f in args.factor]
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
+    factor = ", ".join(f for f, _ in factors)
     with progress_bar(show_progress(args), f"compare {factor}") as progress:
-        # each variant re-reads the file with --set (the seed) and the factor, exactly as `run --set` does
-        table = compare(args.experiment, factor, values, seeds=seeds, overrides=parse_overrides(args.overrides),
-                        out_dir=args.out, progress=progress)
+        if len(factors) == 1 and args.workers is None:
+            factor, values = factors[0]
+            # each variant re-reads the file with --set (the seed) and the factor, exactly as `run --set` does
+            table = compare(args.experiment, factor, values, seeds=seeds, overrides=parse_overrides(args.overrides),
+                            out_dir=args.out, progress=progress)
+        else:
+            factor, table = _compare_grid(args, cfg, factors, seeds, progress)
     if seeds is not None:
         return _print_seeded(console, args, cfg, factor, seeds, table)
     if args.json:
@@ -213,7 +248,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=_cmd_run)
 
     c = sub.add_parser(
-        "compare", help="run an experiment once per value of one config field",
+        "compare", help="run an experiment once per value of a config field (or per cell of several)",
         formatter_class=RAW,
         description="Run the experiment once per value of a dotted config field and print the headline "
         "metrics side by side; with --seeds, once per value and seed, and the mean and 95% confidence "
@@ -222,7 +257,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  cluster-sim compare workloads/pool_static_partition.yaml --factor policy.pool=separate,static_partition "
         "--seeds 5")
     add_experiment_args(c)
-    c.add_argument("--factor", required=True, metavar="KEY=V1,V2,...", help="the field and its values")
+    c.add_argument("--factor", required=True, action="append", metavar="KEY=V1,V2,...",
+                   help="the field and its values; repeat it for the grid of several fields (a small sweep)")
+    c.add_argument("--workers", type=int, metavar="N", help="run on N local Dask worker processes "
+                   "(as `cluster-sim sweep`; default: one after another in this process)")
     c.add_argument("--seeds", metavar="N|S1,S2,...", help="run every value once per seed: N seeds 0..N-1, or "
                    "the listed seeds; prints mean ± 95%% CI (Student's t) per value")
     c.add_argument("--out", metavar="DIR", help="write compare.csv and one run directory per value here "

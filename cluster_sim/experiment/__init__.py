@@ -1,4 +1,8 @@
-"""Experiments: ``simulate(cfg) -> Result``, ``compare``, ``check``, run directories, training estimates."""
+"""Experiments: ``simulate(cfg) -> Result``, ``compare``, ``check``, run directories, training estimates.
+
+Sweeps: :mod:`.sweep` (the function is ``cluster_sim.sweep``; it is not re-exported here, so
+``cluster_sim.experiment.sweep`` stays the module).
+"""
 
 from .checks import check
 from .cluster import Cluster, load_cluster
@@ -6,6 +10,7 @@ from .comparison import compare
 from .outdir import check_out_dir
 from .run import HEADLINE_KEYS, PlotAccessor, Result, scaling_curves, simulate
 from .store import save_run
+from .sweep import SweepResult
 from .training_jobs import (
     JobEstimate,
     ScalingSpec,
@@ -22,6 +27,7 @@ __all__ = [
     "PlotAccessor",
     "Result",
     "ScalingSpec",
+    "SweepResult",
     "check",
     "check_out_dir",
     "compare",

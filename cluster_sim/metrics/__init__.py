@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..engine.simulation import RunRecord
 from .costs import DEFAULT_PUE
+from .failures import failure_summary
 from .offline import summarize_offline
 from .recorder import jobs_frame, segments_frame, timeline_frame
 from .summary import jain, percentiles, summarize_training
@@ -56,4 +57,6 @@ def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResu
     summary = summarize_training(jobs, timeline, ctx)
     if rec.meta.get("offline_jobs"):
         summary.update(summarize_offline(jobs, rec.meta["offline_jobs"], rec.t_end_s))
+    if rec.meta.get("failures"):   # failure classes (docs/faults.md)
+        summary.update(failure_summary(rec.meta["failures"]))
     return TrainingResult(summary, jobs, timeline, segments_frame(rec), rec)

@@ -202,8 +202,7 @@ class TrainingEngine(Interruptions, TrainingViews):
         self.scheduler = Scheduler(self)
         self.blocked = False
         self.active = 0  # admitted jobs not finished yet
-        if self.failures is not None:
-            self._schedule_failure(0.0)
+        self._start_failures()
         self._scalars = [0.0, 0.0, 0.0, 0.0, 0.0]
         self.submitted_cards = 0.0
         sim.levels.sample = self.sample_levels
@@ -265,7 +264,7 @@ class TrainingEngine(Interruptions, TrainingViews):
                     self._enqueue(i, t)
                     self.queued_since[i] = self.submit[i]  # its wait counts from submit
             elif kind == REPAIR:
-                self._repair(i, t)
+                self._repair(i, t, v)
             elif kind == FAILURE:
                 self._failure(i, v, t)
             elif kind in (RERANK, PROMOTE):
@@ -492,6 +491,8 @@ class TrainingEngine(Interruptions, TrainingViews):
 
     def finalize(self, t: float) -> None:
         """Bring running jobs' accounting up to ``t`` (the horizon) and close their segments."""
+        if self._fp is not None:
+            self.sim.meta["failures"] = self._fp.record(t)
         for i in sorted(self.running_set):
             self._progress(i, t)
             s0 = self.seg_open.pop(i, None)

@@ -25,7 +25,6 @@ import numpy as np
 from .. import catalog
 from ..config import resolve_path
 from ..config.plans import job_plan
-from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.silos import TrainingSilos
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
 from ..engine.serving.specs import PoolSpec, ReplicaGroup, ServiceSpec, ServingOptions
@@ -45,6 +44,7 @@ from ..workload.lengths import synthetic_requests
 from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
+from .failures import failure_model
 from .offline import OfflineJobs, offline_jobs
 from .slicing import refuse_shared_slots, replica_perf
 from .tenants import tenant_silos
@@ -133,15 +133,6 @@ def training_policies(tp: Any) -> dict[str, Any]:
     return out
 
 
-def failure_model(cfg: Any) -> FailureModel | None:
-    """A :class:`FailureModel` from a ``failures`` config section (None if absent)."""
-    if cfg is None:
-        return None
-    extra = {} if cfg.checkpoint_interval is None else {"checkpoint_interval_s": cfg.checkpoint_interval}
-    return FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
-                        checkpoint_cost_s=cfg.checkpoint_cost, **extra)
-
-
 def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
     """Cards the inference deployments need, per (catalog) card type: ``{type: [(where, cards),
     ...]}``, one entry per pool (replicas / slices x tp x ep)."""
@@ -226,11 +217,14 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
         pol = training_policies(cfg.policy.training)
         if plan.tenant_cards:  # one training engine per tenant silo (engine/cluster/silos.py)
             silos, notes = tenant_silos(plan, jobs)
-            sim.training = sim.add(TrainingSilos(silos, **pol, failures=failure_model(cfg.failures),
+            if cfg.failures is not None and cfg.failures.classes:
+                raise ConfigError("failures.classes: not supported with per-tenant silos "
+                                  "(policy.pool.params.tenant_cards); use card_mtbf / node_mtbf")
+            sim.training = sim.add(TrainingSilos(silos, **pol, failures=failure_model(cfg.failures, layout),
                                                  job_speed=hooks, work_quantum_s=quanta))
             sim.meta["pool_notes"] = notes
         else:
-            sim.add_training(jobs, **pol, failures=failure_model(cfg.failures), job_speed=hooks,
+            sim.add_training(jobs, **pol, failures=failure_model(cfg.failures, layout), job_speed=hooks,
                              work_quantum_s=quanta)
     return sim
 

@@ -94,6 +94,7 @@ class FailureProcesses:
         self.next_t: dict[int, np.ndarray] = {}
         self.local: dict[int, list[tuple[float, int]]] = {}
         self.armed: list[tuple[float, int] | None] = [None] * len(self.classes)
+        self.scripted: set[tuple[int, int, float]] = set()
         # per-card outage counts by state (rows WAITING, REPAIRING, SWAPPING) and the state levels
         self.n_in = np.zeros((4, n), np.int32)
         self.level = [float(n), 0.0, 0.0, 0.0]
@@ -143,6 +144,16 @@ class FailureProcesses:
         e = self.eng
         return t > 0 and e.next_arrival >= e.n and e.active == 0 and e.sim.horizon_s is None
 
+    def on_idle(self, t: float) -> None:
+        """The last job finished: without a horizon and with no arrival left, drop the pending
+        failures so the run ends (repairs under way still complete)."""
+        if self._idle(t):
+            heap = self.eng._heap
+            heap[:] = [e for e in heap if not (e[1] == FAILURE_CODE and e[3] >= 2)]
+            heapq.heapify(heap)
+            self.armed = [None] * len(self.classes)
+            self.scripted.clear()
+
     def _arm(self, ci: int, t: float) -> None:
         """Put class ``ci``'s next failure in the engine's heap."""
         self.armed[ci] = None
@@ -176,18 +187,40 @@ class FailureProcesses:
             if a is None or tf < a[0]:
                 self._arm(ci, t)
 
+    def inject(self, name: str, unit: int, t: float) -> None:
+        """A scripted failure of ``unit`` of class ``name`` at ``t`` (tests, what-if studies),
+        besides the class's random ones; dropped if the unit is down for that class then."""
+        ci = [c.name for c in self.classes].index(name)
+        if not 0 <= unit < self.n_units[ci]:
+            raise ValueError(f"failure class {name!r} has {self.n_units[ci]} units, not unit {unit}")
+        self.scripted.add((ci, unit, t))
+        heapq.heappush(self.eng._heap, (t, FAILURE_CODE, unit, 2 + ci))
+
     def on_failure(self, ci: int, u: int, t: float) -> None:
         """The engine popped ``(t, FAILURE, u, 2 + ci)``."""
+        if (ci, u, t) in self.scripted:
+            self.scripted.discard((ci, u, t))
+            if not self.unit_down[ci][u]:
+                weibull = self.classes[ci].shape is not None
+                if weibull:
+                    self.next_t[ci][u] = math.inf   # its clock restarts after the repair
+                self._fail_unit(ci, u, t)
+                a = self.armed[ci]
+                if weibull and a is not None and a[1] == u:
+                    self._arm(ci, t)
+            return
         if self.armed[ci] != (t, u):
             return   # stale: the class was re-armed earlier
-        eng = self.eng
-        c = self.classes[ci]
-        if c.shape is not None:
+        if self.classes[ci].shape is not None:
             self.next_t[ci][u] = math.inf
             heapq.heappop(self.local[ci])
-        if self.unit_down[ci][u]:   # exponential draw on a unit out of service: thinned
-            self._arm(ci, t)
-            return
+        if not self.unit_down[ci][u]:   # else an exponential draw on a unit out of service: thinned
+            self._fail_unit(ci, u, t)
+        self._arm(ci, t)
+
+    def _fail_unit(self, ci: int, u: int, t: float) -> None:
+        eng = self.eng
+        c = self.classes[ci]
         eng.events += 1
         self.unit_down[ci][u] = True
         self.failures[ci] += 1
@@ -215,7 +248,6 @@ class FailureProcesses:
         else:
             self._move(cards, UP, WAITING, t)
             self._request_repair(oid, t, spare=False)
-        self._arm(ci, t)
 
     def _cards(self, unit: str, u: int) -> np.ndarray:
         if unit == "card":

@@ -464,6 +464,8 @@ class TrainingEngine(Interruptions, TrainingViews):
         self.active -= 1
         self.status[i] = FINISHED
         self.finish_t[i] = t
+        if self._fp is not None and not self.active:
+            self._fp.on_idle(t)
 
     # ---- network shares ------------------------------------------------------------------------
     def _update_shares(self, t: float) -> None:

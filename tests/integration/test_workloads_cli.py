@@ -20,6 +20,7 @@ WORKLOADS = sorted((REPO / "workloads").glob("*.yaml"))
 
 SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the run
     "demo.yaml": ["duration=10min", "scaling.cards=[32,64]", "scaling.topologies=[]"],
+    "faults_16k_pretraining.yaml": ["duration=2d"],
     "fragmentation_openb.yaml": ["training.trace.max_jobs=300"],
     "heterogeneity.yaml": ["duration=1d"],
     "placement_oversubscribed.yaml": ["duration=1d"],

@@ -79,7 +79,8 @@ def test_weibull_mean_time_to_failure():
     first = np.array([ttf[units == u][np.argmin(t_fail[units == u])] for u in np.unique(units)])
     assert first.size == 1000
     sd = scale * math.sqrt(math.gamma(1 + 2 / k) - math.gamma(1 + 1 / k) ** 2)
-    assert abs(first.mean() - scale * math.gamma(1 + 1 / k)) < 4 * sd / math.sqrt(first.size)
+    assert scale == pytest.approx(mtbf / math.gamma(1 + 1 / k))
+    assert abs(first.mean() - mtbf) < 4 * sd / math.sqrt(first.size)   # mtbf = scale * Gamma(1 + 1/k)
     # renewals: a later failure's time to failure counts from the unit's return to service
     later = t_fail[ttf < t_fail - 1e-9]
     assert later.size > 0

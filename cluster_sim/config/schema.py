@@ -60,6 +60,7 @@ __all__ = [
     "DeploymentConfig",
     "EnergyConfig",
     "ExperimentConfig",
+    "FailureClassConfig",
     "FailuresConfig",
     "ServingFailuresConfig",
     "GeneratorConfig",
@@ -309,18 +310,52 @@ class ServingFailuresConfig(Strict):
         return s
 
 
+MAX_FAILURE_CLASSES = 64
+MAX_RATE_PER_1000_NODE_DAYS = 1e5
+MAX_TECHNICIANS = 1_000_000
+
+
+class FailureClassConfig(Strict):
+    """One failure class (docs/faults.md): its unit, time to failure and repair time."""
+
+    name: Name
+    unit: Literal["card", "node", "link", "switch"]
+    mtbf: PosDuration | None = Field(None, description="mean time to failure of one unit")
+    rate_per_1000_node_days: float | None = Field(None, gt=0, le=MAX_RATE_PER_1000_NODE_DAYS)
+    distribution: Literal["exponential", "weibull"] = "exponential"
+    shape: float | None = Field(None, gt=0, le=100.0, description="Weibull shape k")
+    repair: PosDuration
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> FailureClassConfig:
+        if (self.mtbf is None) == (self.rate_per_1000_node_days is None):
+            raise ValueError("mtbf, rate_per_1000_node_days: give exactly one of them")
+        if self.distribution == "weibull" and self.shape is None:
+            raise ValueError("shape: a weibull class needs its shape k > 0")
+        if self.distribution == "exponential" and self.shape is not None:
+            raise ValueError("shape: only a weibull class has a shape")
+        return self
+
+
 class FailuresConfig(Strict):
-    """Failures and restarts."""
+    """Failures and restarts (``classes``, spares, technicians, detection: docs/faults.md)."""
 
     card_mtbf: PosDuration | None = Field(None, ge=MIN_MTBF_S)
     node_mtbf: PosDuration | None = Field(None, ge=MIN_MTBF_S)
-    restart_delay: Duration = 600.0
+    restart_delay: Literal["auto"] | Duration = 600.0
     checkpoint_cost: Duration = 60.0
     checkpoint_interval: PosDuration | None = Field(None, ge=MIN_CHECKPOINT_INTERVAL_S,
                                                     description="None = the engine default (1 h)")
     stragglers: StragglersConfig | None = Field(None, description="fail-slow nodes or cards")
     checkpoint: CheckpointConfig | None = None
     serving: ServingFailuresConfig | None = None
+    classes: list[FailureClassConfig] = Field(default_factory=list, max_length=MAX_FAILURE_CLASSES)
+    spare_nodes: int = Field(0, ge=0, le=MAX_CARDS)
+    swap_time: Duration = 600.0
+    technicians: int | None = Field(None, ge=1, le=MAX_TECHNICIANS, description="None = unlimited")
+    detection: Duration = 0.0
+    restart_base: Duration = 300.0
+    init_per_1k_ranks: Duration = 30.0
 
     @model_validator(mode="after")
     def _one_checkpoint_form(self) -> FailuresConfig:
@@ -336,6 +371,18 @@ class FailuresConfig(Strict):
         s = self.serving
         if s is not None and s.replica_mtbf is None and self.card_mtbf is None and self.node_mtbf is None:
             raise ConfigError("failures.serving: give replica_mtbf, or card_mtbf / node_mtbf in failures")
+        return self
+
+    @model_validator(mode="after")
+    def _classes(self) -> FailuresConfig:
+        if self.classes and (self.card_mtbf is not None or self.node_mtbf is not None):
+            raise ValueError("classes: card_mtbf / node_mtbf are the exponential classes 'card' / 'node'; "
+                             "with classes, write them as classes")
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.classes):
+            if c.name in seen:
+                raise ValueError(f"classes[{i}].name: duplicate name {c.name!r} (also classes[{seen[c.name]}])")
+            seen[c.name] = i
         return self
 
 

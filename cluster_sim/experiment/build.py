@@ -25,7 +25,6 @@ import numpy as np
 from .. import catalog
 from ..config import resolve_path
 from ..config.plans import job_plan
-from ..engine.cluster.failures import FailureModel
 from ..engine.cluster.silos import TrainingSilos
 from ..engine.cluster.state import ClusterLayout, layout_from_node_groups, layout_from_topology
 from ..engine.serving.specs import PoolSpec, ReplicaGroup, ServiceSpec, ServingOptions
@@ -46,7 +45,8 @@ from ..workload.lengths import synthetic_requests
 from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
-from .checkpoints import with_checkpoint_section, with_job_checkpoints
+from .checkpoints import with_job_checkpoints
+from .failures import failure_model
 from .offline import OfflineJobs, offline_jobs
 from .slicing import refuse_shared_slots, replica_perf
 from .stragglers import straggler_model
@@ -136,16 +136,6 @@ def training_policies(tp: Any) -> dict[str, Any]:
     return out
 
 
-def failure_model(cfg: Any) -> FailureModel | None:
-    """A :class:`FailureModel` from a ``failures`` config section (None if absent)."""
-    if cfg is None:
-        return None
-    extra = {} if cfg.checkpoint_interval is None else {"checkpoint_interval_s": cfg.checkpoint_interval}
-    fm = FailureModel(card_mtbf_s=cfg.card_mtbf, node_mtbf_s=cfg.node_mtbf, restart_delay_s=cfg.restart_delay,
-                      checkpoint_cost_s=cfg.checkpoint_cost, **extra)
-    return with_checkpoint_section(fm, cfg.checkpoint)   # failures.checkpoint: experiment/checkpoints.py
-
-
 def inference_demand(cfg: Any) -> dict[str, list[tuple[str, int]]]:
     """Cards the inference deployments need, per (catalog) card type: ``{type: [(where, cards),
     ...]}``, one entry per pool (replicas / slices x tp x ep)."""
@@ -228,7 +218,7 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             quanta = {int(jobs.job_id[names.index(n)]): q for n, q in off.quantum_s.items()}
             sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
-        fm = with_job_checkpoints(failure_model(cfg.failures), cfg, jobs, layout)
+        fm = with_job_checkpoints(failure_model(cfg.failures, layout), cfg, jobs, layout)
         if cfg.failures is not None and cfg.failures.checkpoint is not None:
             sim.meta["reliability"] = True   # the reliability.* keys (metrics/reliability.py)
         slow = straggler_model(cfg)
@@ -240,6 +230,9 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
                 raise ConfigError("failures.checkpoint.storage_bandwidth: not supported with tenant silos "
                                   "(policy.pool tenant_cards): the silos would not share the storage")
             silos, notes = tenant_silos(plan, jobs)
+            if cfg.failures is not None and cfg.failures.classes:
+                raise ConfigError("failures.classes: not supported with per-tenant silos "
+                                  "(policy.pool.params.tenant_cards); use card_mtbf / node_mtbf")
             sim.training = sim.add(TrainingSilos(silos, **pol, failures=fm,
                                                  job_speed=hooks, work_quantum_s=quanta))
             sim.meta["pool_notes"] = notes

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..engine.simulation import RunRecord
 from .costs import DEFAULT_PUE
+from .failures import failure_summary
 from .offline import summarize_offline
 from .recorder import jobs_frame, segments_frame, timeline_frame
 from .reliability import reliability_summary
@@ -63,4 +64,6 @@ def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResu
     if rec.meta.get("stragglers"):
         summary.update(summarize_stragglers(rec.meta["stragglers"]))
         add_slowed_column(jobs, rec.meta["stragglers"])
+    if rec.meta.get("failures"):   # failure classes (docs/faults.md)
+        summary.update(failure_summary(rec.meta["failures"]))
     return TrainingResult(summary, jobs, timeline, segments_frame(rec), rec)

@@ -21,6 +21,7 @@ WORKLOADS = sorted((REPO / "workloads").glob("*.yaml"))
 SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the run
     "demo.yaml": ["duration=10min", "scaling.cards=[32,64]", "scaling.topologies=[]"],
     "faults_stragglers.yaml": ["duration=2d"],
+    "faults_16k_pretraining.yaml": ["duration=2d"],
     "fragmentation_openb.yaml": ["training.trace.max_jobs=300"],
     "faults_checkpoint_interval.yaml": ["training.jobs.0.tokens=0.2T"],
     "heterogeneity.yaml": ["duration=1d"],

@@ -18,12 +18,55 @@ checkpoint. Per-job checkpoint data (:class:`JobCheckpoint`) comes from the expe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FailureModel", "JobCheckpoint"]
+__all__ = ["UNITS", "FailureClass", "FailureModel", "JobCheckpoint"]
+
+
+UNITS = ("card", "node", "link", "switch")
+"""What a failure class takes down: one card, one node (its cards), one leaf uplink, one leaf switch."""
+
+
+@dataclass(frozen=True)
+class FailureClass:
+    """One failure class (docs/faults.md): every unit of ``unit`` fails independently.
+
+    Parameters
+    ----------
+    name : str
+        Class name; its times and victims come from the stream ``"failures.<name>"``.
+    unit : str
+        ``"card"``, ``"node"``, ``"link"`` (one uplink of a leaf) or ``"switch"`` (a leaf switch).
+    mtbf_s : float
+        Mean time to failure of ONE unit (seconds), from the time it is (back) in service.
+    repair_s : float
+        Time a technician needs to repair a failed unit.
+    shape : float or None
+        Weibull shape ``k`` (None = exponential); the scale is ``mtbf_s / Gamma(1 + 1/k)``.
+    """
+
+    name: str
+    unit: str
+    mtbf_s: float
+    repair_s: float
+    shape: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"failure class {self.name!r}: unit must be one of {UNITS}, got {self.unit!r}")
+        if not self.mtbf_s > 0 or not self.repair_s > 0:
+            raise ValueError(f"failure class {self.name!r}: mtbf_s and repair_s must be > 0")
+        if self.shape is not None and not self.shape > 0:
+            raise ValueError(f"failure class {self.name!r}: Weibull shape must be > 0, got {self.shape!r}")
+
+    @property
+    def weibull_scale_s(self) -> float:
+        """Weibull scale ``lambda`` with mean ``mtbf_s``: ``mtbf_s / Gamma(1 + 1/k)``."""
+        return self.mtbf_s / math.gamma(1.0 + 1.0 / self.shape) if self.shape else self.mtbf_s
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,20 @@ class FailureModel:
         ``checkpoint_cost_s`` overrides every job's own cost.
     jobs : mapping
         ``{job_id: JobCheckpoint}`` of the jobs whose checkpoint size is known.
+    classes : tuple of FailureClass
+        Failure classes (exclusive with ``card_mtbf_s`` / ``node_mtbf_s``; docs/faults.md).
+    spare_nodes : int
+        Spare nodes: a failed node's slot is refilled by a spare after ``swap_s``.
+    swap_s : float
+        Time to swap a spare node into a failed node's slot.
+    technicians : int or None
+        Repairs served first come, first served by this many technicians (None = unlimited).
+    detection_s : float
+        Time from a failure until the job notices it (no progress meanwhile).
+    restart_auto : bool
+        Restart delay from the job's size: ``restart_base_s + init_per_1k_ranks_s * ranks / 1000``.
+    restart_base_s, init_per_1k_ranks_s : float
+        The two terms of the automatic restart delay (docs/faults.md; assumptions).
     """
 
     card_mtbf_s: float | None = None
@@ -78,6 +135,14 @@ class FailureModel:
     async_checkpoint: bool = False
     cost_explicit: bool = False
     jobs: Mapping[int, JobCheckpoint] = field(default_factory=dict)
+    classes: tuple[FailureClass, ...] = ()
+    spare_nodes: int = 0
+    swap_s: float = 600.0
+    technicians: int | None = None
+    detection_s: float = 0.0
+    restart_auto: bool = False
+    restart_base_s: float = 300.0
+    init_per_1k_ranks_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("card_mtbf_s", "node_mtbf_s", "repair_s"):
@@ -88,6 +153,16 @@ class FailureModel:
             raise ValueError("restart_delay_s, checkpoint_cost_s must be >= 0 and checkpoint_interval_s > 0")
         if self.storage_bandwidth_Bps is not None and not self.storage_bandwidth_Bps > 0:
             raise ValueError(f"storage_bandwidth_Bps must be > 0, got {self.storage_bandwidth_Bps!r}")
+        if self.classes and (self.card_mtbf_s is not None or self.node_mtbf_s is not None):
+            raise ValueError("give failure classes or card_mtbf_s / node_mtbf_s, not both")
+        if len({c.name for c in self.classes}) != len(self.classes):
+            raise ValueError("failure class names must be unique")
+        if self.spare_nodes < 0 or self.swap_s < 0 or self.detection_s < 0:
+            raise ValueError("spare_nodes, swap_s and detection_s must be >= 0")
+        if self.technicians is not None and self.technicians < 1:
+            raise ValueError(f"technicians must be >= 1 (None = unlimited), got {self.technicians!r}")
+        if self.restart_base_s < 0 or self.init_per_1k_ranks_s < 0:
+            raise ValueError("restart_base_s and init_per_1k_ranks_s must be >= 0")
 
     @property
     def explicit(self) -> bool:
@@ -108,7 +183,15 @@ class FailureModel:
     @property
     def active(self) -> bool:
         """True when anything can fail."""
-        return self.card_mtbf_s is not None or self.node_mtbf_s is not None
+        return self.card_mtbf_s is not None or self.node_mtbf_s is not None or bool(self.classes)
+
+    def restart_for(self, ranks: int) -> float:
+        """Seconds from a failure until a job of ``ranks`` cards may be scheduled again: the
+        detection time plus the restart delay (``restart_delay_s``, or with ``restart_auto`` the
+        base plus an NCCL-style initialization that grows linearly with the ranks)."""
+        if self.restart_auto:
+            return self.detection_s + self.restart_base_s + self.init_per_1k_ranks_s * ranks / 1000.0
+        return self.restart_delay_s + self.detection_s
 
     @property
     def repair_time_s(self) -> float:

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from ...errors import PlacementError
+from .failure_process import FAILURE_CODE, REPAIR_CODE, FailureProcesses
 from .views import RESTARTING, RUNNING
 
 __all__ = ["FAILURE", "FINISH", "RECYCLE", "REPAIR", "REQUEUE", "STARTED", "Interruptions"]
 
 FINISH, STARTED, REQUEUE, REPAIR, FAILURE, RECYCLE = range(6)  # RERANK, PROMOTE: see .cycle
+assert (FAILURE, REPAIR) == (FAILURE_CODE, REPAIR_CODE)  # failure_process.py pushes these codes
 
 
 class Interruptions:
@@ -31,6 +33,7 @@ class Interruptions:
     state: Any
     view: Any
     failures: Any
+    _fp: Any   # the failure classes' FailureProcesses (None without classes)
     _heap: list[Any]
     status: Any
     rate: list[float]
@@ -133,6 +136,16 @@ class Interruptions:
         return max(t - float(self.run_start[i]), 0.0) if self.status[i] == RUNNING and self.rate[i] > 0 else 0.0
 
     # ---- failures --------------------------------------------------------------------------------
+    def _start_failures(self) -> None:
+        """Start the failure process at 0: the failure classes' (failure_process.py), else the
+        card / node MTBF superposition's."""
+        self._fp = None
+        if self.failures is not None and self.failures.classes:
+            self._fp = FailureProcesses(self, self.failures)
+            self._fp.start(0.0)
+        elif self.failures is not None and self.failures.active:   # not just explicit checkpoints
+            self._schedule_failure(0.0)
+
     def _schedule_failure(self, t: float) -> None:
         assert self.failures is not None
         if t > 0 and self.next_arrival >= self.n and self.active == 0 and self.sim.horizon_s is None:
@@ -144,6 +157,9 @@ class Interruptions:
 
     def _failure(self, uid: int, is_node: int, t: float) -> None:
         assert self.failures is not None
+        if is_node >= 2:   # a failure class (failure_process.py)
+            self._fp.on_failure(is_node - 2, uid, t)
+            return
         self.events += 1
         cards = self.view.node_cards[uid] if is_node else np.array([uid])
         cards = cards[cards < self.state.n_cards]
@@ -170,9 +186,12 @@ class Interruptions:
         self.restarts[i] += 1
         self.rate_epoch += 1
         self.status[i] = RESTARTING
-        heapq.heappush(self._heap, (t + self.failures.restart_delay_s, REQUEUE, i, self.ver[i]))
+        heapq.heappush(self._heap, (t + self.failures.restart_for(self.num[i]), REQUEUE, i, self.ver[i]))
 
-    def _repair(self, c: int, t: float) -> None:
+    def _repair(self, c: int, t: float, v: int = 0) -> None:
+        if v < 0:   # a failure class's repair or swap (failure_process.py)
+            self._fp.on_repair(c, v, t)
+            return
         if self.state.down[c]:
             self.state.set_up(c)
             self.release_epoch += 1

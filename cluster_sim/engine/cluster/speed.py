@@ -207,6 +207,18 @@ class LeafContention:
         self._dirty: set[int] = set()
         self._share: dict[int, float] = {}
 
+    def track_all_leaves(self) -> None:
+        """Register flows on every leaf, non-blocking ones too (their uplink capacity can drop
+        during the run: a link failure, :meth:`set_capacity`). Call before any job starts."""
+        self.finite = [True] * len(self.finite)
+        self.active = True
+
+    def set_capacity(self, leaf: int, capacity: float) -> None:
+        """Change a leaf's uplink capacity (bytes/s; inf = non-blocking); its flows are re-solved
+        at the next :meth:`changed_shares`."""
+        self.capacity[leaf] = float(capacity)
+        self._dirty.add(leaf)
+
     def add(self, job: int, info: PlacementInfo) -> bool:
         """Register a job's flows; True if it has any (shares must be re-solved)."""
         if not self.active or len(info.leaves) < 2:

@@ -182,14 +182,21 @@ class Stragglers(Interruptions):
         prog = t - max(t0, float(self.run_start[i])) if self.rate[i] > 0 else 0.0
         return max(prog, 0.0), self.num[i] * self.milli[i] / 1000.0, f
 
-    def _repair(self, c: int, t: float) -> None:
+    def hold_drained(self, c: int, t: float) -> bool:
+        """True when card ``c``, repaired at ``t`` while its unit is drained, stays out (it then
+        counts as drained); the failure classes' repairs ask this too (failure_process.py)."""
         if self.slow_on and c in self._drain_later:
             self._drain_later.discard(c)
-            if self.state.down[c] and self._wanted(c):  # repaired while its unit is drained: stays out
+            if self.state.down[c] and self._wanted(c):
                 self._drain[c] = t
                 self.events += 1
-                return
-        super()._repair(c, t)
+                return True
+        return False
+
+    def _repair(self, c: int, t: float, v: int = 0) -> None:
+        if v >= 0 and self.hold_drained(c, t):
+            return
+        super()._repair(c, t, v)
 
     def _wanted(self, c: int) -> bool:
         """True while a detected episode covers card ``c`` (under ``replace``: it stays drained)."""

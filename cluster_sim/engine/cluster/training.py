@@ -209,8 +209,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.blocked = False
         self.active = 0  # admitted jobs not finished yet
         self._init_checkpoints()
-        if self.failures is not None and self.failures.active:
-            self._schedule_failure(0.0)
+        self._start_failures()
         self._start_stragglers()
         self._scalars = [0.0, 0.0, 0.0, 0.0, 0.0]
         self.submitted_cards = 0.0
@@ -273,7 +272,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
                     self._enqueue(i, t)
                     self.queued_since[i] = self.submit[i]  # its wait counts from submit
             elif kind == REPAIR:
-                self._repair(i, t)
+                self._repair(i, t, v)
             elif kind == FAILURE:
                 self._failure(i, v, t)
             elif kind == SLOW:
@@ -484,6 +483,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.active -= 1
         self.status[i] = FINISHED
         self.finish_t[i] = t
+        if self._fp is not None and not self.active:
+            self._fp.on_idle(t)
 
     # ---- network shares ------------------------------------------------------------------------
     def _update_shares(self, t: float) -> None:
@@ -512,6 +513,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
     def finalize(self, t: float) -> None:
         """Bring running jobs' accounting up to ``t`` (the horizon) and close their segments."""
         self.finalize_checkpoints(t)
+        if self._fp is not None:
+            self.sim.meta["failures"] = self._fp.record(t)
         for i in sorted(self.running_set):
             self._progress(i, t)
             s0 = self.seg_open.pop(i, None)

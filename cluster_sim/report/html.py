@@ -215,7 +215,7 @@ def img_html(fig: Figure | bytes, caption: str) -> str:
 
 def kpi_groups(summary: Mapping[str, Any], keys: Sequence[str]) -> list[tuple[str, list[str]]]:
     """``keys`` (plus :data:`KPI_EXTRA`) the summary has a number for, grouped by engine
-    (Training, Serving, Pool, Cost and energy) in ``keys`` order; ``sim.*`` is left out."""
+    (Training, Serving, Pool, Cost and energy, then Other) in ``keys`` order; ``sim.*`` is left out."""
     chosen = [k for k in dict.fromkeys([*keys, *KPI_EXTRA])
               if isinstance(summary.get(k), (int, float)) and not isinstance(summary.get(k), bool)
               and math.isfinite(float(summary[k])) and not k.startswith("sim.")]
@@ -224,6 +224,10 @@ def kpi_groups(summary: Mapping[str, Any], keys: Sequence[str]) -> list[tuple[st
         group = [k for k in chosen if k.startswith(prefixes)]
         if group:
             out.append((label, group))
+    placed = {k for _, g in out for k in g}
+    rest = [k for k in chosen if k not in placed]   # a headline key of another producer (failures, ...)
+    if rest:
+        out.append(("Other", rest))
     return out
 
 

@@ -121,6 +121,14 @@ def test_kpi_cards_are_the_runs_headline_keys_by_engine(demo_run, page):
     assert {"training.mfu", "inference.ttft_s.p99", "inference.slo_attainment", "cost_usd", "energy_kwh"} <= set(got)
 
 
+def test_a_headline_key_of_another_producer_is_a_card_too():
+    from cluster_sim.report.html import kpi_groups
+
+    s = {"training.mfu": 0.4, "stragglers.replacements": 3, "cost_usd": 2.0, "sim.events": 9, "inference.x": None}
+    assert kpi_groups(s, ["training.mfu", "stragglers.replacements", "cost_usd", "sim.events", "inference.x"]) == [
+        ("Training", ["training.mfu"]), ("Cost and energy", ["cost_usd"]), ("Other", ["stragglers.replacements"])]
+
+
 def test_full_key_list_is_collapsed_and_complete(demo_run, page):
     res, _ = demo_run
     details = page.find("details", id="all-keys")

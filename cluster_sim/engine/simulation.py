@@ -131,7 +131,7 @@ class RunRecord:
     ``jobs`` maps column name -> array (one row per job, in run order); ``level_integral`` is
     the integral over ``[0, t_end_s]`` of each of ``level_names``; ``timeline`` has columns
     ``t_start_s, t_end_s, *level_names`` (bin averages); ``segments`` has one row per run segment
-    (job row, start, end, first domain, cards). ``pool`` is the card ledger's record
+    and scale-up domain it spans (job row, start, end, domain, cards in it). ``pool`` is the card ledger's record
     (:meth:`~cluster_sim.engine.pool.ledger.CardLedger.record`: card-seconds per state and per
     (state, card type) over the whole cluster).
     """

@@ -25,6 +25,7 @@ import pandas as pd
 from ..config import ExperimentConfig, load_config
 from ..errors import ClusterSimError, ConfigError
 from ..report.files import safe_filename
+from ..report.html_report import write_sweep_report
 from ..report.plots import compare_bars, save_png
 from .build import training_policies
 from .outdir import MARKER, check_out_dir, staged_dir
@@ -51,8 +52,8 @@ def variant_source(cfg: Source) -> str | os.PathLike[str] | Mapping[str, Any]:
 
 def run_dir_names(values: Sequence[Any], reserved: Sequence[str] = ()) -> list[str]:
     """One safe, distinct folder name per compared value (``a/b`` -> ``a_b``, repeats get ``-2``),
-    never ``compare.csv``, the marker file or a ``reserved`` name."""
-    used = {"compare.csv", MARKER, *reserved}
+    never ``compare.csv``, ``report.html``, the marker file or a ``reserved`` name."""
+    used = {"compare.csv", "report.html", MARKER, *reserved}
     out = []
     for v in values:
         base = safe_filename(v, default="value")
@@ -133,7 +134,9 @@ def compare(cfg: Source, factor: str, values: Sequence[Any], *,
         made safe by :func:`~cluster_sim.report.files.safe_filename`) and the table to
         ``out_dir/compare.csv``; with seeds also ``compare_summary.csv`` (:func:`summarize_seeds`)
         and ``plots/compare.png`` (:func:`~cluster_sim.report.plots.compare_bars` of
-        :func:`headline_metrics`). All at once when every run is done (see
+        :func:`headline_metrics`); and an index ``report.html`` (the table, the plot, a link to each
+        run's report: :func:`~cluster_sim.report.html_report.write_sweep_report`). All at once when
+        every run is done (see
         :mod:`~cluster_sim.experiment.outdir`).
     progress : callable, optional
         ``progress(done, total)`` with ``total`` the number of runs (values x seeds).
@@ -174,12 +177,18 @@ def compare(cfg: Source, factor: str, values: Sequence[Any], *,
     with staged_dir(out_dir, "compare") as tmp:
         df = _table(factor, rows(tmp), seeded=seed_list is not None)
         df.to_csv(tmp / "compare.csv", index=False)
+        links = {"compare.csv": "compare.csv"}
+        plots: list[str] = []
         if seed_list is not None:
             summary = summarize_seeds(df, factor)
             summary.to_csv(tmp / "compare_summary.csv", index=False)
+            links["compare_summary.csv"] = "compare_summary.csv"
             metrics = headline_metrics(summary)
             if metrics:
                 save_png(compare_bars(summary, factor, metrics), tmp / "plots" / "compare.png")
+                plots.append("plots/compare.png")
+        write_sweep_report(tmp, df, plots, title=f"compare {factor}", factors=[factor], headline=HEADLINE_KEYS,
+                           runs=names, links=links)
     return df
 
 

@@ -30,6 +30,7 @@ from ..metrics.serving import priced_serving_keys
 from ..metrics.serving_faults import fault_events, fault_series
 from ..metrics.summary import priced_training_keys
 from ..metrics.tariff import Tariff
+from ..metrics.trace_export import chrome_trace
 from ..report import fault_plots, plots
 from .build import pool_plan
 from .cluster import Cluster, load_cluster
@@ -476,7 +477,7 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
         if cfg.energy is not None:  # energy priced per timeline bin by the tariff
             tres.summary.update(priced_training_keys(tres, Tariff.from_windows(cfg.energy.windows_s())))
         _merge_summary(summary, tres.summary, "cluster engine")
-        jobs, timeline, trace = tres.jobs, tres.timeline, tres.trace
+        jobs, timeline = tres.jobs, tres.timeline
         tables["segments"] = tres.segments
         notes += tres.notes   # card types the catalog lacks, missing prices (cluster engine)
         done += 1
@@ -528,6 +529,9 @@ def _simulate(cfg: ExperimentConfig, scaling: ScalingSpec | Mapping[str, Any] | 
             summary["sim.events_per_s"] = summary["sim.events"] / pooled.record.wall_s
     elif wants_cluster and wants_serving:
         notes.append("training and serving were simulated separately on the same topology (no card sharing)")
+    if wants_cluster or wants_serving:   # post-processing of the recorded frames only
+        trace = chrome_trace(tables.get("segments", pd.DataFrame()), timeline, jobs=jobs, requests=requests,
+                             serving_timeline=serving_timeline, replicas=tables.get("replicas"))
     summary["sim.wall_s"] = time.perf_counter() - t0
     return Result(config=cfg, summary=summary, estimates=estimates, scaling=curves, jobs=jobs, requests=requests,
                   timeline=timeline, serving_timeline=serving_timeline, tables=tables, trace=trace,

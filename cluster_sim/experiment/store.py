@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..report import html, plots
+from ..report import html, html_report, plots
 from .outdir import MARKER, staged_dir, write_marker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,19 +56,19 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _breakdown_with_shares(result: Result) -> pd.DataFrame:
+    """Step-time breakdown per job, one column per component: ``seconds (share of the step)``."""
     df = result.breakdown_table()
     if df.empty:
         return df
     rows = []
     for _, r in df.iterrows():
         total = r["step_time_s"]
-        row: dict[str, Any] = {"job": r["job"]}
+        row: dict[str, Any] = {"job": r["job"], "step_time_s": total}
         for c in df.columns:
             if c in ("job", "step_time_s"):
                 continue
-            row[f"{c}_s"] = r[c]
-            row[f"{c} share"] = r[c] / total if total > 0 else 0.0
-        row["step_time_s"] = total
+            share = r[c] / total if total > 0 else 0.0
+            row[c] = f"{html.format_value(f'{c}_s', r[c])} ({share:.0%})"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -124,11 +124,17 @@ def write_contents(result: Result, folder: Path) -> None:
                 "jct_cdf": "Job completion time CDF", "latency_cdf": "Request latency CDFs",
                 "kv_occupancy": "KV-cache occupancy over time",
                 "pool_day": "Cards by state over the day, inference load, reclaims and lends, tariff"}
+    from .run import HEADLINE_KEYS  # run.py imports this module: not at the top
+
+    policy = cfg.model_dump(mode="json").get("policy")
     page = html.render_html(
-        cfg.name, summary=result.summary, description=cfg.description,
-        tables={"Training jobs": _estimates_table(result), "Step-time breakdown": _breakdown_with_shares(result),
+        cfg.name, summary=result.summary, description=cfg.description, headline=HEADLINE_KEYS,
+        tables={"Per service": html_report.service_table(result.tables.get("services"), result.summary),
+                "Policies": html_report.policy_table(policy),
+                "Training jobs": _estimates_table(result), "Step-time breakdown": _breakdown_with_shares(result),
                 "Scaling": scaling},
         figures={captions.get(k, k): v for k, v in pngs.items()}, notes=result.notes,
+        links=html_report.run_links(folder),
         config_yaml=(folder / "config.resolved.yaml").read_text(encoding="utf-8"))
     html.write_html(folder / "report.html", page)
 

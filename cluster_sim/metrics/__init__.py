@@ -45,8 +45,8 @@ class TrainingResult:
 
     @cached_property
     def trace(self) -> dict[str, Any]:
-        """Chrome/Perfetto trace events of the job spans (capped, see :mod:`.trace_export`)."""
-        return chrome_trace(self.segments, self.timeline)
+        """Chrome/Perfetto trace events of the job spans, named by job (capped, see :mod:`.trace_export`)."""
+        return chrome_trace(self.segments, self.timeline, jobs=self.jobs)
 
 
 def result_from_record(rec: RunRecord, pue: float = DEFAULT_PUE) -> TrainingResult:

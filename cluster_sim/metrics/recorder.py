@@ -97,7 +97,8 @@ def timeline_frame(rec: RunRecord) -> pd.DataFrame:
 
 
 def segments_frame(rec: RunRecord) -> pd.DataFrame:
-    """Run segments: ``job_id``, ``start_s``, ``end_s``, ``domain`` (of its first card), ``num_cards``."""
+    """Run segments, one row per segment and scale-up domain the job holds in it: ``job_id``,
+    ``start_s``, ``end_s``, ``domain``, ``num_cards`` (the job's cards in that domain)."""
     s = rec.segments
     if s.size == 0:
         return pd.DataFrame(columns=["job_id", "start_s", "end_s", "domain", "num_cards"])

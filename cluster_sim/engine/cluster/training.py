@@ -192,7 +192,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.tenant_queued = np.zeros(self.n_tenants)
         self.usage = TenantUsage(tuple(J.tenants), readonly(self.tenant_running), readonly(self.tenant_queued))
         self.seg: list[tuple[int, float, float, int, int]] = []
-        self.seg_open: dict[int, tuple[float, int]] = {}
+        self.seg_open: dict[int, tuple[float, tuple[tuple[int, int], ...]]] = {}  # (start, (domain, cards)...)
         self.contention = LeafContention(lo, self.speed)
         self.net_dirty = False
         self.dirty = False
@@ -379,7 +379,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.last[i] = t
         self.running_set[i] = None
         if len(self.seg) < self.max_segments:
-            self.seg_open[i] = (t, int(self.state.layout.card_domain[cards[0]]))
+            self.seg_open[i] = (t, self._domain_spans(cards, info.n_domains, int(self.num[i])))
         stall = self.restore_s.pop(i, None)
         if stall is None:
             stall = self.preempt_overhead_s if (self.restarts[i] or self.preempts[i]) else 0.0
@@ -472,10 +472,19 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.tenant_running[ten] -= d
         s0 = self.seg_open.pop(i, None)
         if s0 is not None and len(self.seg) < self.max_segments:
-            self.seg.append((i, s0[0], t, s0[1], self.num[i]))
+            self.seg.extend((i, s0[0], t, d, n) for d, n in s0[1])
         self.release_epoch += 1
         self.dirty = True
         self.events += 1
+
+    def _domain_spans(self, cards: np.ndarray, n_domains: int, num: int) -> tuple[tuple[int, int], ...]:
+        """``(domain, cards in it)`` of a placement, one pair per scale-up domain it spans (the
+        segment rows of the trace: a job shows on every domain it holds). At job starts only."""
+        dom = self.state.layout.card_domain
+        if n_domains <= 1:
+            return ((int(dom[cards[0]]), num),)
+        ds, counts = np.unique(dom[cards], return_counts=True)
+        return tuple((int(d), int(c)) for d, c in zip(ds.tolist(), counts.tolist(), strict=True))
 
     def _finish(self, i: int, t: float) -> None:
         self._stop(i, t)
@@ -519,4 +528,4 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
             self._progress(i, t)
             s0 = self.seg_open.pop(i, None)
             if s0 is not None and len(self.seg) < self.max_segments:
-                self.seg.append((i, s0[0], t, s0[1], self.num[i]))
+                self.seg.extend((i, s0[0], t, d, n) for d, n in s0[1])

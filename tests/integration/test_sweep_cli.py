@@ -53,6 +53,10 @@ def test_sweep_on_two_local_workers_equals_run_and_writes_out(tmp_path, capsys):
     assert len(pd.read_parquet(out / "runs.parquet")) == 4
     csv = pd.read_csv(out / "cells.csv")
     assert list(csv["metric"]) == ["training.jobs.mfu", "training.jct_s.p99"] * 2
+    # the sweep's own report: its cells table, the embedded figure, links to both tables
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "policy.training.scheduler=sjf" in page and "data:image/png;base64," in page
+    assert 'href="cells.csv"' in page and 'href="runs.parquet"' in page and "4 runs, 0 failed" in page
     # a re-run reads every run from the store
     again = _json(capsys, argv[:-5] + ["--metric", "training.jobs.mfu", "--json"])
     assert again["executed"] == 0 and again["skipped"] == 4

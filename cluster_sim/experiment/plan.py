@@ -94,14 +94,14 @@ def verdict(table: pd.DataFrame, objectives: Sequence[Objective]) -> str:
     pick = cheapest_feasible(table)
     if pick is not None:
         row = table.set_index("candidate").loc[pick]
-        met = ", ".join(f"{o.metric} {fmt_value(o.metric, float(row[o.metric]))} {o.op} {fmt_value(o.metric, o.target)}"
+        met = ", ".join(f"{o.metric} {fmt_value(o.metric, float(row[o.metric]))} {o.op} {o.target:g}"
                         for o in objectives)
         return f"cheapest feasible: {pick} ({fmt_value(COST, float(row[COST]))}/day; {met})"
     near = _closest(table)
     if near is None:
         return "cheapest feasible: none (no candidate ran)"
     row = table.set_index("candidate").loc[near]
-    missed = "; ".join(f"{o.metric} {fmt_value(o.metric, float(row[o.metric]))}, needs {o.op} {fmt_value(o.metric, o.target)}"
+    missed = "; ".join(f"{o.metric} {fmt_value(o.metric, float(row[o.metric]))}, needs {o.op} {o.target:g}"
                        for o in objectives if not o.met(float(row[o.metric])))
     return (f"cheapest feasible: none of the {len(table)} candidates meets every objective; "
             f"closest: {near} ({missed})")

@@ -48,8 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import catalog
 from ..config import ExperimentConfig, read_mapping
-from ..errors import ConfigError
+from ..errors import ClusterSimError, ConfigError
 
 __all__ = ["CANDIDATE_FIELDS", "DERIVED", "PLAN_FIELDS", "Candidate", "Objective", "PlanSpec",
            "candidate_overrides", "known_metrics", "load_plan_file", "parse_objectives"]
@@ -227,6 +228,11 @@ def candidate_overrides(fields: Mapping[str, Any], base: ExperimentConfig, where
         ct = fields["card_type"]
         if not isinstance(ct, str) or not ct:
             raise ConfigError(f"{where}.card_type: expected a card type name, got {ct!r}")
+        if not base.catalog:  # (a user catalog's cards are known only while the experiment loads)
+            try:
+                catalog.accelerator(ct)
+            except ClusterSimError as exc:
+                raise ConfigError(f"{where}.card_type: {exc}") from None
         for i, s in enumerate(services):
             at = f"inference.services.{i}.deployment"
             if i in disagg:

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from ..errors import ClusterSimError
-from . import catalog, demo, init, run, scaling, sweep, topology, trace, train, validate
+from . import catalog, demo, init, plan, run, scaling, sweep, topology, trace, train, validate
 from ._common import BOUNDARY_ERRORS, boundary_message, make_console, stderr_console
 from .options import add_global_options, apply_global_options
 
 __all__ = ["build_parser", "main"]
 
 # One line per command module, in help order.
-COMMANDS = [run, sweep, train, scaling, validate, demo, init, catalog, topology, trace]
+COMMANDS = [run, sweep, plan, train, scaling, validate, demo, init, catalog, topology, trace]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,9 @@ used to fail in ``run``, ``compare`` and ``validate`` with ``unknown builder 'op
 
 Each file goes through ``cluster-sim run FILE --set ... --out DIR`` in-process, with a short
 horizon so the whole set stays in tens of seconds; the overrides only shorten a run, they never
-change what it is made of. A new file in workloads/ is picked up automatically (no overrides).
+change what it is made of. A new file in workloads/ is picked up automatically (no overrides). A plan file (a top-level
+``experiment:`` key, the rule ``cluster-sim sweep`` uses for a sweep file) is not an experiment:
+it goes through ``cluster-sim plan FILE --workers 0`` instead, with its own short overrides.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from pathlib import Path
 import pytest
 
 from cluster_sim.cli import main
+from cluster_sim.config import read_mapping
+from cluster_sim.experiment.sweep_spec import is_sweep_file
 
 REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = sorted((REPO / "workloads").glob("*.yaml"))
+ALL_FILES = sorted((REPO / "workloads").glob("*.yaml"))
+PLANS = [p for p in ALL_FILES if is_sweep_file(read_mapping(p))]
+WORKLOADS = [p for p in ALL_FILES if p not in PLANS]
 
 SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the run
     "demo.yaml": ["duration=10min", "scaling.cards=[32,64]", "scaling.topologies=[]"],
@@ -44,10 +50,28 @@ SHORT: dict[str, list[str]] = {  # file name -> --set overrides that shorten the
     "serving_replica_failures.yaml": ["duration=2min", "failures.serving.replica_mtbf=10min"],
 }
 
+SHORT_PLANS: dict[str, list[str]] = {  # plan file -> --set overrides (every candidate's runs)
+    "plan_serving_pd.yaml": ["inference.services.0.arrivals.max_requests=100"],
+    "plan_supernode.yaml": ["duration=20s"],
+}
+
 
 def test_every_workload_is_listed():
     assert set(SHORT) <= {p.name for p in WORKLOADS}, "SHORT names a file that is gone"
+    assert set(SHORT_PLANS) == {p.name for p in PLANS}, "give each plan file its short overrides"
     assert len(WORKLOADS) >= 11
+
+
+@pytest.mark.parametrize("path", PLANS, ids=[p.stem for p in PLANS])
+def test_plan_file_runs_from_the_cli(path, capsys):
+    sets = [x for kv in SHORT_PLANS[path.name] for x in ("--set", kv)]
+    code = main(["plan", str(path), *sets, "--workers", "0", "--seeds", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["failed"] == 0 and got["executed"] == len(got["candidates"]) >= 2
+    assert got["line"].startswith("cheapest feasible: ")
+    assert any(c["pareto"] for c in got["candidates"])
 
 
 @pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])

@@ -12,8 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster_sim.engine.cluster.speed import (SpeedModel, busy_fraction, default_comm_fraction,
-                                              split_ratio, straddling_groups)
+from cluster_sim.engine.cluster.speed import (
+    SpeedModel,
+    busy_fraction,
+    default_comm_fraction,
+    split_ratio,
+    straddling_groups,
+)
 from cluster_sim.engine.cluster.state import layout_from_node_groups
 from cluster_sim.network.collectives import all_reduce, ring_all_reduce
 from cluster_sim.topology.levels import CommLevel

@@ -232,11 +232,12 @@ class SpeedModel:
         types = np.unique(self._card_type[cards])
         row = self._tr[min(kind, len(self._tr) - 1)]
         slowest = int(min(types.tolist(), key=lambda t: (row[t], t)))
-        doms, pieces = np.unique(self._card_domain[cards], return_counts=True)
+        cd = self._card_domain[cards]
+        doms = np.unique(cd)
         dsize = int(self._dom_size[doms].max())
         need = -(-k // dsize)
         group = min(k, dsize)
-        cross = straddling_groups(pieces.tolist(), group) if doms.size > need else ()
+        cross = straddling_groups(np.unique(cd, return_counts=True)[1].tolist(), group) if doms.size > need else ()
         leaves, counts = np.unique(self._card_leaf[cards], return_counts=True)
         return PlacementInfo(slowest, int(np.unique(nodes).size), int(doms.size), need,
                              tuple(leaves.tolist()), tuple(counts.tolist()), group, cross)

@@ -11,11 +11,33 @@
   ``min(0.35, 0.05 log2 n)`` for ``n`` cards (0 for one card; assumed), or from the perf model's
   breakdown for explicit model jobs. For jobs that need more than one scale-up domain, half of it
   (``c_x``) is scale-out traffic and half (``c_in``) stays inside domains.
-* ``r_in``: 1 when the job uses the fewest domains it could; otherwise its in-domain traffic
-  crosses the NICs and slows by ``scale-up bandwidth / NIC bandwidth`` (and by the network share).
+* ``r_in``: 1 when the job uses the fewest domains it could. Otherwise the in-domain traffic runs
+  as a hierarchical (NCCL-class) all-reduce over the actual placement and only its cross-piece
+  part pays NIC speed: :func:`split_ratio` (below, and docs/engine.md).
 * ``r_x = 1 / share``: ``share`` in (0, 1] is the worst ratio, over the leaves the job spans, of
   the max-min fair rate its flow gets on that leaf's uplink to the demand (its cards there times
   the NIC line rate). Jobs under one leaf, or under non-blocking leaves, have ``share = 1``.
+
+Split placement (``r_in``). The in-domain collective runs in groups of ``g = min(n, D)`` cards
+(``D`` the largest scale-up domain of the job), ranks numbered domain by domain, largest piece
+first (ties: domain id), so full domains hold whole groups. A group whose ``g`` cards lie in
+pieces of ``m_1..m_d`` cards over ``d > 1`` domains runs, per piece ``i``
+(``network/collectives.py``'s ``all_reduce(algorithm="hierarchical")`` over two levels, bandwidth
+terms): a reduce-scatter inside the piece, ``(m_i-1)/m_i · S/B_up``, an all-reduce of the
+``S/m_i`` shard across the ``d`` pieces over the NICs, ``2(d-1)/d · (S/m_i)/(B_nic · share)``,
+and an all-gather inside the piece, ``(m_i-1)/m_i · S/B_up``. Unsplit it is one ring in a domain,
+``2(g-1)/g · S/B_up``. With ``rho = B_up / (B_nic · share)`` (``nic_ratio / share``) and the
+slowest piece of the slowest group setting the pace::
+
+    r_in = min(rho, g/(g-1) · max over groups, pieces (1 + ((d-1)/d · rho - 1) / m_i))
+
+(the ``min``: a flat ring over the split placement runs at NIC speed, ratio ``rho``, and the
+library takes the cheaper schedule, as ``all_reduce(algorithm="auto")`` does; it matters only for
+``rho`` near 1). The bracket is monotone in ``m_i``, so only each group's smallest and largest piece are kept
+(:attr:`PlacementInfo.cross`, computed once per placement, O(domains of the job)). One piece
+gives 1; ``g`` pieces of one card give ``rho`` (a flat ring at NIC speed, the old penalty); two
+pieces of ``g/2`` give ``(g - 2 + rho) / (g - 1)``. Latency (alpha) terms are ignored, as the
+fraction ``c`` is a bandwidth share.
 
 Busy (docs/engine.md, "Busy cards"): a running job's cards count as busy in the share
 :func:`busy_fraction` ``= rate / isolated_speed`` (clipped to [0, 1]), where the isolated speed is
@@ -36,7 +58,7 @@ from ...network.contention import water_fill
 from .state import ClusterLayout
 
 __all__ = ["DEFAULT_MFU", "KIND_ALPHA", "LeafContention", "PlacementInfo", "SpeedModel", "busy_fraction",
-           "default_comm_fraction", "throughput_matrix"]
+           "default_comm_fraction", "split_ratio", "straddling_groups", "throughput_matrix"]
 
 KIND_ALPHA = (0.85, 1.0, 0.85, 0.9)
 """Exponent of the FLOP/s ratio per job kind (finetune, pretrain, trace, mid); an assumption."""
@@ -57,9 +79,66 @@ def default_comm_fraction(num_cards: int) -> float:
     return 0.0 if num_cards <= 1 else min(0.35, 0.05 * math.log2(num_cards))
 
 
+def straddling_groups(pieces: Sequence[int], group: int) -> tuple[tuple[float, int, int], ...]:
+    """Groups of ``group`` consecutive ranks that span several domains, as ``((d-1)/d, m_min, m_max)``.
+
+    ``pieces`` are the job's cards per domain; ranks are numbered domain by domain, largest piece
+    first (the order a topology-aware launcher would pick: full domains hold whole groups), and
+    cut into groups of ``group`` ranks (the last one may be smaller). Of each group spanning
+    ``d > 1`` domains, its smallest and largest piece are kept (:func:`split_ratio`); equal
+    entries once. O(len(pieces)) after the sort.
+    """
+    if group < 1:
+        raise ValueError(f"straddling_groups: group must be >= 1, got {group!r}")
+    out = []
+    left = group          # ranks still to place in the current group
+    cur: list[int] = []   # the current group's pieces
+    for m in sorted(pieces, reverse=True):
+        while m > 0:
+            take = min(m, left)
+            cur.append(take)
+            m -= take
+            left -= take
+            if left == 0:
+                if len(cur) > 1:
+                    d = len(cur)
+                    out.append(((d - 1) / d, min(cur), max(cur)))
+                cur, left = [], group
+    if len(cur) > 1:
+        d = len(cur)
+        out.append(((d - 1) / d, min(cur), max(cur)))
+    return tuple(sorted(set(out)))
+
+
+def split_ratio(group: int, cross: Sequence[tuple[float, int, int]], rho: float) -> float:
+    """In-domain collective time of a split placement over the unsplit one (module docstring).
+
+    ``r = min(rho, g/(g-1) · max over groups and their pieces m of (1 + ((d-1)/d · rho - 1) / m))``:
+    a hierarchical all-reduce (reduce-scatter in the piece at scale-up speed, all-reduce of the
+    ``S/m`` shard across the ``d`` pieces at ``1/rho`` of it, all-gather in the piece), or a flat
+    ring at NIC speed (``rho``) if cheaper, against one ring of ``g`` cards inside a domain;
+    ``1 <= r <= rho`` for ``rho >= 1``. ``cross`` is :func:`straddling_groups`' output (the
+    bracket is monotone in ``m``, so a group's smallest and largest piece bound it); 1 if empty.
+    """
+    if not cross or group < 2:
+        return 1.0
+    worst = 0.0
+    for c, lo, hi in cross:
+        k = c * rho - 1.0
+        v = 1.0 + k / (lo if k > 0.0 else hi)
+        if v > worst:
+            worst = v
+    return min(worst * group / (group - 1), rho)
+
+
 @dataclass(frozen=True, slots=True)
 class PlacementInfo:
-    """What the speed model needs to know about one allocation."""
+    """What the speed model needs to know about one allocation.
+
+    ``group`` is the size of the job's in-domain collective group (``min(cards, domain size)``)
+    and ``cross`` the groups a split placement spreads over several domains
+    (:func:`straddling_groups`; empty unless :attr:`split`).
+    """
 
     slowest_type: int
     n_nodes: int
@@ -67,6 +146,8 @@ class PlacementInfo:
     need_domains: int
     leaves: tuple[int, ...]
     leaf_cards: tuple[int, ...]
+    group: int = 1
+    cross: tuple[tuple[float, int, int], ...] = ()
 
     @property
     def split(self) -> bool:
@@ -146,16 +227,20 @@ class SpeedModel:
         else:
             single = bool((self._card_node[cards] == self._card_node[c0]).all())
         if single:
-            return PlacementInfo(self._type_py[c0], 1, 1, 1, (self._leaf_py[c0],), (k,))
+            return PlacementInfo(self._type_py[c0], 1, 1, 1, (self._leaf_py[c0],), (k,), k)
         nodes = self._card_node[cards]
         types = np.unique(self._card_type[cards])
         row = self._tr[min(kind, len(self._tr) - 1)]
         slowest = int(min(types.tolist(), key=lambda t: (row[t], t)))
-        doms = np.unique(self._card_domain[cards])
+        cd = self._card_domain[cards]
+        doms = np.unique(cd)
         dsize = int(self._dom_size[doms].max())
+        need = -(-k // dsize)
+        group = min(k, dsize)
+        cross = straddling_groups(np.unique(cd, return_counts=True)[1].tolist(), group) if doms.size > need else ()
         leaves, counts = np.unique(self._card_leaf[cards], return_counts=True)
-        return PlacementInfo(slowest, int(np.unique(nodes).size), int(doms.size),
-                             -(-int(cards.size) // dsize), tuple(leaves.tolist()), tuple(counts.tolist()))
+        return PlacementInfo(slowest, int(np.unique(nodes).size), int(doms.size), need,
+                             tuple(leaves.tolist()), tuple(counts.tolist()), group, cross)
 
     def speed(self, kind: int, ref: int, info: PlacementInfo, comm: float, share: float = 1.0) -> float:
         """Work-seconds per second of a job with communication fraction ``comm``."""
@@ -168,7 +253,7 @@ class SpeedModel:
             c_in = comm - c_x
         else:
             c_in, c_x = comm, 0.0
-        r_in = self.nic_ratio[info.slowest_type] / share if info.split else 1.0
+        r_in = split_ratio(info.group, info.cross, self.nic_ratio[info.slowest_type] / share) if info.split else 1.0
         return tr / ((1.0 - comm) + c_in * r_in + c_x / share)
 
 

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from cluster_sim.engine.cluster.speed import (
     SpeedModel,
     busy_fraction,
-    default_comm_fraction,
     split_ratio,
     straddling_groups,
 )
 from cluster_sim.engine.cluster.state import layout_from_node_groups
+from cluster_sim.engine.cluster.terms import assumed_comm_fraction as default_comm_fraction
 from cluster_sim.network.collectives import all_reduce, ring_all_reduce
 from cluster_sim.topology.levels import CommLevel
 
@@ -36,9 +36,13 @@ def cards_on(lo, counts):
 
 
 def speed_of(sm, counts, kind=1):
+    """Speed on a node inventory (no topology): the assumed terms, comm = min(0.35, 0.05 log2 n)."""
     cards = cards_on(sm.layout, counts)
-    info = sm.info(kind, cards)
-    return info, sm.speed(kind, sm.reference, info, default_comm_fraction(cards.size))
+    key = (kind, cards.size, sm.reference)
+    info = sm.info(key, cards)
+    terms = sm.terms(*key, info.slowest_type)
+    assert terms.assumed and terms.comm == default_comm_fraction(cards.size)
+    return info, sm.speed(terms, info)
 
 
 def test_layout_ratio_is_the_h100_nvlink_over_nic_ratio():
@@ -99,7 +103,7 @@ def test_the_network_share_slows_only_the_cross_piece_part():
     info, _ = speed_of(sm, (4, 4))
     c = default_comm_fraction(8)
     r = (8 - 2 + RHO_H100 / 0.5) / 7
-    assert sm.speed(1, sm.reference, info, c, share=0.5) == pytest.approx(1 / ((1 - c) + c * r))
+    assert sm.speed(sm.terms(1, 8, sm.reference, 0), info, share=0.5) == pytest.approx(1 / ((1 - c) + c * r))
 
 
 def test_speed_falls_with_the_number_of_equal_pieces():
@@ -131,9 +135,10 @@ def test_busy_fraction_stays_in_unit_interval(counts, share, kind):
         counts = [1] + counts[1:]
     sm = SpeedModel(layout(12))
     cards = cards_on(sm.layout, counts)
-    info = sm.info(kind, cards)
-    iso = sm.isolated_speed(kind, sm.reference, info)
-    sp = sm.speed(kind, sm.reference, info, default_comm_fraction(cards.size), share)
+    key = (kind, cards.size, sm.reference)
+    info = sm.info(key, cards)
+    iso = sm.isolated_speed(key, info)
+    sp = sm.speed(sm.terms(*key, info.slowest_type), info, share)
     assert 0.0 < sp <= iso
     assert 0.0 < busy_fraction(sp, iso) <= 1.0
     assert info.split == bool(info.cross)     # a split placement always spreads some group

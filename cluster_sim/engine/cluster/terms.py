@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from ...perf.size_classes import SIZE_CLASSES, class_estimate
-from ...perf.training import pick_cards
 from ...workload.jobs import KIND_NAMES
 from .layout import ClusterLayout
 
@@ -102,6 +101,7 @@ class TermsTable:
         self._tr = (assumed_throughput(layout) if throughput is None else np.asarray(throughput, float)).tolist()
         self._assumed_tr = assumed_throughput(layout).tolist()
         self._terms: dict[tuple[int, int, int, int], SpeedTerms] = {}
+        self._type_cards: dict[int, np.ndarray] = {}
         self._est: dict[tuple[int, int, int, int], Any] = {}
         self._fallbacks: dict[tuple[int, int, str, str], set[int]] = {}
         self._assumed: set[str] = set()
@@ -131,7 +131,10 @@ class TermsTable:
         key = (kind, n, t, first)
         if key not in self._est:
             lo = self.layout
-            cards = pick_cards(lo.topology, n, lo.card_types[t])
+            cards = self._type_cards.get(t)
+            if cards is None:   # the type's cards in topology order (perf.training.pick_cards)
+                cards = self._type_cards[t] = np.flatnonzero(lo.card_type == t)
+            cards = cards[:n]
             self._est[key] = class_estimate(lo.topology, kind, cards, self._type_domain[t], first)
         return self._est[key]
 
@@ -220,9 +223,11 @@ def job_terms(speed: Any, kinds: Sequence[int], nums: Sequence[int], refs: Seque
     if n == 0:
         return [], np.zeros(0)
     cols = np.stack([np.asarray(kinds, np.int64), np.asarray(nums, np.int64), np.asarray(refs, np.int64)], axis=1)
-    uniq, inv = np.unique(cols, axis=0, return_inverse=True)
+    span_n, span_r = int(cols[:, 1].max()) + 1, int(cols[:, 2].max()) + 1
+    code = (cols[:, 0] * span_n + cols[:, 1]) * span_r + cols[:, 2]   # one int per key: a 1-D unique
+    uniq, inv = np.unique(code, return_inverse=True)
     inv = inv.reshape(-1)
-    keys = [(int(k), int(c), int(r)) for k, c, r in uniq.tolist()]
+    keys = [(c // span_r // span_n, c // span_r % span_n, c % span_r) for c in uniq.tolist()]
     skey = [keys[j] for j in inv.tolist()]
     plain = np.ones(n, bool)
     plain[sorted(hooked)] = False

@@ -143,8 +143,7 @@ class TrainingEngine(Interruptions, TrainingViews):
         self.job_speed = {row_of[jid]: fn for jid, fn in sorted(self.job_speed.items()) if jid in row_of}
         offline = J.kind == KIND_OFFLINE
         self.offline = offline.tolist()  # replicas that never talk: busy while they progress
-        modelled = (J.model_idx >= 0) & ~offline  # jobs that name a model count model FLOPs
-        # speed keys (kind, cards, reference type) and the reference MFU (terms.job_terms)
+        modelled = (J.model_idx >= 0) & ~offline  # count model FLOPs; speed keys: terms.job_terms
         self.skey, mfu = job_terms(self.speed, J.kind, J.num_cards, self.ref, modelled, set(self.job_speed), offline)
         pref = np.asarray(lo.type_peak_flops)[np.asarray(self.ref, dtype=np.int64)] if n else np.zeros(0)
         fref = np.where(modelled, mfu * J.num_cards * J.card_milli / 1000.0 * pref, np.nan)

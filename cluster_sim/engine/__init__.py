@@ -8,15 +8,17 @@ never see the experiment config: ``cluster_sim.experiment.build`` turns it into 
 """
 
 from .cluster.failures import FailureModel
-from .cluster.speed import LeafContention, SpeedModel, throughput_matrix
+from .cluster.speed import LeafContention, SpeedModel
 from .cluster.state import (
            ClusterLayout,
            ClusterState,
            layout_from_node_groups,
            layout_from_topology,
 )
+from .cluster.terms import assumed_throughput
 from .cluster.training import TrainingEngine
 from .simulation import Levels, RunRecord, Simulation
 
 __all__ = ["ClusterLayout", "ClusterState", "FailureModel", "LeafContention", "Levels", "RunRecord",
-           "Simulation", "SpeedModel", "TrainingEngine", "layout_from_node_groups", "layout_from_topology", "throughput_matrix"]
+           "Simulation", "SpeedModel", "TrainingEngine", "assumed_throughput", "layout_from_node_groups",
+           "layout_from_topology"]

@@ -304,7 +304,7 @@ class Simulation:
                 self.meta["stragglers"] = eng.straggler_record(t_end)
         self.meta.update({"layout": lo.name, "assumed_card_types": list(lo.assumed_types),
                           "n_cards": lo.n_cards, "reference_type": lo.card_types[self.speed.reference],
-                          **_type_costs(lo.card_types)})
+                          "speed_notes": self.speed.notes(), **_type_costs(lo.card_types)})
         return RunRecord(
             name=self.name, seed=self.seed, t_end_s=t_end, wall_s=self.wall_s, events=events,
             card_types=lo.card_types, capacity_by_type=np.asarray(self.state.type_capacity),

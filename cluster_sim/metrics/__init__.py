@@ -40,8 +40,10 @@ class TrainingResult:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        """Warnings about the run's inputs (card types the catalog lacks, missing prices)."""
-        return tuple(self.record.meta.get("type_notes", ())) + tuple(self.record.meta.get("pool_notes", ()))
+        """Warnings about the run's inputs (card types the catalog lacks, missing prices, job speeds
+        from the assumed fallback or a smaller model of a size class)."""
+        meta = self.record.meta
+        return tuple(meta.get("type_notes", ())) + tuple(meta.get("speed_notes", ())) + tuple(meta.get("pool_notes", ()))
 
     @cached_property
     def trace(self) -> dict[str, Any]:

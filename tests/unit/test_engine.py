@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cluster_sim.engine.cluster.failures import FailureModel
-from cluster_sim.engine.cluster.speed import throughput_matrix
 from cluster_sim.engine.cluster.state import layout_from_node_groups
+from cluster_sim.engine.cluster.terms import assumed_throughput
 from cluster_sim.engine.simulation import Simulation
 from cluster_sim.errors import PlacementError
 from cluster_sim.experiment.drivers import run_training
@@ -88,12 +88,13 @@ def test_slower_card_type_runs_slower():
     # reference = first type on a tie (h100); a job pinned to a100 has its own reference (a100)
     jobs = table([0.0, 0.0], [8, 8], [100.0, 100.0])
     res = run_training(cluster=lo, jobs=jobs, placement="packed")
-    tp = throughput_matrix(lo)
+    tp = assumed_throughput(lo)  # a node inventory (no topology): the assumed fallback, noted
     ratio = tp[0, 1] / tp[0, 0]  # finetune kind on a100 vs h100
     j = res.jobs.set_index("job_id")
     assert j.loc[0, "card_type"] == "h100-sxm" and j.loc[0, "jct_s"] == pytest.approx(100.0)
     assert j.loc[1, "card_type"] == "a100-80gb" and j.loc[1, "jct_s"] == pytest.approx(100.0 / ratio)
     assert 0 < j.loc[1, "mfu"] <= 1 if not math.isnan(j.loc[1, "mfu"]) else True
+    assert any("node inventory without a topology" in n for n in res.notes), res.notes
 
 
 def test_cross_leaf_contention_slows_jobs_and_reschedules_finishes():

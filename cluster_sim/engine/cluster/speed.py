@@ -2,20 +2,43 @@
 
 ``speed = type_ratio / ((1 - c) + c_in * r_in + c_x * r_x)`` (docs/engine.md):
 
-* ``type_ratio``: Gavel-like throughput of the job's kind on the *slowest* allocated card type,
-  relative to its reference type (the type its ``duration_s`` is quoted for). The default matrix
-  is ``(achievable BF16 FLOP/s of the type / the fastest type's) ** alpha_kind``: large
-  pretraining jobs scale with FLOP/s (alpha 1), small fine-tunes and trace pods gain less from a
-  faster card (alpha 0.85), mid jobs 0.9 (assumed; Gavel measured 1.4-9x V100/K80 spreads).
-* ``c``: the communication fraction of a step at the reference placement; by default
-  ``min(0.35, 0.05 log2 n)`` for ``n`` cards (0 for one card; assumed), or from the perf model's
-  breakdown for explicit model jobs. For jobs that need more than one scale-up domain, half of it
-  (``c_x``) is scale-out traffic and half (``c_in``) stays inside domains.
-* ``r_in``: 1 when the job uses the fewest domains it could; otherwise its in-domain traffic
-  crosses the NICs and slows by ``scale-up bandwidth / NIC bandwidth`` (and by the network share).
+* ``type_ratio``: throughput of the job on the *slowest* allocated card type relative to its
+  reference type (the type its ``duration_s`` is quoted for): the ratio of the perf model's step
+  times of the job's size class on the two types (:mod:`.terms`, :mod:`cluster_sim.perf.size_classes`).
+* ``c``: the exposed-communication share of a step at the reference placement, from the same
+  estimate's breakdown; ``c_x`` is its scale-out part (the step's growth when the NIC bandwidth
+  halves; 0 for a job inside one scale-up domain) and ``c_in = c - c_x`` stays inside domains.
+  Explicit model jobs have their own speed hook (``job_speed``); where the size classes cannot
+  run (no topology, an uncatalogued type) the :mod:`.terms` ``ASSUMED_*`` fallback is used, noted.
+* ``r_in``: 1 when the job uses the fewest domains it could. Otherwise the in-domain traffic runs
+  as a hierarchical (NCCL-class) all-reduce over the actual placement and only its cross-piece
+  part pays NIC speed: :func:`split_ratio` (below, and docs/engine.md).
 * ``r_x = 1 / share``: ``share`` in (0, 1] is the worst ratio, over the leaves the job spans, of
   the max-min fair rate its flow gets on that leaf's uplink to the demand (its cards there times
   the NIC line rate). Jobs under one leaf, or under non-blocking leaves, have ``share = 1``.
+
+Split placement (``r_in``). The in-domain collective runs in groups of ``g = min(n, D)`` cards
+(``D`` the largest scale-up domain of the job), ranks numbered domain by domain, largest piece
+first (ties: domain id), so full domains hold whole groups. A group whose ``g`` cards lie in
+pieces of ``m_1..m_d`` cards over ``d > 1`` domains runs, per piece ``i``
+(``network/collectives.py``'s ``all_reduce(algorithm="hierarchical")`` over two levels, bandwidth
+terms): a reduce-scatter inside the piece, ``(m_i-1)/m_i · S/B_up``, an all-reduce of the
+``S/m_i`` shard across the ``d`` pieces over the NICs, ``2(d-1)/d · (S/m_i)/(B_nic · share)``,
+and an all-gather inside the piece, ``(m_i-1)/m_i · S/B_up``. Unsplit it is one ring in a domain,
+``2(g-1)/g · S/B_up``. With ``rho = B_up / (B_nic · share)`` (``nic_ratio / share``: on a
+topology, line rate x library efficiency of its ``scaleup`` over its ``scaleout`` level,
+:meth:`.terms.TermsTable.nic_ratio`; on a node inventory the layout's raw ratio) and the
+slowest piece of the slowest group setting the pace::
+
+    r_in = min(rho, g/(g-1) · max over groups, pieces (1 + ((d-1)/d · rho - 1) / m_i))
+
+(the ``min``: a flat ring over the split placement runs at NIC speed, ratio ``rho``, and the
+library takes the cheaper schedule, as ``all_reduce(algorithm="auto")`` does; it matters only for
+``rho`` near 1). The bracket is monotone in ``m_i``, so only each group's smallest and largest piece are kept
+(:attr:`PlacementInfo.cross`, computed once per placement, O(domains of the job)). One piece
+gives 1; ``g`` pieces of one card give ``rho`` (a flat ring at NIC speed, the old penalty); two
+pieces of ``g/2`` give ``(g - 2 + rho) / (g - 1)``. Latency (alpha) terms are ignored, as the
+fraction ``c`` is a bandwidth share.
 
 Busy (docs/engine.md, "Busy cards"): a running job's cards count as busy in the share
 :func:`busy_fraction` ``= rate / isolated_speed`` (clipped to [0, 1]), where the isolated speed is
@@ -26,40 +49,77 @@ oversubscribed uplink or by checkpoint stalls holds all its cards but keeps only
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...network.contention import water_fill
-from .state import ClusterLayout
+from .layout import ClusterLayout
+from .terms import ASSUMED_SCALEOUT_SHARE, SpeedTerms, TermsTable, assumed_throughput
 
-__all__ = ["DEFAULT_MFU", "KIND_ALPHA", "LeafContention", "PlacementInfo", "SpeedModel", "busy_fraction",
-           "default_comm_fraction", "throughput_matrix"]
+__all__ = ["LeafContention", "PlacementInfo", "SpeedModel", "busy_fraction", "split_ratio", "straddling_groups"]
 
-KIND_ALPHA = (0.85, 1.0, 0.85, 0.9)
-"""Exponent of the FLOP/s ratio per job kind (finetune, pretrain, trace, mid); an assumption."""
-DEFAULT_MFU = (0.30, 0.45, float("nan"), 0.38)
-"""Assumed MFU at the reference placement for model jobs without a parallel plan, per kind."""
-SCALEOUT_SHARE_OF_COMM = 0.5
+def straddling_groups(pieces: Sequence[int], group: int) -> tuple[tuple[float, int, int], ...]:
+    """Groups of ``group`` consecutive ranks that span several domains, as ``((d-1)/d, m_min, m_max)``.
+
+    ``pieces`` are the job's cards per domain; ranks are numbered domain by domain, largest piece
+    first (the order a topology-aware launcher would pick: full domains hold whole groups), and
+    cut into groups of ``group`` ranks (the last one may be smaller). Of each group spanning
+    ``d > 1`` domains, its smallest and largest piece are kept (:func:`split_ratio`); equal
+    entries once. O(len(pieces)) after the sort.
+    """
+    if group < 1:
+        raise ValueError(f"straddling_groups: group must be >= 1, got {group!r}")
+    out = []
+    left = group          # ranks still to place in the current group
+    cur: list[int] = []   # the current group's pieces
+    for m in sorted(pieces, reverse=True):
+        while m > 0:
+            take = min(m, left)
+            cur.append(take)
+            m -= take
+            left -= take
+            if left == 0:
+                if len(cur) > 1:
+                    d = len(cur)
+                    out.append(((d - 1) / d, min(cur), max(cur)))
+                cur, left = [], group
+    if len(cur) > 1:
+        d = len(cur)
+        out.append(((d - 1) / d, min(cur), max(cur)))
+    return tuple(sorted(set(out)))
 
 
-def throughput_matrix(layout: ClusterLayout, alphas: Sequence[float] = KIND_ALPHA) -> np.ndarray:
-    """``(kinds, types)`` relative throughput: ``(achievable / max achievable) ** alpha_kind``."""
-    ach = np.asarray(layout.type_achievable_flops, dtype=np.float64)
-    rel = ach / ach.max()
-    return np.power(rel[None, :], np.asarray(alphas, dtype=np.float64)[:, None])
+def split_ratio(group: int, cross: Sequence[tuple[float, int, int]], rho: float) -> float:
+    """In-domain collective time of a split placement over the unsplit one (module docstring).
 
-
-def default_comm_fraction(num_cards: int) -> float:
-    """Assumed exposed-communication fraction of a step: ``min(0.35, 0.05 log2 n)``."""
-    return 0.0 if num_cards <= 1 else min(0.35, 0.05 * math.log2(num_cards))
+    ``r = min(rho, g/(g-1) · max over groups and their pieces m of (1 + ((d-1)/d · rho - 1) / m))``:
+    a hierarchical all-reduce (reduce-scatter in the piece at scale-up speed, all-reduce of the
+    ``S/m`` shard across the ``d`` pieces at ``1/rho`` of it, all-gather in the piece), or a flat
+    ring at NIC speed (``rho``) if cheaper, against one ring of ``g`` cards inside a domain;
+    ``1 <= r <= rho`` for ``rho >= 1``. ``cross`` is :func:`straddling_groups`' output (the
+    bracket is monotone in ``m``, so a group's smallest and largest piece bound it); 1 if empty.
+    """
+    if not cross or group < 2:
+        return 1.0
+    worst = 0.0
+    for c, lo, hi in cross:
+        k = c * rho - 1.0
+        v = 1.0 + k / (lo if k > 0.0 else hi)
+        if v > worst:
+            worst = v
+    return min(worst * group / (group - 1), rho)
 
 
 @dataclass(frozen=True, slots=True)
 class PlacementInfo:
-    """What the speed model needs to know about one allocation."""
+    """What the speed model needs to know about one allocation.
+
+    ``group`` is the size of the job's in-domain collective group (``min(cards, domain size)``)
+    and ``cross`` the groups a split placement spreads over several domains
+    (:func:`straddling_groups`; empty unless :attr:`split`).
+    """
 
     slowest_type: int
     n_nodes: int
@@ -67,6 +127,8 @@ class PlacementInfo:
     need_domains: int
     leaves: tuple[int, ...]
     leaf_cards: tuple[int, ...]
+    group: int = 1
+    cross: tuple[tuple[float, int, int], ...] = ()
 
     @property
     def split(self) -> bool:
@@ -77,11 +139,20 @@ class PlacementInfo:
 class SpeedModel:
     """Speed of jobs on allocations of one layout.
 
+    A job is keyed ``(kind, num_cards, reference type)``; its :class:`SpeedTerms` on each card
+    type come from the perf model's size class of the kind (:mod:`cluster_sim.perf.size_classes`)
+    on the layout's topology, computed once per distinct key and type (:meth:`terms`), or from
+    the ``ASSUMED_*`` fallback, with a note, where the size class cannot run: a layout without a
+    topology (a node inventory), a card type the catalog lacks, or a kind without a size class.
+
     Parameters
     ----------
     layout : ClusterLayout
     throughput : numpy.ndarray, optional
-        ``(kinds, types)`` matrix; default :func:`throughput_matrix`.
+        ``(kinds, types)`` matrix that replaces the type ratios (the communication terms still
+        come from the size classes). Default: the size classes' ratios; the matrix placement
+        policies see (:attr:`throughput`) starts as :func:`assumed_throughput` and gets the size
+        classes' rows of the kinds a training engine brings (:meth:`fill_throughput`).
     reference_type : str, optional
         Reference type of jobs that allow several types; default: the most numerous type.
     """
@@ -89,7 +160,8 @@ class SpeedModel:
     def __init__(self, layout: ClusterLayout, throughput: np.ndarray | None = None,
                  reference_type: str | None = None) -> None:
         self.layout = layout
-        self.throughput = throughput_matrix(layout) if throughput is None else np.asarray(throughput, float)
+        self.explicit = throughput is not None
+        self.throughput = assumed_throughput(layout) if throughput is None else np.array(throughput, float)
         T = len(layout.card_types)
         if self.throughput.shape[1] != T:
             raise ValueError(f"throughput matrix needs {T} columns (card types), got {self.throughput.shape}")
@@ -100,8 +172,12 @@ class SpeedModel:
             self.reference = layout.card_types.index(reference_type)
         self._counts = counts
         self._ref_cache: dict[int, int] = {}
-        self._tr = self.throughput.tolist()
-        self.nic_ratio = (np.asarray(layout.type_scaleup_Bps) / np.asarray(layout.type_nic_Bps)).clip(1.0).tolist()
+        self.table = TermsTable(layout, throughput)
+        self.terms = self.table.terms
+        self.notes = self.table.notes
+        raw = (np.asarray(layout.type_scaleup_Bps) / np.asarray(layout.type_nic_Bps)).clip(1.0).tolist()
+        eff = [self.table.nic_ratio(t) for t in range(T)]
+        self.nic_ratio = [r if e is None else e for r, e in zip(raw, eff, strict=True)]
         self.nic_Bps = np.asarray(layout.type_nic_Bps).tolist()
         dom_size = np.bincount(layout.card_domain)
         self._dom_size = dom_size
@@ -125,18 +201,22 @@ class SpeedModel:
             self._ref_cache[mask] = r
         return r
 
-    def type_ratio(self, kind: int, ref: int, t: int) -> float:
-        """Throughput of ``kind`` on type ``t`` relative to type ``ref``."""
-        row = self._tr[min(kind, len(self._tr) - 1)]
-        return row[t] / row[ref]
+    def fill_throughput(self, kind: int, n: int) -> None:
+        """Set row ``kind`` of the placement policies' matrix to the size class's type ratios on
+        ``n`` cards (relative to the cluster's reference type); a no-op for an explicit matrix."""
+        if self.explicit or kind >= self.throughput.shape[0]:
+            return
+        row = [self.terms(kind, n, self.reference, t).ratio for t in range(len(self.layout.card_types))]
+        self.throughput[kind, :] = row
 
-    def isolated_speed(self, kind: int, ref: int, info: PlacementInfo) -> float:
-        """Speed of the job at its reference placement on ``info``'s slowest card type: the
-        contention-free speed :func:`busy_fraction` divides by (``type_ratio``)."""
-        return self.type_ratio(kind, ref, info.slowest_type)
+    # ---- placements and speeds ---------------------------------------------------------------------
+    def isolated_speed(self, key: tuple[int, int, int], info: PlacementInfo) -> float:
+        """Speed of the job (``key = (kind, cards, reference type)``) at its reference placement
+        on ``info``'s slowest card type: the contention-free speed :func:`busy_fraction` divides by."""
+        return self.terms(*key, info.slowest_type).ratio
 
-    def info(self, kind: int, cards: np.ndarray) -> PlacementInfo:
-        """Placement facts of ``cards`` for a job of ``kind``."""
+    def info(self, key: tuple[int, int, int], cards: np.ndarray) -> PlacementInfo:
+        """Placement facts of ``cards`` for a job keyed ``(kind, cards, reference type)``."""
         c0 = int(cards[0])
         k = cards.size
         if k <= 16:
@@ -146,29 +226,32 @@ class SpeedModel:
         else:
             single = bool((self._card_node[cards] == self._card_node[c0]).all())
         if single:
-            return PlacementInfo(self._type_py[c0], 1, 1, 1, (self._leaf_py[c0],), (k,))
+            return PlacementInfo(self._type_py[c0], 1, 1, 1, (self._leaf_py[c0],), (k,), k)
         nodes = self._card_node[cards]
-        types = np.unique(self._card_type[cards])
-        row = self._tr[min(kind, len(self._tr) - 1)]
-        slowest = int(min(types.tolist(), key=lambda t: (row[t], t)))
-        doms = np.unique(self._card_domain[cards])
+        types = np.unique(self._card_type[cards]).tolist()
+        slowest = types[0] if len(types) == 1 else int(min(types, key=lambda t: (self.terms(*key, t).ratio, t)))
+        cd = self._card_domain[cards]
+        doms = np.unique(cd)
         dsize = int(self._dom_size[doms].max())
+        need = -(-k // dsize)
+        group = min(k, dsize)
+        cross = straddling_groups(np.unique(cd, return_counts=True)[1].tolist(), group) if doms.size > need else ()
         leaves, counts = np.unique(self._card_leaf[cards], return_counts=True)
-        return PlacementInfo(slowest, int(np.unique(nodes).size), int(doms.size),
-                             -(-int(cards.size) // dsize), tuple(leaves.tolist()), tuple(counts.tolist()))
+        return PlacementInfo(slowest, int(np.unique(nodes).size), int(doms.size), need,
+                             tuple(leaves.tolist()), tuple(counts.tolist()), group, cross)
 
-    def speed(self, kind: int, ref: int, info: PlacementInfo, comm: float, share: float = 1.0) -> float:
-        """Work-seconds per second of a job with communication fraction ``comm``."""
-        tr = self.type_ratio(kind, ref, info.slowest_type)
+    def speed(self, terms: SpeedTerms, info: PlacementInfo, share: float = 1.0) -> float:
+        """Work-seconds per second of a job with ``terms`` (on ``info.slowest_type``) on ``info``."""
+        tr, comm = terms.ratio, terms.comm
         if comm <= 0.0 or (info.n_domains == 1 and len(info.leaves) == 1):
             return tr
         share = min(max(share, 1e-9), 1.0)
-        if info.need_domains > 1:
-            c_x = comm * SCALEOUT_SHARE_OF_COMM
-            c_in = comm - c_x
+        if terms.assumed:
+            c_x = comm * ASSUMED_SCALEOUT_SHARE if info.need_domains > 1 else 0.0
         else:
-            c_in, c_x = comm, 0.0
-        r_in = self.nic_ratio[info.slowest_type] / share if info.split else 1.0
+            c_x = terms.scaleout
+        c_in = comm - c_x
+        r_in = split_ratio(info.group, info.cross, self.nic_ratio[info.slowest_type] / share) if info.split else 1.0
         return tr / ((1.0 - comm) + c_in * r_in + c_x / share)
 
 

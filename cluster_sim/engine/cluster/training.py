@@ -28,8 +28,9 @@ from .checkpoints import CK_DUE, Checkpoints
 from .cycle import PROMOTE, RERANK, Scheduler
 from .failures import FailureModel
 from .interruptions import FAILURE, FINISH, RECYCLE, REPAIR, REQUEUE, STARTED
-from .speed import DEFAULT_MFU, LeafContention, busy_fraction
+from .speed import LeafContention, busy_fraction
 from .stragglers import SLOW, StragglerModel, Stragglers
+from .terms import job_terms
 from .views import (  # noqa: F401  (the status codes are part of this module's API)
     FINISHED,
     PENDING,
@@ -144,16 +145,15 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.demand = (J.num_cards * J.card_milli / 1000.0).tolist()
         ref_of = {m: self.speed.reference_for(m) for m in set(self.mask)}
         self.ref = [ref_of[m] for m in self.mask]
-        num = np.asarray(J.num_cards, dtype=np.float64)
-        self.comm = np.where(num <= 1, 0.0, np.minimum(0.35, 0.05 * np.log2(np.maximum(num, 1)))).tolist()
-        mfu = np.array(DEFAULT_MFU)[np.minimum(J.kind, len(DEFAULT_MFU) - 1)]
-        pref = np.asarray(lo.type_peak_flops)[np.asarray(self.ref, dtype=np.int64)] if n else np.zeros(0)
-        offline = J.kind == KIND_OFFLINE
-        self.offline = offline.tolist()  # replicas that never talk: busy while they progress
-        fref = np.where((J.model_idx >= 0) & ~offline, mfu * J.num_cards * J.card_milli / 1000.0 * pref, np.nan)
-        self.flops_ref = fref.tolist()
         row_of = {jid: r for r, jid in enumerate(self.job_id)}
         self.job_speed = {row_of[jid]: fn for jid, fn in sorted(self.job_speed.items()) if jid in row_of}
+        offline = J.kind == KIND_OFFLINE
+        self.offline = offline.tolist()  # replicas that never talk: busy while they progress
+        modelled = (J.model_idx >= 0) & ~offline  # count model FLOPs; speed keys: terms.job_terms
+        self.skey, mfu = job_terms(self.speed, J.kind, J.num_cards, self.ref, modelled, set(self.job_speed), offline)
+        pref = np.asarray(lo.type_peak_flops)[np.asarray(self.ref, dtype=np.int64)] if n else np.zeros(0)
+        fref = np.where(modelled, mfu * J.num_cards * J.card_milli / 1000.0 * pref, np.nan)
+        self.flops_ref = fref.tolist()
         self.quantum = {row_of[jid]: q for jid, q in sorted(self.work_quantum_s.items()) if jid in row_of}
         self.status = [PENDING] * n
         # hot per-job state as Python lists (fast scalar access), the rest as numpy columns
@@ -360,7 +360,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         ten, d = self.tenant[i], self.demand[i]
         self.tenant_queued[ten] -= d
         self.tenant_running[ten] += d
-        info = self.speed.info(self.kind[i], cards)
+        info = self.speed.info(self.skey[i], cards)
         self.info[i] = info
         sp_row = self.spans[i]
         sp_row[0], sp_row[1], sp_row[2] = info.n_nodes, info.n_domains, len(info.leaves)
@@ -402,7 +402,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
             if mfu == mfu:
                 self.flops_ref[i] = mfu * self.peak_rate[i] / max(sp, 1e-12)
             return sp * pf
-        return self.speed.speed(self.kind[i], self.ref[i], self.info[i], self.comm[i], share) * pf
+        info = self.info[i]
+        return self.speed.speed(self.speed.terms(*self.skey[i], info.slowest_type), info, share) * pf
 
     def _begin_progress(self, i: int, t: float) -> None:
         self._progress(i, t)
@@ -443,7 +444,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         f = 0.0
         if rate > 0.0:
             iso = (self.sp[i] / self.pf_job.get(i, self.progress_factor) if self.offline[i] else
-                   self.speed.isolated_speed(self.kind[i], self.ref[i], self.info[i]))
+                   self.speed.isolated_speed(self.skey[i], self.info[i]))
             f = busy_fraction(rate, iso)
         old = self.busy_frac[i]
         if f != old:

@@ -4,7 +4,8 @@
 An elastic job hit by a failure does not release everything and queue. At the failure instant
 (one heap event at the same time, after the failure has taken all its cards down) it keeps the
 cards it still holds that are up, rounded down to a multiple of its parallel granularity (a
-model job's ``tp x pp x cp``; otherwise one card), and if that is at least its ``min_cards`` it
+model job's ``tp x pp x cp``; otherwise one card; whole nodes first, so it spans as few nodes as
+it can), and if that is at least its ``min_cards`` it
 restarts on them at once: it holds them through the restart delay (``FailureModel.restart_for``
 of the new size) plus the usual restore stall, then progresses at the speed of the smaller
 placement. Below ``min_cards`` it re-queues after the restart delay exactly as a non-elastic
@@ -141,7 +142,7 @@ class Elastic:
         self.restore_s[i] = self.failures.restart_for(k) + self.preempt_overhead_s
         self.queued_since[i] = t                           # start() counts no wait
         self.tenant_queued[self.tenant[i]] += self.demand[i]   # start() moves it to running
-        self.start(i, Placement(cards=up[:k]), t)
+        self.start(i, Placement(cards=_fewest_nodes(up, st.layout.card_node, k)), t)
         self.el_since[i] = t
 
     def _ck_progress(self, i: int, t: float) -> None:
@@ -220,3 +221,13 @@ class Elastic:
         for i in sorted(self.el_since):
             self._el_stop(i, t)
 
+
+def _fewest_nodes(cards: np.ndarray, card_node: np.ndarray, k: int) -> np.ndarray:
+    """``k`` of ``cards``, whole nodes first: the nodes with the most of them, then node order
+    (a shrunk job spans as few nodes as it can, as the packed placement would place it)."""
+    nodes = np.asarray(card_node)[cards]
+    uniq, inv, cnt = np.unique(nodes, return_inverse=True, return_counts=True)
+    rank = np.empty(uniq.size, np.int64)
+    rank[np.lexsort((uniq, -cnt))] = np.arange(uniq.size)
+    order = np.lexsort((cards, rank[inv.reshape(-1)]))
+    return np.sort(cards[order[:k]])

@@ -48,6 +48,7 @@ def test_shrink_to_half_finishes_at_the_closed_form(tf):
     sim, eng = engine({0: (8, 1)})
     eng._fp.inject("x", 1, tf)
     res = run(sim)
+    rec = sim.collect().jobs
     kept = tf - tf % TAU
     end = tf + R + 2 * (W - kept)
     job = res.jobs.iloc[0]
@@ -57,6 +58,11 @@ def test_shrink_to_half_finishes_at_the_closed_form(tf):
     s = res.summary
     assert s["training.elastic.shrinks"] == 1 and s["training.elastic.jobs"] == 1
     assert s["training.elastic.shrunk_card_hours"] == pytest.approx(8 * (end - tf) / 3600.0)
+    # card-time at the size it ran: held 16 x tf + 8 x (end - tf); the surviving progress is
+    # the job's whole work, W x 16 card-seconds (work conserved), after the 16 x (tf - kept) lost
+    assert rec["held_card_s"][0] == pytest.approx(16 * tf + 8 * (end - tf), rel=1e-12)
+    assert rec["lost_card_s.failure"][0] == pytest.approx(16 * (tf - kept), abs=1e-6)
+    assert rec["surviving_card_s"][0] == pytest.approx(16 * W, rel=1e-12)
 
 
 def test_restore_stall_adds_to_the_restart():
@@ -120,6 +126,9 @@ def test_grows_back_at_the_next_checkpoint_boundary():
     assert job["finish_s"] == pytest.approx(5200 + W - 3000 - 500, rel=1e-12)
     assert (job["shrinks"], job["regrows"]) == (1, 1)
     assert job["shrunk_card_s"] == pytest.approx(8 * (4600 - 3000))
+    rec = sim.collect().jobs
+    assert rec["held_card_s"][0] == pytest.approx(16 * 3000 + 8 * 1600 + 16 * (job["finish_s"] - 4600))
+    assert rec["surviving_card_s"][0] == pytest.approx(16 * W, rel=1e-12)
 
 
 def test_no_regrow_while_another_job_holds_its_cards():

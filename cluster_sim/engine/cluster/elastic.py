@@ -69,6 +69,11 @@ class Elastic:
     tenant_queued: Any
     restore_s: dict[int, float]
     job_speed: dict[int, Any]
+    prog_wall: list[float]
+    attained: list[float]
+    lost_card_s: list[float]
+    pf_job: dict[int, float]
+    progress_factor: float
     explicit: bool
     phase: dict[int, int]
     writes: dict[int, Any]
@@ -107,6 +112,9 @@ class Elastic:
         self.el_shrinks: dict[int, int] = {}
         self.el_regrows: dict[int, int] = {}
         self.el_card_s: dict[int, float] = {}
+        self.el_wall: dict[int, float] = {}       # row -> wall seconds held shrunk
+        self.el_prog: dict[int, tuple[float, float]] = {}  # row -> (progress s, progress card-s) shrunk
+        self.el_prog0: dict[int, float] = {}      # row -> prog_wall when its shrunk spell began
 
     # ---- hooks from the engine -----------------------------------------------------------------
     def _el_failed(self, i: int, t: float, held: np.ndarray) -> None:
@@ -144,6 +152,7 @@ class Elastic:
         self.tenant_queued[self.tenant[i]] += self.demand[i]   # start() moves it to running
         self.start(i, Placement(cards=_fewest_nodes(up, st.layout.card_node, k)), t)
         self.el_since[i] = t
+        self.el_prog0[i] = self.prog_wall[i]
 
     def _ck_progress(self, i: int, t: float) -> None:
         """Job ``i`` (re)started progressing: a shrunk one looks for its cards at each boundary."""
@@ -181,7 +190,12 @@ class Elastic:
     def _el_stop(self, i: int, t: float) -> None:
         """Job ``i`` released its (shrunk) cards at ``t``: account its shrunk card-seconds."""
         t0 = self.el_since.pop(i)
-        self.el_card_s[i] = self.el_card_s.get(i, 0.0) + (t - t0) * self.num[i]
+        k = self.num[i]
+        self.el_card_s[i] = self.el_card_s.get(i, 0.0) + (t - t0) * k
+        self.el_wall[i] = self.el_wall.get(i, 0.0) + (t - t0)
+        dp = self.prog_wall[i] - self.el_prog0.pop(i)
+        p, pc = self.el_prog.get(i, (0.0, 0.0))
+        self.el_prog[i] = (p + dp, pc + dp * k)
 
     def _el_regrow(self, i: int) -> None:
         """A shrunk job is queued again: it asks for its full size."""
@@ -215,6 +229,25 @@ class Elastic:
         el = np.zeros(n, bool)
         el[list(self.el)] = True
         return {"elastic": el, "shrinks": shrinks, "regrows": regrows, "shrunk_card_s": card_s}
+
+    def reliability_columns(self) -> dict[str, np.ndarray]:
+        """The checkpoint accounting's columns (card-seconds at the job's current size), with the
+        shrunk spells of elastic jobs counted at the size they ran."""
+        cols: dict[str, np.ndarray] = super().reliability_columns()  # type: ignore[misc]
+        if not self.el_wall:
+            return cols
+        held, ck, surv = cols["held_card_s"], cols["checkpoint_card_s"], cols["surviving_card_s"]
+        lost = cols["lost_card_s.failure"] + np.asarray(self.lost_card_s, np.float64)
+        for r, w in self.el_wall.items():
+            cur = self.num[r] * self.milli[r] / 1000.0
+            full = self.el_full.get(r, self.num[r]) * self.milli[r] / 1000.0
+            p, pc = self.el_prog.get(r, (0.0, 0.0))
+            pf = self.pf_job.get(r, self.progress_factor)
+            prog_card = (self.prog_wall[r] - p) * full + pc
+            held[r] = (self.attained[r] - w) * full + self.el_card_s[r]
+            ck[r] += (1.0 - pf) * (prog_card - self.prog_wall[r] * cur)
+            surv[r] = max(pf * prog_card - lost[r], 0.0)
+        return cols
 
     def finalize_elastic(self, t: float) -> None:
         """Close the shrunk spells of jobs still running at the horizon."""

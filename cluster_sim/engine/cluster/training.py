@@ -476,13 +476,13 @@ class TrainingEngine(Elastic, Checkpoints, Stragglers, TrainingViews):
         self._set_busy(i, 0.0)
         self.rate[i] = 0.0
         self.ver[i] += 1
-        if i in self.el_since:
-            self._el_stop(i, t)
         self.state.release(i)
         del self.running_set[i]
         self.info.pop(i, None)
         self.tmilli.pop(i, None)
         self._ck_stop(i, t)
+        if i in self.el_since:   # after _ck_stop: its progress clock is up to date
+            self._el_stop(i, t)
         if self.contention.remove(i):
             self.net_dirty = True
         ten, d = self.tenant[i], self.demand[i]

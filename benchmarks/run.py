@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cluster_year, colocation, serving_throughput, sweep
+from . import cluster_year, colocation, faults_soak, serving_throughput, sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(serving_throughput.main, ["--requests", "10000", "--no-write"]),
                 (cluster_year.main, ["--jobs", "10000", "--no-write"]),
                 (colocation.main, ["--pool", "peak_shaving", "--duration", "1h", "--no-write"]),
-                (sweep.main, ["--runs", "8", "--no-write"])]
+                (sweep.main, ["--runs", "8", "--no-write"]),
+                (faults_soak.main, ["--days", "1", "--no-write"])]
     else:
-        runs = [(serving_throughput.main, []), (cluster_year.main, []), (colocation.main, []), (sweep.main, [])]
+        runs = [(serving_throughput.main, []), (cluster_year.main, []), (colocation.main, []), (sweep.main, []),
+                (faults_soak.main, [])]
     code = 0
     for fn, fn_args in runs:
         print(f"\n== {fn.__module__} {' '.join(fn_args)}", flush=True)

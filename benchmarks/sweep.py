@@ -1,8 +1,7 @@
 """Sweep speed-up: a 200-run sweep on 2 local Dask workers against 1 (issue #16 target: >= 1.8x).
 
-Scenario: ``workloads/schedulers.yaml`` over 30 simulated days (128 cards, ~0.75 s a run: a
-month of a research cluster, the size of run a sweep is for), four schedulers x 50 seeds = 200
-runs, no store. With runs of ~0.1 s (12 h) the fixed costs (the LocalCluster's start, about 4 s
+Scenario: ``workloads/schedulers.yaml`` over 3 simulated days (128 cards, 0.3-0.8 s a run
+depending on the scheduler), four schedulers x 50 seeds = 200 runs, no store. With runs of ~0.1 s (12 h) the fixed costs (the LocalCluster's start, about 4 s
 here, and each run's config validation in the client) are a third of a 1-worker sweep and the
 speed-up measures them rather than the parallel runs; ``--duration 12h`` shows that case. ``wall_s`` is all of ``cluster_sim.sweep``
 (validating the 200 variants, starting the ``LocalCluster``, the runs, the table and the cell
@@ -29,7 +28,7 @@ WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "schedulers.ya
 SCHEDULERS = ["fifo", "sjf", "easy", "tiresias"]
 
 
-def run_one(workers: int, runs: int, duration: str = "30d") -> dict[str, Any]:
+def run_one(workers: int, runs: int, duration: str = "3d") -> dict[str, Any]:
     """One measured sweep in this process."""
     import cluster_sim as cs
 
@@ -52,7 +51,7 @@ def run_one(workers: int, runs: int, duration: str = "30d") -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200, help="runs per sweep (default 200)")
-    ap.add_argument("--duration", default="30d", help="simulated time per run (default 30d)")
+    ap.add_argument("--duration", default="3d", help="simulated time per run (default 3d)")
     ap.add_argument("--single", type=int, metavar="WORKERS", help="run one sweep in this process, print JSON")
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/sweep.json")
     args = ap.parse_args(argv)

@@ -138,11 +138,18 @@ class TrainingJobConfig(Strict):
     dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
     deferrable: bool = Field(False, description="an off-peak policy (policy.training.offpeak) may hold it")
     deadline: PosDuration | None = Field(None, description="finish by submit + deadline (None = no deadline)")
+    elastic: bool = Field(False, description="after a failure, restart on the cards left (docs/faults.md)")
+    min_cards: Cards | None = Field(None, description="fewest cards an elastic job runs on (default half)")
 
     @model_validator(mode="after")
     def _batch(self) -> TrainingJobConfig:
         if self.global_batch is not None and self.global_batch_tokens is not None:
             raise ValueError("give global_batch (sequences) or global_batch_tokens, not both")
+        if self.min_cards is not None:
+            if not self.elastic:
+                raise ValueError("min_cards: applies to elastic jobs; set elastic: true")
+            if self.min_cards > self.cards:
+                raise ValueError(f"min_cards: {self.min_cards} is more than the job's {self.cards} cards")
         return self
 
 
@@ -158,6 +165,8 @@ class GeneratorConfig(Strict):
     deferrable_fraction: float = Field(0.0, ge=0.0, le=1.0, description=(
         "share of the jobs (industry_mix: of the fine-tunes) an off-peak policy may hold"))
     deadline: PosDuration | None = Field(None, description="of the deferrable jobs, after submit (None = none)")
+    elastic_fraction: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "share of the jobs (of at least 2 whole cards) that shrink after a failure"))
 
     @model_validator(mode="after")
     def _classes(self) -> GeneratorConfig:

@@ -369,6 +369,7 @@ def _job_columns(eng: TrainingEngine) -> dict[str, np.ndarray]:
         "reject_reason": np.array([eng.reason.get(i, "") for i in range(eng.n)], dtype=object),
     }
     cols.update(eng.reliability_columns())
+    cols.update(eng.elastic_columns())
     if J.name is not None:
         cols["name"] = J.name
     return cols

@@ -46,6 +46,7 @@ from ..workload.models import model as model_spec
 from ..workload.requests import RequestTable
 from ..workload.traces import FORMATS
 from .checkpoints import with_job_checkpoints
+from .elastic import elastic_jobs, shrunk_plan
 from .failures import failure_model
 from .offline import OfflineJobs, offline_jobs
 from .slicing import refuse_shared_slots, replica_perf
@@ -222,6 +223,10 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
         if cfg.failures is not None and cfg.failures.checkpoint is not None:
             sim.meta["reliability"] = True   # the reliability.* keys (metrics/reliability.py)
         slow = straggler_model(cfg)
+        elastic = elastic_jobs(cfg, jobs, sim.streams)
+        if elastic and plan.tenant_cards:
+            raise ConfigError("training: elastic jobs are not supported with tenant silos "
+                              "(policy.pool.params.tenant_cards)")
         if plan.tenant_cards and slow is not None:
             raise ConfigError("failures.stragglers: not supported with tenant silos (policy.pool.params."
                               "tenant_cards): each silo's engine would draw the same episodes")
@@ -238,7 +243,7 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             sim.meta["pool_notes"] = notes
         else:
             sim.add_training(jobs, **pol, failures=fm, job_speed=hooks,
-                             work_quantum_s=quanta, stragglers=slow)
+                             work_quantum_s=quanta, stragglers=slow, elastic=elastic)
     return sim
 
 
@@ -276,7 +281,9 @@ def checkpoint_bytes(cfg: Any, sim: Simulation, per_card_bytes: float) -> Any:
 
 class _ModelJobSpeed:
     """Speed hook of an explicit model job: perf-model step time at the reference vs actual cards
-    (a :class:`~cluster_sim.perf.base.TrainingStepModel`)."""
+    (a :class:`~cluster_sim.perf.base.TrainingStepModel`). On fewer cards than its plan (a shrunk
+    elastic job) the plan has fewer data-parallel replicas for the same global batch
+    (:func:`.elastic.shrunk_plan`)."""
 
     def __init__(self, model: Any, plan: Any, topo: Any, jc: Any, ref_step_s: float) -> None:
         self.model, self.plan, self.topo, self.jc, self.ref_step_s = model, plan, topo, jc, ref_step_s
@@ -286,10 +293,13 @@ class _ModelJobSpeed:
         key = (np.asarray(cards, np.int64).tobytes(), round(float(share), 9))
         out = self._cache.get(key)
         if out is None:
-            est = estimate_step(self.model, self.plan, self.topo, np.asarray(cards, np.int64),
+            plan, batch = self.plan, 1.0
+            if len(cards) != plan.cards:
+                plan, batch = shrunk_plan(plan, len(cards))
+            est = estimate_step(self.model, plan, self.topo, np.asarray(cards, np.int64),
                                 seq_len=self.jc.seq_len, dtype=self.jc.dtype, scaleout_share=share,
                                 check_memory=False)
-            out = (self.ref_step_s / est.step_time_s, est.mfu)
+            out = (self.ref_step_s / est.step_time_s * batch, est.mfu)
             self._cache[key] = out
         return out
 

@@ -63,6 +63,9 @@ def jobs_frame(rec: RunRecord) -> pd.DataFrame:
     })
     if rec.meta.get("reliability") and "surviving_card_s" in j:
         df = df.assign(**_reliability_columns(j, rec.t_end_s))
+    if "shrinks" in j:   # elastic jobs (engine/cluster/elastic.py)
+        df = df.assign(elastic=j["elastic"], shrinks=j["shrinks"],
+                       regrows=j["regrows"], shrunk_card_s=j["shrunk_card_s"])
     if "name" in j:
         df.insert(1, "name", j["name"])
     return df

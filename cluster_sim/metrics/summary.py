@@ -173,6 +173,11 @@ def summarize_training(jobs: pd.DataFrame, timeline: pd.DataFrame, ctx: Mapping[
     s.update(_deferral(jobs, t_end))
     s["training.restarts"] = int(jobs["restarts"].sum()) if len(jobs) else 0
     s["training.preemptions"] = int(jobs["preemptions"].sum()) if len(jobs) else 0
+    if "shrinks" in jobs:   # elastic jobs (engine/cluster/elastic.py)
+        s["training.elastic.jobs"] = int(jobs["elastic"].sum())
+        s["training.elastic.shrinks"] = int(jobs["shrinks"].sum())
+        s["training.elastic.regrows"] = int(jobs["regrows"].sum())
+        s["training.elastic.shrunk_card_hours"] = float(jobs["shrunk_card_s"].sum()) / 3600.0
     if len(fin):
         per_tenant = (1.0 / fin["slowdown"]).groupby(fin["tenant"]).mean()
         s["fairness.jain_tenants"] = jain(per_tenant.to_numpy()) if len(per_tenant) > 1 else 1.0

@@ -70,7 +70,7 @@ def test_compare_out_names_stay_inside_and_rerun_is_allowed(tmp_path, capsys):
     assert main(argv) == 0
     capsys.readouterr()
     top = sorted(p.name for p in d.iterdir())
-    assert top == [MARKER, "compare.csv", "evil", "ok"]
+    assert top == [MARKER, "compare.csv", "evil", "ok", "report.html"]   # report.html: the index page
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp"]     # nothing escaped to tmp_path/evil
     assert (d / "evil" / "summary.json").is_file() and (d / "ok" / MARKER).is_file()
     (d / "README.txt").write_text("what this comparison was for")

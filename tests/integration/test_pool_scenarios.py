@@ -32,7 +32,7 @@ GOLDEN = {
     },
     "shared_pool": {
         "pool.utilization.allocated": 0.7787669034212179,
-        "pool.utilization.busy": 0.664028389491333,
+        "pool.utilization.busy": 0.6640331384897281,
         "pool.utilization.serving": 0.3885416666666667,
         "pool.utilization.training": 0.3839752367545513,
         "training.jobs.finished": 8,

@@ -60,6 +60,11 @@ class Interruptions:
     lost_pre_card_s: dict[int, float]
     explicit: bool
 
+    el: dict[int, tuple[int, int]]
+
+    def _el_failed(self, i: int, t: float, held: np.ndarray) -> None:   # .elastic
+        raise NotImplementedError
+
     def _ck_saved(self, i: int) -> None:   # .checkpoints
         raise NotImplementedError
 
@@ -178,6 +183,7 @@ class Interruptions:
         assert self.failures is not None
         rate_before = self.rate[i]
         progressed = t - self.run_start[i] if rate_before > 0 else 0.0
+        held = self.state.alloc[i][0] if i in self.el else None
         self._stop(i, t)
         lost = self.failures.lost_work_s(progressed) * rate_before
         if not self.explicit:  # explicit checkpoints: .checkpoints restores the last completed one
@@ -186,6 +192,9 @@ class Interruptions:
         self.restarts[i] += 1
         self.rate_epoch += 1
         self.status[i] = RESTARTING
+        if held is not None:   # elastic: may restart at once on the cards it still holds (.elastic)
+            self._el_failed(i, t, held)
+            return
         heapq.heappush(self._heap, (t + self.failures.restart_for(self.num[i]), REQUEUE, i, self.ver[i]))
 
     def _repair(self, c: int, t: float, v: int = 0) -> None:

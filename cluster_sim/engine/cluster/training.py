@@ -26,6 +26,7 @@ from ...policies.base import Placement, TenantUsage, readonly
 from ...workload.jobs import ANY_TYPE, KIND_OFFLINE, KIND_TRACE, JobTable
 from .checkpoints import CK_DUE, Checkpoints
 from .cycle import PROMOTE, RERANK, Scheduler
+from .elastic import ELASTIC, Elastic
 from .failures import FailureModel
 from .interruptions import FAILURE, FINISH, RECYCLE, REPAIR, REQUEUE, STARTED
 from .speed import LeafContention, busy_fraction
@@ -49,7 +50,7 @@ NAN = math.nan
 BUSY_SCALE = 1_000_000  # busy level units per milli-card
 
 
-class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
+class TrainingEngine(Elastic, Checkpoints, Stragglers, TrainingViews):
     """The training subsystem of a :class:`~cluster_sim.engine.simulation.Simulation`.
 
     Parameters
@@ -75,6 +76,9 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         ``{job_id: seconds}``: work a job saves only in whole units of (an offline inference
         job's batch at reference speed); when it is preempted or evicted, the unit in progress is
         lost and redone (docs/engine.md, "Offline inference jobs").
+    elastic : mapping, optional
+        ``{job_id: (min_cards, granularity)}``: jobs that shrink onto the cards left after a
+        failure instead of queueing (:mod:`.elastic`).
     max_segments : int
         Most run segments kept for the Perfetto trace.
     """
@@ -83,7 +87,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
                  backfill: bool | str = False, backfill_depth: int = 32, failures: FailureModel | None = None,
                  preempt_overhead_s: float = 60.0, job_speed: dict[int, TrainingStepModel] | None = None,
                  max_segments: int = 200_000, work_quantum_s: dict[int, float] | None = None,
-                 stragglers: StragglerModel | None = None) -> None:
+                 stragglers: StragglerModel | None = None,
+                 elastic: dict[int, tuple[int, int]] | None = None) -> None:
         self.table = jobs.sorted() if len(jobs) else jobs
         self.admission, self.ordering, self.placement, self.preemption = admission, ordering, placement, preemption
         if backfill not in (True, False, "easy", "greedy"):
@@ -95,6 +100,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.preempt_overhead_s = preempt_overhead_s
         self.job_speed = dict(job_speed or {})
         self.work_quantum_s = dict(work_quantum_s or {})
+        self.elastic_spec = dict(elastic or {})
         self.max_segments = max_segments
         self.events = 0
         self.release_epoch = 0
@@ -209,6 +215,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.blocked = False
         self.active = 0  # admitted jobs not finished yet
         self._init_checkpoints()
+        self._init_elastic(self.elastic_spec)
         self._start_failures()
         self._start_stragglers()
         self._scalars = [0.0, 0.0, 0.0, 0.0, 0.0]
@@ -279,6 +286,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
                 self._slow_event(i, v, t)
             elif kind in (RERANK, PROMOTE):
                 self.scheduler.on_rank_event(kind == PROMOTE, i, v, t)
+            elif kind >= ELASTIC:
+                self._el_event(kind, i, v, t)
             elif kind >= CK_DUE:
                 self._checkpoint_event(kind, i, v, t)
             else:
@@ -337,6 +346,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self._enqueue(i, t)
 
     def _enqueue(self, i: int, t: float) -> None:
+        if i in self.el_full:   # a shrunk elastic job asks for its full size again
+            self._el_regrow(i)
         self.status[i] = QUEUED
         self.queued_since[i] = t
         self.tenant_queued[self.tenant[i]] += self.demand[i]
@@ -402,6 +413,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
             if mfu == mfu:
                 self.flops_ref[i] = mfu * self.peak_rate[i] / max(sp, 1e-12)
             return sp * pf
+        if self.el_scale:   # a shrunk elastic job without a speed hook: linear in its cards
+            pf *= self.el_scale.get(i, 1.0)
         info = self.info[i]
         return self.speed.speed(self.speed.terms(*self.skey[i], info.slowest_type), info, share) * pf
 
@@ -445,6 +458,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         if rate > 0.0:
             iso = (self.sp[i] / self.pf_job.get(i, self.progress_factor) if self.offline[i] else
                    self.speed.isolated_speed(self.skey[i], self.info[i]))
+            if self.el_full and i in self.el_full:   # shrunk: busy relative to its own size
+                iso *= self.num[i] / self.el_full[i]
             f = busy_fraction(rate, iso)
         old = self.busy_frac[i]
         if f != old:
@@ -467,6 +482,8 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
         self.info.pop(i, None)
         self.tmilli.pop(i, None)
         self._ck_stop(i, t)
+        if i in self.el_since:   # after _ck_stop: its progress clock is up to date
+            self._el_stop(i, t)
         if self.contention.remove(i):
             self.net_dirty = True
         ten, d = self.tenant[i], self.demand[i]
@@ -523,6 +540,7 @@ class TrainingEngine(Checkpoints, Stragglers, TrainingViews):
     def finalize(self, t: float) -> None:
         """Bring running jobs' accounting up to ``t`` (the horizon) and close their segments."""
         self.finalize_checkpoints(t)
+        self.finalize_elastic(t)
         if self._fp is not None:
             self.sim.meta["failures"] = self._fp.record(t)
         for i in sorted(self.running_set):

@@ -36,6 +36,7 @@ from .build import pool_plan
 from .cluster import Cluster, load_cluster
 from .drivers import run_pooled, run_serving, run_training
 from .progress import PhaseTicks
+from .result_html import result_html
 from .store import save_run
 from .training_jobs import JobEstimate, ScalingSpec, estimate_jobs, scaling_for_job, scaling_frame
 
@@ -117,6 +118,10 @@ class Result:
         head = {k: self.summary[k] for k in HEADLINE_KEYS if k in self.summary}
         return (f"Result(name={self.config.name!r}, jobs={len(self.jobs)}, requests={len(self.requests)}, "
                 f"estimates={len(self.estimates)}, scaling={list(self.scaling)}, summary={head})")
+
+    def _repr_html_(self) -> str:
+        """A notebook cell ending with a Result shows this: KPIs and the main figures (:mod:`.result_html`)."""
+        return result_html(self)
 
     @property
     def plot(self) -> PlotAccessor:

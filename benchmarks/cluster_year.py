@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, peak_rss_mib, table, write_json
+from benchmarks.common import machine, peak_rss_mib, single_run, table, write_json
 
 YEAR_S = 365 * 86400.0
 REPO = Path(__file__).resolve().parents[1]
@@ -190,11 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--load", str(args.load)]
         if args.backfill:
             cmd.append("--backfill")
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            return proc.returncode
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(single_run(cmd, cwd=REPO))
         print(table(rows[-1:], COLS), flush=True)
     print()
     print(table(rows, COLS))

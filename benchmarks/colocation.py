@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, peak_rss_mib, table, write_json
+from benchmarks.common import machine, peak_rss_mib, single_run, table, write_json
 
 WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "pool_peak_shaving.yaml"
 POOLS = ("peak_shaving", "shared_pool", "static_partition")
@@ -64,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "benchmarks.colocation", "--single", "--pool", p]
         if args.duration:
             cmd += ["--duration", args.duration]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            return out.returncode
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(single_run(cmd))
     print(table(rows, [("pool", "pool policy", "s"), ("requests", "requests", ",d"), ("jobs", "jobs", ",d"),
                        ("wall_s", "wall s", ".1f"), ("engine_s", "engine s", ".1f"), ("events", "events", ",d"),
                        ("requests_per_wall_s", "req/s", ",.0f"), ("peak_rss_mib", "peak MiB", ",.0f"),

@@ -52,3 +52,17 @@ def table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]]) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in body]
     return "\n".join(lines)
+
+
+def single_run(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
+    """Run one measured case in a fresh process (``cmd`` prints its JSON row last) and return the
+    row; a failing case prints its stderr and ends the benchmark with its exit code."""
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        raise SystemExit(proc.returncode)
+    row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return row
+

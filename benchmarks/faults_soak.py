@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, peak_rss_mib, table, write_json
+from benchmarks.common import machine, peak_rss_mib, single_run, table, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DAY_S = 86400.0
@@ -141,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in sizes:
         cmd = [sys.executable, "-m", "benchmarks.faults_soak", "--single", "--days", str(d),
                "--seed", str(args.seed), "--elastic-fraction", str(args.elastic_fraction)]
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            return proc.returncode
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(single_run(cmd, cwd=REPO))
         print(table(rows[-1:], COLS), flush=True)
     print()
     print(table(rows, COLS))

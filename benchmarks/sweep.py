@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, table, write_json
+from benchmarks.common import machine, single_run, table, write_json
 
 WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "schedulers.yaml"
 SCHEDULERS = ["fifo", "sjf", "easy", "tiresias"]
@@ -62,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in (1, 2):
         cmd = [sys.executable, "-m", "benchmarks.sweep", "--single", str(w), "--runs", str(args.runs),
                "--duration", args.duration]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(out.stderr, file=sys.stderr)
-            return out.returncode
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(single_run(cmd))
     for r in rows:
         r["speedup"] = rows[0]["wall_s"] / r["wall_s"]
         r["runs_speedup"] = rows[0]["runs_s"] / r["runs_s"]

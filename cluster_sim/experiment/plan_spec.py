@@ -51,6 +51,7 @@ from typing import Any
 from .. import catalog
 from ..config import ExperimentConfig, read_mapping
 from ..errors import ClusterSimError, ConfigError
+from .sweep_spec import spec_experiment
 
 __all__ = ["CANDIDATE_FIELDS", "DERIVED", "PLAN_FIELDS", "Candidate", "Objective", "PlanSpec",
            "candidate_overrides", "known_metrics", "load_plan_file", "parse_objectives"]
@@ -298,15 +299,7 @@ def load_plan_file(path: str | os.PathLike[str]) -> PlanSpec:
     """Read and check a plan file's fields (each candidate's overrides are checked by the planner)."""
     src = Path(path)
     data = read_mapping(src)
-    unknown = sorted(set(data) - set(PLAN_FIELDS))
-    if unknown:
-        raise ConfigError(f"{src}: {unknown[0]}: unknown field; known: {', '.join(PLAN_FIELDS)}")
-    exp = data.get("experiment")
-    if not isinstance(exp, str) or not exp.strip():
-        raise ConfigError(f"{src}: experiment: expected the workload's experiment file, got {exp!r}")
-    exp_path = Path(exp) if Path(exp).is_absolute() else src.parent / exp
-    if not exp_path.is_file():
-        raise ConfigError(f"{src}: experiment: no file {exp_path}")
+    exp_path = spec_experiment(src, data, PLAN_FIELDS)
     overrides = data.get("set", {})
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{src}: set: expected a mapping path -> value, got {overrides!r}")

@@ -19,7 +19,7 @@ config by :func:`~cluster_sim.experiment.sweep.sweep` before any run starts.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from ..config import read_mapping
 from ..errors import ConfigError
 
-__all__ = ["SWEEP_FIELDS", "SweepSpec", "is_sweep_file", "load_sweep_file"]
+__all__ = ["SWEEP_FIELDS", "SweepSpec", "is_sweep_file", "load_sweep_file", "spec_experiment"]
 
 SWEEP_FIELDS = ("experiment", "set", "factors", "seeds", "metrics", "ci_target", "max_seeds")
 
@@ -50,19 +50,26 @@ def is_sweep_file(data: Mapping[str, Any]) -> bool:
     return "experiment" in data
 
 
-def load_sweep_file(path: str | os.PathLike[str], data: Mapping[str, Any] | None = None) -> SweepSpec:
-    """Read and check a sweep file (``data``: its already parsed mapping)."""
-    src = Path(path)
-    data = read_mapping(src) if data is None else data
-    unknown = sorted(set(data) - set(SWEEP_FIELDS))
+def spec_experiment(src: Path, data: Mapping[str, Any], fields: Sequence[str]) -> Path:
+    """The experiment file a sweep or plan file names (relative to the file), after checking the
+    file has only ``fields``: one :class:`ConfigError` naming the file and the field otherwise."""
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{src}: {unknown[0]}: unknown field; known: {', '.join(SWEEP_FIELDS)}")
+        raise ConfigError(f"{src}: {unknown[0]}: unknown field; known: {', '.join(fields)}")
     exp = data.get("experiment")
     if not isinstance(exp, str) or not exp.strip():
         raise ConfigError(f"{src}: experiment: expected the experiment file's path, got {exp!r}")
     exp_path = Path(exp) if Path(exp).is_absolute() else src.parent / exp
     if not exp_path.is_file():
         raise ConfigError(f"{src}: experiment: no file {exp_path}")
+    return exp_path
+
+
+def load_sweep_file(path: str | os.PathLike[str], data: Mapping[str, Any] | None = None) -> SweepSpec:
+    """Read and check a sweep file (``data``: its already parsed mapping)."""
+    src = Path(path)
+    data = read_mapping(src) if data is None else data
+    exp_path = spec_experiment(src, data, SWEEP_FIELDS)
     factors = data.get("factors", {})
     if not isinstance(factors, Mapping):
         raise ConfigError(f"{src}: factors: expected a mapping path -> [values], got {factors!r}")

@@ -271,18 +271,21 @@ class KVNetwork:
         seeds: set[int] = set()
         drop = set(gone)
         for fid in [f for f, v in self._flows.items() if v[2] in drop]:
-            f = self._flows.pop(fid)
-            for ln in f[3]:
-                on = self._on_link[ln]
-                on.discard(fid)
-                if not on:
-                    del self._on_link[ln]
-            seeds.update(f[3])
+            seeds.update(self._unlink(fid, self._flows.pop(fid)))
         for x in sorted(gone):
             out.append(self._xfers.pop(x)[2])
         self._solve(seeds)
         self._next()
         return out
+
+    def _unlink(self, fid: int, f: Any) -> Any:
+        """Take flow ``fid`` (already out of ``_flows``) off its links; returns the links."""
+        for ln in f[3]:
+            on = self._on_link[ln]
+            on.discard(fid)
+            if not on:
+                del self._on_link[ln]
+        return f[3]
 
     def complete(self, t: float) -> list[tuple[float, Any]]:
         """Finish the flows done by ``t``; returns ``(delivery time, payload)`` of whole transfers."""
@@ -294,12 +297,7 @@ class KVNetwork:
             f = self._flows[fid]
             if f[0] <= f[1] * tol or f[0] <= 1e-6:
                 del self._flows[fid]
-                for ln in f[3]:
-                    on = self._on_link[ln]
-                    on.discard(fid)
-                    if not on:
-                        del self._on_link[ln]
-                seeds.update(f[3])
+                seeds.update(self._unlink(fid, f))
                 x = self._xfers[f[2]]
                 x[0] -= 1
                 if x[0] == 0:

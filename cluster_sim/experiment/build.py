@@ -220,7 +220,7 @@ def build_simulation(cfg: Any, *, topology: Any = None, layout: ClusterLayout | 
             sim.meta["offline_jobs"] = off.meta
         pol = training_policies(cfg.policy.training)
         fm = with_job_checkpoints(failure_model(cfg.failures, layout), cfg, jobs, layout)
-        if cfg.failures is not None and cfg.failures.checkpoint is not None:
+        if fm is not None and (fm.active or cfg.failures.checkpoint is not None):
             sim.meta["reliability"] = True   # the reliability.* keys (metrics/reliability.py)
         slow = straggler_model(cfg)
         elastic = elastic_jobs(cfg, jobs, sim.streams)

@@ -30,8 +30,8 @@ def jobs_frame(rec: RunRecord) -> pd.DataFrame:
     ``wait_s`` (all time queued, including after preemptions and failures), ``slowdown``,
     ``mfu``, ``restarts``, ``preemptions``, ``attained_s``, ``remaining_s``, ``card_type`` (of the
     first placement), ``n_nodes`` / ``n_domains`` / ``n_leaves`` (latest placement),
-    ``useful_flops``, ``peak_flop_s``; with ``meta["reliability"]`` (a ``failures.checkpoint``
-    section) the reliability columns of :func:`_reliability_columns` too.
+    ``useful_flops``, ``peak_flop_s``; with ``meta["reliability"]`` (anything can fail, or a
+    ``failures.checkpoint`` section) the reliability columns of :func:`_reliability_columns` too.
     """
     j = rec.jobs
     if not j:

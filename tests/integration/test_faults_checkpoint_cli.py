@@ -57,16 +57,19 @@ def _summary(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
-def test_flat_fields_keep_the_old_summary_and_the_section_adds_reliability(capsys, exp):
+def test_flat_fields_and_the_section_are_one_model_with_reliability_keys(capsys, exp):
+    """Any run where something can fail reports ETTR and goodput: the flat fields and the
+    ``failures.checkpoint`` section give the same summary (cost 60 s, 1 h); no failures, no keys."""
     flat = _summary(capsys, ["run", exp, "--set", "failures.checkpoint_interval=1h"])
-    assert not any(k.startswith("reliability.") for k in flat)
     sec = _summary(capsys, ["run", exp, "--set", "failures.checkpoint.interval=1h"])
-    same = {k for k in flat if not k.startswith("sim.") and k != "sources"}
-    assert {k: sec[k] for k in same} == {k: flat[k] for k in same}   # same model: cost 60 s, 1 h
-    assert sec["sources"] == {**flat["sources"], "reliability.*": "cluster engine"}
-    assert 0 < sec["reliability.ettr"] <= sec["reliability.goodput"] <= 1
-    assert sec["reliability.interruptions.failure"] == sec["training.restarts"]
-    assert sec["reliability.effective_mfu"] < sec["training.jobs.mfu"] or sec["training.restarts"] == 0
+    same = {k for k in flat if not k.startswith("sim.")}
+    assert set(sec) == set(flat) and {k: sec[k] for k in same} == {k: flat[k] for k in same}
+    assert flat["sources"]["reliability.*"] == "cluster engine"
+    assert 0 < flat["reliability.ettr"] <= flat["reliability.goodput"] <= 1
+    assert flat["reliability.interruptions.failure"] == flat["training.restarts"]
+    assert flat["reliability.effective_mfu"] < flat["training.jobs.mfu"] or flat["training.restarts"] == 0
+    none = _summary(capsys, ["run", exp, "--set", "failures=null"])
+    assert not any(k.startswith("reliability.") for k in none)
 
 
 def test_storage_bandwidth_turns_checkpoints_into_writes(capsys, exp, tmp_path):

@@ -160,6 +160,33 @@ def _load(source: str, overrides: Mapping[str, Any], name: str, seed: int) -> Ex
         raise type(exc)(f"candidate {name}, seed {seed}: {str(exc).removeprefix('<config>: ')}") from None
 
 
+def plan_runs(spec: PlanSpec, *, seeds: int | Sequence[int] | None = None,
+              overrides: Mapping[str, Any] | None = None
+              ) -> tuple[ExperimentConfig, dict[str, dict[str, Any]], list[_Run]]:
+    """Everything :func:`plan` checks before any run: the workload with the common overrides,
+    each candidate's overrides, and one validated config per (candidate, seed), in plan order
+    (``cluster-sim validate`` of a plan file stops here). Raises :class:`ConfigError` as
+    :func:`plan` documents."""
+    seed_spec = spec.seeds if seeds is None else seeds
+    check_seeds(seed_spec)
+    seed_list = _check_seeds(seed_spec)
+    common = {**spec.overrides, **dict(overrides or {})}
+    if "seed" in common:
+        raise ConfigError("set: the seed is set by seeds:/--seeds; do not override it")
+    base = load_config(spec.experiment, overrides=common)
+    known = known_metrics(base)
+    for o in spec.objectives:
+        if o.metric not in known:
+            raise ConfigError(_where_metric(o.metric, known))
+    per_cand = {c.name: candidate_overrides(c.fields, base, f"candidates[{c.name}]") for c in spec.candidates}
+    batch = []
+    for i, c in enumerate(spec.candidates):
+        for s in seed_list:
+            cfg = _load(spec.experiment, {**common, **per_cand[c.name]}, c.name, s)
+            batch.append(_Run(i, s, cfg, run_key(cfg, s), {"candidate": c.name}))
+    return base, per_cand, batch
+
+
 def plan(spec: PlanSpec, *, seeds: int | Sequence[int] | None = None, workers: int | None = None,
          scheduler: str | None = None, store: str | os.PathLike[str] | None = None,
          overrides: Mapping[str, Any] | None = None, connect_timeout: float = CONNECT_TIMEOUT_S,
@@ -183,24 +210,8 @@ def plan(spec: PlanSpec, *, seeds: int | Sequence[int] | None = None, workers: i
         Before any run: seeds <= 0, an objective metric the workload does not produce, a bad
         candidate field or an override that does not validate (the candidate and seed named).
     """
-    seed_spec = spec.seeds if seeds is None else seeds
-    check_seeds(seed_spec)
-    seed_list = _check_seeds(seed_spec)
-    common = {**spec.overrides, **dict(overrides or {})}
-    if "seed" in common:
-        raise ConfigError("set: the seed is set by seeds:/--seeds; do not override it")
-    base = load_config(spec.experiment, overrides=common)
-    known = known_metrics(base)
-    for o in spec.objectives:
-        if o.metric not in known:
-            raise ConfigError(_where_metric(o.metric, known))
-    per_cand = {c.name: candidate_overrides(c.fields, base, f"candidates[{c.name}]") for c in spec.candidates}
+    base, per_cand, batch = plan_runs(spec, seeds=seeds, overrides=overrides)
     names = [c.name for c in spec.candidates]
-    batch = []
-    for i, name in enumerate(names):
-        for s in seed_list:
-            cfg = _load(spec.experiment, {**common, **per_cand[name]}, name, s)
-            batch.append(_Run(i, s, cfg, run_key(cfg, s), {"candidate": name}))
     res_store = ResultStore(store).open() if store is not None else None
     records: dict[str, RunRecord] = {}
     counts = {"executed": 0, "skipped": 0}

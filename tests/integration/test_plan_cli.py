@@ -131,3 +131,42 @@ def test_an_override_that_does_not_validate_names_the_candidate_and_seed(tmp_pat
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("error: candidate a100-2to6, seed 0: ") and "slo.ttft" in err, err
+
+
+@pytest.mark.parametrize("name,variants", [("plan_serving_pd.yaml", 8), ("plan_supernode.yaml", 4)])
+def test_validate_checks_every_candidate_of_a_shipped_plan(capsys, name, variants):
+    """`cluster-sim validate` of a plan file checks each candidate's experiment (models fit,
+    topology, policies) as `plan` would before its first run, and runs nothing."""
+    assert main(["validate", str(REPO / "workloads" / name), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    labels = {line.split(":")[0] for line in got["checked"]}
+    assert got["ok"] and len(labels) == variants and all(x.startswith("candidate ") for x in labels)
+
+
+def test_validate_of_a_plan_names_the_candidate_that_does_not_fit(tmp_path, capsys):
+    """A candidate whose cards cannot hold the model fails validate with one line naming it."""
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"experiment: {REPO / 'workloads' / 'plan_supernode_workload.yaml'}\n"
+                    "set: {duration: 60s}\n"
+                    "candidates:\n"
+                    "  - name: nebula-2048\n"
+                    "    topology: {name: zte-nebula-2048-x1, builder: supernode, system: zte-nebula-2048,"
+                    " supernodes: 1}\n"
+                    "    card_type: tiangai-150\n"
+                    "    set: {training.jobs.0.parallel.recompute: full}\n"
+                    "objectives: {training.days_to_train: '<= 45'}\n", encoding="utf-8")
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deepseek-v3 on 16 x tiangai-150" in err[0], err
+
+
+def test_validate_checks_every_cell_of_a_sweep_file(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"experiment: {REPO / 'workloads' / 'schedulers.yaml'}\n"
+                    "factors: {policy.training.scheduler: [fifo, sjf]}\n", encoding="utf-8")
+    assert main(["validate", str(spec)]) == 0
+    assert "valid (2 variants)" in capsys.readouterr().out
+    spec.write_text(f"experiment: {REPO / 'workloads' / 'schedulers.yaml'}\n"
+                    "factors: {policy.training.schedulr: [fifo]}\n", encoding="utf-8")
+    assert main(["validate", str(spec)]) == 2
+    assert "policy.training.schedulr: unknown field" in capsys.readouterr().err

@@ -7,6 +7,7 @@ experiment file is."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
@@ -26,7 +27,10 @@ __all__ = ["register"]
 def _variants(args: argparse.Namespace) -> list[tuple[str, ExperimentConfig]] | None:
     """``(label, config)`` of each candidate of a plan file or cell of a sweep file, first seed
     (None for an experiment file)."""
-    data = read_mapping(args.experiment)
+    path = Path(args.experiment)
+    if not path.is_file():   # a shipped name, or a missing file: load_experiment says which
+        return None
+    data = read_mapping(path)
     if not is_sweep_file(data):
         return None
     sets = parse_overrides(args.overrides)
